@@ -3,22 +3,19 @@
 import numpy as np
 import pytest
 
+from rsatalker_ros.render.camera import Camera
 from rsatalker_ros.render.mesh_raster import rasterize_triangles, render_mesh, sample_texture
 
 
-class PinholeCamera:
-    """Camera at the origin looking down +z (OpenCV convention), focal f pixels, principal point at the centre."""
-
-    def __init__(self, width=32, height=32, f=32.0):
-        self.width, self.height = width, height
-        self.world_to_camera = np.eye(4)
-        self.K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
+def PinholeCamera(width=32, height=32, f=32.0):
+    """Camera at the origin looking down +z (OpenCV convention), focal f pixels, principal point at width / 2."""
+    return Camera(width, height, f, f, width / 2, height / 2)
 
 
 def _pixels_inside(tri_px, width, height):
     """Reference: pixel centres strictly inside a screen-space triangle (a brute-force half-plane test)."""
     ys, xs = np.mgrid[0:height, 0:width]
-    p = np.stack([xs + 0.5, ys + 0.5], -1)
+    p = np.stack([xs, ys], -1)  # pixel centres at integers (OpenCV)
     a, b, c = tri_px
     def side(p0, p1):
         return (p1[0] - p0[0]) * (p[..., 1] - p0[1]) - (p1[1] - p0[1]) * (p[..., 0] - p0[0])
@@ -81,7 +78,7 @@ def test_perspective_correct_uv_on_slanted_quad():
 
 def test_supersampling_gives_fractional_edge_coverage():
     cam = PinholeCamera(16, 16, 16.0)
-    verts = np.array([[-0.3, -2, 1.0], [5, -2, 1.0], [-0.3, 5, 1.0]])  # vertical edge at x = 16*(-0.3)+8 = 3.2 px
+    verts = np.array([[-0.3, -2, 1.0], [5, -2, 1.0], [-0.3, 5, 1.0]])  # vertical edge at u = 16*(-0.3)+8 = 3.2 px
     out = render_mesh(verts, np.array([[0, 1, 2]]), cam, vertex_colors=np.ones((3, 3)), background=(0, 0, 0),
                       ambient=1.0, diffuse=0.0, supersample=4)
     assert 0.0 < out.alpha[8, 3] < 1.0

@@ -1,8 +1,8 @@
 """A small textured-mesh rasteriser (numpy + numba): z-buffer, perspective-correct UVs, Lambert shading.
 
 It draws the ground-truth images that stage-3 training fits the Gaussian avatar to, so it takes the same
-``Camera`` as the Gaussian renderer (OpenCV convention: camera x right, y down, z forward; pixel centres at
-integer + 0.5). Two passes:
+``Camera`` as the Gaussian renderer (OpenCV convention: camera x right, y down, z forward; the centre of pixel
+(col, row) is at u = col, v = row). Two passes:
 
 1. ``rasterize_triangles`` (numba): for every pixel, the nearest triangle and its perspective-correct
    barycentric weights (a visibility buffer).
@@ -62,19 +62,19 @@ def _raster_kernel(sx, sy, sz, faces, width, height, face_id, bary, zbuf):
         if abs(area) < 1e-12:
             continue
         inv_area = 1.0 / area
-        xmin = max(int(np.floor(min(x0, min(x1, x2)) - 0.5)), 0)
-        xmax = min(int(np.ceil(max(x0, max(x1, x2)) - 0.5)), width - 1)
-        ymin = max(int(np.floor(min(y0, min(y1, y2)) - 0.5)), 0)
-        ymax = min(int(np.ceil(max(y0, max(y1, y2)) - 0.5)), height - 1)
+        xmin = max(int(np.ceil(min(x0, min(x1, x2)))), 0)
+        xmax = min(int(np.floor(max(x0, max(x1, x2)))), width - 1)
+        ymin = max(int(np.ceil(min(y0, min(y1, y2)))), 0)
+        ymax = min(int(np.floor(max(y0, max(y1, y2)))), height - 1)
         if xmin > xmax or ymin > ymax:
             continue
         iz0 = 1.0 / z0
         iz1 = 1.0 / z1
         iz2 = 1.0 / z2
         for py in range(ymin, ymax + 1):
-            cy = py + 0.5
+            cy = float(py)
             for px in range(xmin, xmax + 1):
-                cx = px + 0.5
+                cx = float(px)
                 w0 = ((x1 - cx) * (y2 - cy) - (x2 - cx) * (y1 - cy)) * inv_area
                 w1 = ((x2 - cx) * (y0 - cy) - (x0 - cx) * (y2 - cy)) * inv_area
                 w2 = 1.0 - w0 - w1
@@ -93,7 +93,7 @@ def _raster_kernel(sx, sy, sz, faces, width, height, face_id, bary, zbuf):
 def rasterize_triangles(screen: np.ndarray, faces: np.ndarray, width: int, height: int):
     """Visibility buffer of a triangle mesh already projected to the screen.
 
-    screen: [V, 3] float, (pixel x, pixel y, camera z in metres); pixel centres are at integer + 0.5.
+    screen: [V, 3] float, (pixel x, pixel y, camera z in metres); pixel (col, row) has its centre at x = col, y = row.
         Pass z = 1 for every vertex to rasterise a flat layout (e.g. a UV map); ties keep the first triangle.
     faces: [F, 3] int vertex indices.
     Returns (face_id [H, W] int32 with -1 where empty, bary [H, W, 3] float32 perspective-correct
@@ -123,10 +123,10 @@ def camera_arrays(camera) -> tuple[np.ndarray, np.ndarray, int, int]:
     """(world_to_camera [4, 4], K [3, 3], width, height) as float64 numpy arrays from a ``Camera``.
 
     Accepts the package's ``rsatalker_ros.render.camera.Camera`` (OpenCV convention) or any object with
-    ``world_to_camera`` / ``viewmat`` [4, 4], ``K`` / ``intrinsics`` [3, 3], ``width`` and ``height``.
+    ``world_to_cam`` / ``world_to_camera`` / ``viewmat`` [4, 4], ``K`` / ``intrinsics`` [3, 3], ``width``, ``height``.
     """
     view = None
-    for name in ("world_to_camera", "viewmat", "view_matrix", "w2c"):
+    for name in ("world_to_cam", "world_to_camera", "viewmat", "w2c"):
         if hasattr(camera, name):
             view = getattr(camera, name)
             view = view() if callable(view) else view
@@ -253,7 +253,9 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, camera, *, texture: np.
         raise ValueError(f"supersample must be an integer >= 1, got {supersample}")
     view, K, width, height = camera_arrays(camera)
     Ks = K.copy()
-    Ks[:2] *= s  # pixel x' = s x: scaling fx, fy, cx, cy (and skew) by s keeps pixel centres consistent
+    Ks[:2] *= s  # sub-pixel grid: u' = s (u + 0.5) - 0.5 (pixel centres at integers, OpenCV)
+    Ks[0, 2] += 0.5 * (s - 1)
+    Ks[1, 2] += 0.5 * (s - 1)
     screen = project(vertices, view, Ks)
     face_id, bary, zbuf = rasterize_triangles(screen, faces, width * s, height * s)
     color = shade(face_id, bary, vertices, faces, view=view, texture=texture, uvs=uvs, face_uvs=face_uvs,
