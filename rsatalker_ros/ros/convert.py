@@ -1,0 +1,181 @@
+"""Conversions between rsatalker_ros messages and the core library's numpy / dataclass types.
+
+Every ``*_from_msg`` validates what it reads and raises ``ValueError`` naming the field, what it held and what was
+expected, so a node can log the error and keep running.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rsatalker_ros.motion.layout import MotionLayout
+from rsatalker_ros.social.relation import Hierarchy, Kinship, Relation
+from rsatalker_ros.msg import (AudioFrame, FaceMesh, FaceTopology, FlameParams, SocialRelation)
+
+_BYTES_PER_SAMPLE = {AudioFrame.FORMAT_S16LE: 2, AudioFrame.FORMAT_F32LE: 4}
+
+
+# --- time -----------------------------------------------------------------------------------------------------
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int, stamp) -> None:
+    """Fill a builtin_interfaces/Time in place from integer nanoseconds (>= 0)."""
+    stamp.sec, stamp.nanosec = divmod(int(ns), 1_000_000_000)
+
+
+# --- relationship ---------------------------------------------------------------------------------------------
+def relation_to_msg(relation: Relation) -> SocialRelation:
+    msg = SocialRelation()
+    msg.kinship = int(relation.kinship)
+    msg.hierarchy = int(relation.hierarchy)
+    msg.senior_participant_id = relation.senior
+    msg.label = relation.label
+    msg.confidence = float(relation.confidence)
+    return msg
+
+
+def relation_from_msg(msg: SocialRelation) -> Relation:
+    if msg.kinship not in (SocialRelation.KINSHIP_BLOOD, SocialRelation.KINSHIP_NON_BLOOD):
+        raise ValueError(f"SocialRelation.kinship is {msg.kinship}; expected KINSHIP_BLOOD (0) or KINSHIP_NON_BLOOD (1)")
+    if msg.hierarchy not in (SocialRelation.HIERARCHY_EQUAL, SocialRelation.HIERARCHY_UNEQUAL):
+        raise ValueError(f"SocialRelation.hierarchy is {msg.hierarchy}; expected HIERARCHY_EQUAL (0) or "
+                         "HIERARCHY_UNEQUAL (1)")
+    if not math.isfinite(msg.confidence):
+        raise ValueError(f"SocialRelation.confidence is {msg.confidence}; expected a number in [0, 1]")
+    return Relation(Kinship(msg.kinship), Hierarchy(msg.hierarchy), msg.senior_participant_id, msg.label,
+                    float(msg.confidence))
+
+
+# --- audio ----------------------------------------------------------------------------------------------------
+def audio_to_msg(samples: np.ndarray, sample_rate: int, participant_id: str, stamp_ns: int,
+                 sample_format: int = AudioFrame.FORMAT_S16LE, frame_id: str = "") -> AudioFrame:
+    """samples: float [N] or [N, C] in -1..1 (clipped for S16LE); stamp_ns: capture time of the first sample."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"audio samples must be [N] or [N, C], got shape {x.shape}")
+    msg = AudioFrame()
+    ns_to_stamp(stamp_ns, msg.header.stamp)
+    msg.header.frame_id = frame_id
+    msg.participant_id = participant_id
+    msg.sample_rate = int(sample_rate)
+    msg.channels = int(x.shape[1])
+    msg.sample_format = int(sample_format)
+    if sample_format == AudioFrame.FORMAT_S16LE:
+        raw = (np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2").tobytes()
+    elif sample_format == AudioFrame.FORMAT_F32LE:
+        raw = x.astype("<f4").tobytes()
+    else:
+        raise ValueError(f"unknown sample_format {sample_format}; expected FORMAT_S16LE (0) or FORMAT_F32LE (1)")
+    msg.data = raw
+    return msg
+
+
+def audio_from_msg(msg: AudioFrame, max_samples: int = 16000 * 10) -> np.ndarray:
+    """-> float32 [N, C] in -1..1. Rejects unknown formats, ragged data, non-finite samples and oversized chunks."""
+    if msg.sample_format not in _BYTES_PER_SAMPLE:
+        raise ValueError(f"AudioFrame.sample_format is {msg.sample_format}; expected FORMAT_S16LE (0) or FORMAT_F32LE (1)")
+    if msg.channels < 1:
+        raise ValueError(f"AudioFrame.channels is {msg.channels}; expected >= 1")
+    if msg.sample_rate <= 0:
+        raise ValueError(f"AudioFrame.sample_rate is {msg.sample_rate}; expected a positive rate in Hz")
+    raw = bytes(msg.data)
+    width = _BYTES_PER_SAMPLE[msg.sample_format] * msg.channels
+    if len(raw) == 0:
+        raise ValueError("AudioFrame.data is empty; expected at least one sample")
+    if len(raw) % width:
+        raise ValueError(f"AudioFrame.data has {len(raw)} bytes, not a multiple of {width} "
+                         f"({msg.channels} channel(s) x {width // msg.channels} bytes)")
+    n = len(raw) // width
+    if n > max_samples:
+        raise ValueError(f"AudioFrame holds {n} samples per channel; at most {max_samples} expected per chunk")
+    if msg.sample_format == AudioFrame.FORMAT_S16LE:
+        x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    else:
+        x = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("AudioFrame.data holds NaN or infinite samples; expected finite floats in -1..1")
+    return x.reshape(n, msg.channels)
+
+
+# --- face parameters ------------------------------------------------------------------------------------------
+def motion_to_flame_params(motion: np.ndarray, layout: MotionLayout) -> FlameParams:
+    """motion: [layout.dim] one frame in rsatalker_ros.motion.layout order."""
+    m = np.asarray(motion, dtype=np.float32).reshape(-1)
+    if m.shape[0] != layout.dim:
+        raise ValueError(f"motion frame has {m.shape[0]} values; expected {layout.dim} for basis {layout.basis}")
+    msg = FlameParams()
+    msg.expression_basis = layout.basis
+    msg.expression = m[layout.expression].tolist()
+    msg.jaw_pose = m[layout.jaw].tolist()
+    msg.neck_pose = m[layout.neck].tolist()
+    msg.eye_pose = m[layout.eyes].tolist()
+    return msg
+
+
+def flame_params_to_motion(msg: FlameParams) -> tuple[np.ndarray, MotionLayout]:
+    """-> (motion [layout.dim], layout). Global rotation, translation and shape are not part of the motion frame."""
+    layout = MotionLayout.for_basis(msg.expression_basis)
+    expr = np.asarray(msg.expression, dtype=np.float32)
+    if expr.shape[0] != layout.n_expression:
+        raise ValueError(f"FlameParams.expression has {expr.shape[0]} values; expected {layout.n_expression} "
+                         f"for basis {layout.basis!r}")
+    m = np.concatenate([expr, np.asarray(msg.jaw_pose, np.float32), np.asarray(msg.neck_pose, np.float32),
+                        np.asarray(msg.eye_pose, np.float32)])
+    if not np.all(np.isfinite(m)):
+        raise ValueError("FlameParams holds NaN or infinite values; expected finite coefficients and angles")
+    return m, layout
+
+
+# --- meshes ---------------------------------------------------------------------------------------------------
+def mesh_to_msg(vertices: np.ndarray, participant_id: str, topology_id: str, stamp_ns: int,
+                frame_id: str) -> FaceMesh:
+    """vertices: [V, 3] metres in the head frame."""
+    v = np.asarray(vertices, dtype=np.float32)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must be [V, 3], got {v.shape}")
+    msg = FaceMesh()
+    ns_to_stamp(stamp_ns, msg.header.stamp)
+    msg.header.frame_id = frame_id
+    msg.participant_id = participant_id
+    msg.topology_id = topology_id
+    msg.vertices = v.reshape(-1)
+    return msg
+
+
+def mesh_from_msg(msg: FaceMesh, n_vertices: int | None = None) -> np.ndarray:
+    v = np.asarray(msg.vertices, dtype=np.float32)
+    if v.size % 3:
+        raise ValueError(f"FaceMesh.vertices has {v.size} values, not a multiple of 3")
+    v = v.reshape(-1, 3)
+    if n_vertices is not None and v.shape[0] != n_vertices:
+        raise ValueError(f"FaceMesh has {v.shape[0]} vertices; expected {n_vertices} for topology {msg.topology_id!r}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("FaceMesh.vertices holds NaN or infinite values")
+    return v
+
+
+def topology_to_msg(faces: np.ndarray, n_vertices: int, topology_id: str) -> FaceTopology:
+    f = np.asarray(faces, dtype=np.int64)
+    if f.ndim != 2 or f.shape[1] != 3 or f.min() < 0 or f.max() >= n_vertices:
+        raise ValueError(f"faces must be [F, 3] indices below {n_vertices}, got shape {f.shape}")
+    msg = FaceTopology()
+    msg.topology_id = topology_id
+    msg.vertex_count = int(n_vertices)
+    msg.triangles = f.astype(np.uint32).reshape(-1)
+    return msg
+
+
+def topology_from_msg(msg: FaceTopology) -> np.ndarray:
+    f = np.asarray(msg.triangles, dtype=np.int64)
+    if f.size % 3:
+        raise ValueError(f"FaceTopology.triangles has {f.size} values, not a multiple of 3")
+    f = f.reshape(-1, 3)
+    if f.size and f.max() >= msg.vertex_count:
+        raise ValueError(f"FaceTopology.triangles indexes vertex {f.max()}; only {msg.vertex_count} exist")
+    return f

