@@ -1,0 +1,95 @@
+"""Avatar files: safetensors, no pickles.
+
+Format (``*.safetensors``), tensors (little-endian, safetensors dtypes):
+    means           F32 [N, 3]   local means (triangle frame, units of k)
+    log_scales      F32 [N, 3]   local log standard deviations
+    quats           F32 [N, 4]   local rotations, wxyz
+    opacity_logits  F32 [N]      opacity = sigmoid(logit)
+    sh              F32 [N, K, 3] SH colour coefficients, K = (degree+1)^2, degree 0..3
+    parent          I64 [N]      parent triangle index into faces
+    faces           I64 [F, 3]   the head topology the avatar was built on
+metadata (string -> string):
+    format = "rsatalker_ros.gaussian_avatar", version = "1", head = <head name>, sh_degree = <d>
+Loading validates everything (missing key, wrong shape, NaN, triangle index out of range) and, when a head's faces
+or name is given, that the avatar belongs to that head; problems raise ValueError with what was expected.
+"""
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .gaussians import GaussianAvatar
+
+FORMAT = "rsatalker_ros.gaussian_avatar"
+VERSION = "1"
+TENSOR_KEYS = ("means", "log_scales", "quats", "opacity_logits", "sh", "parent", "faces")
+
+
+def save_avatar(path, avatar: GaussianAvatar) -> None:
+    """Validate and write ``avatar`` to ``path`` (parent folders are created)."""
+    avatar.validate()
+    tensors = {
+        "means": avatar.means.detach().float(),
+        "log_scales": avatar.log_scales.detach().float(),
+        "quats": avatar.quats.detach().float(),
+        "opacity_logits": avatar.opacity_logits.detach().float(),
+        "sh": avatar.sh.detach().float(),
+        "parent": avatar.parent.detach().to(torch.int64),
+        "faces": avatar.faces.detach().to(torch.int64),
+    }
+    tensors = {k: v.cpu().contiguous() for k, v in tensors.items()}
+    meta = {"format": FORMAT, "version": VERSION, "head": avatar.head, "sh_degree": str(avatar.sh_degree)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _read_metadata(path: Path) -> dict:
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
+def load_avatar(path, faces=None, head: str | None = None) -> GaussianAvatar:
+    """Read ``path`` -> GaussianAvatar (float32 / int64 CPU tensors).
+
+    faces [F, 3] (optional): the head mesh's triangles; raises ValueError if the avatar was built on another topology.
+    head (optional): expected head name; raises ValueError if the file says another.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"avatar file {path} does not exist")
+    try:
+        meta = _read_metadata(path)
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable safetensors avatar file: {e}") from e
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: metadata format is {meta.get('format')!r}; expected {FORMAT!r}")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{path}: avatar format version {meta.get('version')!r}; this code reads {VERSION!r}")
+    missing = [k for k in TENSOR_KEYS if k not in tensors]
+    if missing:
+        raise ValueError(f"{path}: missing tensor(s) {missing}; an avatar file holds {list(TENSOR_KEYS)}")
+    avatar = GaussianAvatar(
+        means=tensors["means"], log_scales=tensors["log_scales"], quats=tensors["quats"],
+        opacity_logits=tensors["opacity_logits"], sh=tensors["sh"], parent=tensors["parent"],
+        faces=tensors["faces"], head=meta.get("head", ""))
+    try:
+        avatar.validate()
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
+    if "sh_degree" in meta and meta["sh_degree"] != str(avatar.sh_degree):
+        raise ValueError(f"{path}: metadata sh_degree {meta['sh_degree']} but sh holds degree {avatar.sh_degree}")
+    if head is not None and avatar.head != head:
+        raise ValueError(f"{path}: avatar was built for head {avatar.head!r}; expected head {head!r}")
+    if faces is not None:
+        try:
+            avatar.check_topology(faces)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+    avatar.parent = avatar.parent.to(torch.int64)
+    avatar.faces = avatar.faces.to(torch.int64)
+    return avatar

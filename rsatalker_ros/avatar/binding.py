@@ -1,0 +1,212 @@
+"""Triangle frames and the GaussianAvatars binding (DESIGN.md section 3), in torch and in numba.
+
+Per triangle (v0, v1, v2):
+    T  = mean(v0, v1, v2)                       origin
+    a0 = norm(v1 - v0)                          along the first edge
+    a1 = norm(a0 x (v2 - v0))                   the face normal
+    a2 = -norm(a1 x a0)  (= a0 x a1)            in the plane; [a0 a1 a2] is right-handed
+    R  = [a0 a1 a2] (columns)
+    k  = (|v1 - v0| + |a2 . (v2 - v0)|) / 2     scale (mean of the triangle's base and height)
+A Gaussian with local (mu, s, q) bound to that triangle renders at
+    mu_world = k R mu + T,   s_world = exp(s) k,   q_world = q_face (x) q   (quaternions wxyz, Hamilton product)
+
+The torch functions are differentiable (training); ``bind_arrays`` is the numba path for the live renderer.
+"""
+
+import numba
+import numpy as np
+import torch
+
+_EPS = 1e-12
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    """x [..., 3] -> unit vectors [..., 3] (zero vectors stay finite)."""
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+
+
+def triangle_frames(vertices: torch.Tensor, faces: torch.Tensor):
+    """Frames of all triangles.
+
+    vertices: [..., V, 3] float, faces: [F, 3] long.
+    Returns (R [..., F, 3, 3] rotation with columns a0 a1 a2, k [..., F] scale, T [..., F, 3] centroid).
+    """
+    v0 = vertices[..., faces[:, 0], :]
+    v1 = vertices[..., faces[:, 1], :]
+    v2 = vertices[..., faces[:, 2], :]
+    e1 = v1 - v0
+    e2 = v2 - v0
+    a0 = _normalize(e1)
+    a1 = _normalize(torch.cross(a0, e2, dim=-1))
+    a2 = -_normalize(torch.cross(a1, a0, dim=-1))
+    R = torch.stack([a0, a1, a2], dim=-1)
+    k = 0.5 * (e1.norm(dim=-1) + (a2 * e2).sum(-1).abs())
+    T = (v0 + v1 + v2) / 3.0
+    return R, k, T
+
+
+def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product a (x) b of wxyz quaternions; a, b [..., 4] -> [..., 4]."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    ], dim=-1)
+
+
+def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """wxyz quaternions [..., 4] (normalised here) -> rotation matrices [..., 3, 3]."""
+    q = q / q.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], dim=-1).reshape(q.shape[:-1] + (3, 3))
+
+
+def matrix_to_quat(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [..., 3, 3] -> unit wxyz quaternions [..., 4] with w >= 0 (Shepperd's method)."""
+    m00, m01, m02 = R[..., 0, 0], R[..., 0, 1], R[..., 0, 2]
+    m10, m11, m12 = R[..., 1, 0], R[..., 1, 1], R[..., 1, 2]
+    m20, m21, m22 = R[..., 2, 0], R[..., 2, 1], R[..., 2, 2]
+    # 4 |q_i|^2 for i = w, x, y, z; the largest gives a well-conditioned candidate
+    sq = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22,
+                      1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1)
+    r = sq.clamp_min(1e-8).sqrt()  # 2 |q_i|
+    cand = torch.stack([
+        torch.stack([r[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], -1) / (2 * r[..., 0, None]),
+        torch.stack([m21 - m12, r[..., 1] ** 2, m10 + m01, m02 + m20], -1) / (2 * r[..., 1, None]),
+        torch.stack([m02 - m20, m10 + m01, r[..., 2] ** 2, m21 + m12], -1) / (2 * r[..., 2, None]),
+        torch.stack([m10 - m01, m02 + m20, m21 + m12, r[..., 3] ** 2], -1) / (2 * r[..., 3, None]),
+    ], dim=-2)  # [..., 4 candidates, 4]
+    best = sq.argmax(dim=-1)
+    q = torch.gather(cand, -2, best[..., None, None].expand(best.shape + (1, 4))).squeeze(-2)
+    q = q / q.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def bind_tensors(vertices, faces, parent, means, log_scales, quats):
+    """Local Gaussians -> world Gaussians (differentiable).
+
+    vertices [..., V, 3], faces [F, 3] long, parent [N] long, means [N, 3], log_scales [N, 3], quats [N, 4] wxyz.
+    Returns (means [..., N, 3], scales [..., N, 3], quats [..., N, 4] unit wxyz).
+    """
+    R, k, T = triangle_frames(vertices, faces)
+    R, k, T = R[..., parent, :, :], k[..., parent], T[..., parent, :]
+    world_means = k[..., None] * (R @ means[..., None]).squeeze(-1) + T
+    world_scales = log_scales.exp() * k[..., None]
+    q_local = quats / quats.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    world_quats = quat_multiply(matrix_to_quat(R), q_local)
+    return world_means, world_scales, world_quats
+
+
+# --------------------------------------------------------------------------------------------------------------
+# numba path (float32, parallel over Gaussians) for the live renderer
+
+
+@numba.njit(cache=True, fastmath=True)
+def _frame_of(vertices, faces, f, out_R):
+    """Fill out_R [3,3] with the frame of triangle f; return (k, Tx, Ty, Tz)."""
+    i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+    e1x = vertices[i1, 0] - vertices[i0, 0]
+    e1y = vertices[i1, 1] - vertices[i0, 1]
+    e1z = vertices[i1, 2] - vertices[i0, 2]
+    e2x = vertices[i2, 0] - vertices[i0, 0]
+    e2y = vertices[i2, 1] - vertices[i0, 1]
+    e2z = vertices[i2, 2] - vertices[i0, 2]
+    l1 = np.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
+    inv = 1.0 / max(l1, 1e-12)
+    a0x, a0y, a0z = e1x * inv, e1y * inv, e1z * inv
+    nx = a0y * e2z - a0z * e2y
+    ny = a0z * e2x - a0x * e2z
+    nz = a0x * e2y - a0y * e2x
+    inv = 1.0 / max(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
+    a1x, a1y, a1z = nx * inv, ny * inv, nz * inv
+    # a2 = -(a1 x a0) = a0 x a1 (unit already, a0 and a1 are orthonormal)
+    a2x = a0y * a1z - a0z * a1y
+    a2y = a0z * a1x - a0x * a1z
+    a2z = a0x * a1y - a0y * a1x
+    inv = 1.0 / max(np.sqrt(a2x * a2x + a2y * a2y + a2z * a2z), 1e-12)
+    a2x, a2y, a2z = a2x * inv, a2y * inv, a2z * inv
+    out_R[0, 0], out_R[1, 0], out_R[2, 0] = a0x, a0y, a0z
+    out_R[0, 1], out_R[1, 1], out_R[2, 1] = a1x, a1y, a1z
+    out_R[0, 2], out_R[1, 2], out_R[2, 2] = a2x, a2y, a2z
+    k = 0.5 * (l1 + abs(a2x * e2x + a2y * e2y + a2z * e2z))
+    tx = (vertices[i0, 0] + vertices[i1, 0] + vertices[i2, 0]) / 3.0
+    ty = (vertices[i0, 1] + vertices[i1, 1] + vertices[i2, 1]) / 3.0
+    tz = (vertices[i0, 2] + vertices[i1, 2] + vertices[i2, 2]) / 3.0
+    return k, tx, ty, tz
+
+
+@numba.njit(cache=True, fastmath=True)
+def _matrix_to_quat_nb(R, out, i):
+    m00, m01, m02 = R[0, 0], R[0, 1], R[0, 2]
+    m10, m11, m12 = R[1, 0], R[1, 1], R[1, 2]
+    m20, m21, m22 = R[2, 0], R[2, 1], R[2, 2]
+    tr = m00 + m11 + m22
+    if tr > 0.0:
+        s = np.sqrt(tr + 1.0) * 2.0
+        w, x, y, z = 0.25 * s, (m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s
+    elif m00 > m11 and m00 > m22:
+        s = np.sqrt(1.0 + m00 - m11 - m22) * 2.0
+        w, x, y, z = (m21 - m12) / s, 0.25 * s, (m01 + m10) / s, (m02 + m20) / s
+    elif m11 > m22:
+        s = np.sqrt(1.0 + m11 - m00 - m22) * 2.0
+        w, x, y, z = (m02 - m20) / s, (m01 + m10) / s, 0.25 * s, (m12 + m21) / s
+    else:
+        s = np.sqrt(1.0 + m22 - m00 - m11) * 2.0
+        w, x, y, z = (m10 - m01) / s, (m02 + m20) / s, (m12 + m21) / s, 0.25 * s
+    if w < 0.0:  # same convention as matrix_to_quat: w >= 0
+        w, x, y, z = -w, -x, -y, -z
+    out[i, 0], out[i, 1], out[i, 2], out[i, 3] = w, x, y, z
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _face_frames_nb(vertices, faces, R_out, kT_out, q_out):
+    for f in numba.prange(faces.shape[0]):
+        k, tx, ty, tz = _frame_of(vertices, faces, f, R_out[f])
+        kT_out[f, 0], kT_out[f, 1], kT_out[f, 2], kT_out[f, 3] = k, tx, ty, tz
+        _matrix_to_quat_nb(R_out[f], q_out, f)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _bind_nb(R, kT, qf, parent, means, scales_local, quats_local, out_means, out_scales, out_quats):
+    for i in numba.prange(parent.shape[0]):
+        f = parent[i]
+        k = kT[f, 0]
+        mx, my, mz = means[i, 0], means[i, 1], means[i, 2]
+        for r in range(3):
+            out_means[i, r] = k * (R[f, r, 0] * mx + R[f, r, 1] * my + R[f, r, 2] * mz) + kT[f, 1 + r]
+            out_scales[i, r] = scales_local[i, r] * k
+        aw, ax, ay, az = qf[f, 0], qf[f, 1], qf[f, 2], qf[f, 3]
+        bw, bx, by, bz = quats_local[i, 0], quats_local[i, 1], quats_local[i, 2], quats_local[i, 3]
+        out_quats[i, 0] = aw * bw - ax * bx - ay * by - az * bz
+        out_quats[i, 1] = aw * bx + ax * bw + ay * bz - az * by
+        out_quats[i, 2] = aw * by - ax * bz + ay * bw + az * bx
+        out_quats[i, 3] = aw * bz + ax * by - ay * bx + az * bw
+
+
+def bind_arrays(vertices: np.ndarray, faces: np.ndarray, parent: np.ndarray, means: np.ndarray,
+                scales_local: np.ndarray, quats_local_unit: np.ndarray):
+    """numba binding for one mesh (no gradients).
+
+    vertices [V, 3] float32, faces [F, 3] int32/int64, parent [N] int, means [N, 3] float32 local,
+    scales_local [N, 3] float32 = exp(log_scales), quats_local_unit [N, 4] float32 unit wxyz.
+    Returns float32 (means [N, 3], scales [N, 3], quats [N, 4]).
+    """
+    vertices = np.ascontiguousarray(vertices, dtype=np.float32)
+    F = faces.shape[0]
+    R = np.empty((F, 3, 3), np.float32)
+    kT = np.empty((F, 4), np.float32)
+    qf = np.empty((F, 4), np.float32)
+    _face_frames_nb(vertices, faces, R, kT, qf)
+    N = parent.shape[0]
+    out_m = np.empty((N, 3), np.float32)
+    out_s = np.empty((N, 3), np.float32)
+    out_q = np.empty((N, 4), np.float32)
+    _bind_nb(R, kT, qf, parent, means, scales_local, quats_local_unit, out_m, out_s, out_q)
+    return out_m, out_s, out_q
