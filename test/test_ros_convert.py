@@ -1,0 +1,80 @@
+"""Message <-> numpy conversions keep values and reject malformed input with errors that say what was expected."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def test_audio_round_trip_s16_and_f32():
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.ros.convert import audio_from_msg, audio_to_msg, stamp_to_ns
+    x = np.sin(np.linspace(0, 40, 640)).astype(np.float32) * 0.5
+    m = audio_to_msg(x, 16000, "alice", 1_234_567_890_123)
+    assert stamp_to_ns(m.header.stamp) == 1_234_567_890_123
+    assert len(m.data) == 640 * 2
+    np.testing.assert_allclose(audio_from_msg(m)[:, 0], x, atol=1 / 32768)
+    m = audio_to_msg(np.stack([x, -x], 1), 48000, "bob", 5, sample_format=AudioFrame.FORMAT_F32LE)
+    y = audio_from_msg(m)
+    assert y.shape == (640, 2) and m.sample_rate == 48000
+    np.testing.assert_array_equal(y[:, 1], -x)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda m: setattr(m, "data", b""), "data is empty"),
+    (lambda m: setattr(m, "data", bytes(m.data)[:-1]), "not a multiple of 2"),
+    (lambda m: setattr(m, "sample_format", 7), "sample_format is 7"),
+    (lambda m: setattr(m, "sample_rate", 0), "sample_rate is 0"),
+    (lambda m: setattr(m, "channels", 0), "channels is 0"),
+])
+def test_malformed_audio_is_rejected_with_a_clear_error(mutate, message):
+    from rsatalker_ros.ros.convert import audio_from_msg, audio_to_msg
+    m = audio_to_msg(np.zeros(320, np.float32), 16000, "alice", 0)
+    mutate(m)
+    with pytest.raises(ValueError, match=message):
+        audio_from_msg(m)
+
+
+def test_nan_and_oversized_audio_are_rejected():
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.ros.convert import audio_from_msg, audio_to_msg
+    x = np.zeros(320, np.float32)
+    x[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        audio_from_msg(audio_to_msg(x, 16000, "a", 0, sample_format=AudioFrame.FORMAT_F32LE))
+    with pytest.raises(ValueError, match="at most 1600"):
+        audio_from_msg(audio_to_msg(np.zeros(3200, np.float32), 16000, "a", 0), max_samples=1600)
+
+
+def test_motion_and_relation_round_trip():
+    from rsatalker_ros.motion.layout import ARKIT_LAYOUT
+    from rsatalker_ros.ros.convert import (flame_params_to_motion, motion_to_flame_params, relation_from_msg,
+                                           relation_to_msg)
+    from rsatalker_ros.social.relation import Relation
+    m = np.random.default_rng(0).normal(size=ARKIT_LAYOUT.dim).astype(np.float32)
+    msg = motion_to_flame_params(m, ARKIT_LAYOUT)
+    assert msg.expression_basis == "arkit52" and len(msg.expression) == 52
+    back, layout = flame_params_to_motion(msg)
+    np.testing.assert_array_equal(back, m)
+    assert layout == ARKIT_LAYOUT
+    rel = Relation.parse("non_blood", "unequal", senior="boss", label="boss-employee", confidence=0.5)
+    assert relation_from_msg(relation_to_msg(rel)) == rel
+    msg.expression = msg.expression[:50]
+    with pytest.raises(ValueError, match="expected 52 for basis 'arkit52'"):
+        flame_params_to_motion(msg)
+    bad = relation_to_msg(rel)
+    bad.kinship = 9
+    with pytest.raises(ValueError, match="kinship is 9"):
+        relation_from_msg(bad)
+
+
+def test_mesh_and_topology_round_trip():
+    from rsatalker_ros.ros.convert import mesh_from_msg, mesh_to_msg, topology_from_msg, topology_to_msg
+    v = np.random.default_rng(1).normal(size=(10, 3)).astype(np.float32)
+    f = np.array([[0, 1, 2], [2, 3, 9]])
+    np.testing.assert_array_equal(mesh_from_msg(mesh_to_msg(v, "a", "t", 0, "a/head"), 10), v)
+    np.testing.assert_array_equal(topology_from_msg(topology_to_msg(f, 10, "t")), f)
+    with pytest.raises(ValueError, match="expected 11"):
+        mesh_from_msg(mesh_to_msg(v, "a", "t", 0, "a/head"), 11)
+    with pytest.raises(ValueError, match="indices below 5"):
+        topology_to_msg(f, 5, "t")
