@@ -83,6 +83,7 @@ fi
 src_sum=$(cat package.xml CMakeLists.txt msg/*.msg | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP_DIR/colcon.sha" 2>/dev/null)" != "$src_sum" ] || [ ! -f install/setup.bash ]; then
   log "colcon: building rsatalker_ros"
+  mkdir -p log
   (
     export PATH=$VENV/bin:$PATH
     if [ -z "${ROS_DISTRO:-}" ]; then export CMAKE_PREFIX_PATH=$VENV AMENT_PREFIX_PATH=$VENV; fi
