@@ -61,11 +61,10 @@ class WorldGaussians:
 
     @staticmethod
     def from_colors(means, scales, quats, opacities, colors) -> "WorldGaussians":
-        """Build from plain rgb colours [N, 3] in 0..1 (degree-0 SH)."""
-        colors = torch.as_tensor(colors, dtype=torch.float32)
-        return WorldGaussians(torch.as_tensor(means, dtype=torch.float32), torch.as_tensor(scales, dtype=torch.float32),
-                              torch.as_tensor(quats, dtype=torch.float32),
-                              torch.as_tensor(opacities, dtype=torch.float32), rgb_to_sh0(colors)[..., None, :])
+        """Build from plain rgb colours [N, 3] in 0..1 (degree-0 SH); tensors keep their gradients."""
+        def f32(x):
+            return x.float() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
+        return WorldGaussians(f32(means), f32(scales), f32(quats), f32(opacities), rgb_to_sh0(f32(colors))[..., None, :])
 
 
 @dataclass
@@ -218,7 +217,8 @@ def bind(avatar: GaussianAvatar, vertices) -> WorldGaussians:
     if v.dim() not in (2, 3) or v.shape[-1] != 3:
         raise ValueError(f"vertices has shape {tuple(v.shape)}; expected [V, 3] or [B, V, 3]")
     if int(avatar.faces.max()) >= v.shape[-2]:
-        raise ValueError(f"the avatar's faces index vertex {int(avatar.faces.max())}; the mesh has {v.shape[-2]}")
+        raise ValueError(f"the avatar's faces index vertex {int(avatar.faces.max())}; "
+                         f"the mesh has {v.shape[-2]} vertices")
     v = v.to(avatar.means.dtype)
     m, s, q = bind_tensors(v, avatar.faces, avatar.parent, avatar.means, avatar.log_scales, avatar.quats)
     opac = torch.sigmoid(avatar.opacity_logits)
