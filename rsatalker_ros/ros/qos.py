@@ -1,0 +1,18 @@
+"""QoS profiles of the rsatalker_ros graph (REP-2003): sensor data in, reliable state and images out."""
+
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
+
+#: microphone audio (AudioFrame): best effort, keep last 5 (a late chunk is worth less than the next one)
+AUDIO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+                   durability=DurabilityPolicy.VOLATILE)
+#: what subscribers of sensor streams use (REP-2003: sensor-data QoS for audio in)
+SENSOR_IN = qos_profile_sensor_data
+#: conversation state, motion, is_speaking: reliable, keep last 10
+STATE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+#: meshes and images: reliable, keep last 2 (a display wants the newest frame, not a backlog)
+FRAMES = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
+#: subscribers of frames that render only the newest one
+LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+#: latched topics (topology, relation, audio info): reliable, transient local, keep last 1
+LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -1,0 +1,112 @@
+"""Pure logic behind the nodes, without ROS: turn taking, two-stream alignment, newest-frame mailbox, graph names."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from rsatalker_ros.ros.latest import LatestSlot
+from rsatalker_ros.ros.stream_align import AlignConfig, PairAligner
+from rsatalker_ros.ros.turn_taking import OVERLAP, SILENCE, SINGLE, TurnConfig, TurnTracker
+
+
+def feed(tracker, script, dt=0.032):
+    """script: list of (seconds, {pid: prob}); returns the states after each segment."""
+    t, out = 0.0, []
+    for seconds, probs in script:
+        for _ in range(int(round(seconds / dt))):
+            t += dt
+            for pid, p in probs.items():
+                tracker.update(pid, p, t)
+        out.append(tracker.state(t))
+    return out
+
+
+def test_turns_count_speaker_changes_not_pauses():
+    tr = TurnTracker(["alice", "bob"], TurnConfig(min_speech_s=0.1, hangover_s=0.3))
+    s = feed(tr, [(0.5, {"alice": 0.0, "bob": 0.0}),
+                  (1.0, {"alice": 0.9, "bob": 0.0}),     # alice opens turn 0
+                  (0.15, {"alice": 0.1, "bob": 0.0}),    # a short pause inside her turn
+                  (0.5, {"alice": 0.9, "bob": 0.0}),
+                  (0.6, {"alice": 0.0, "bob": 0.0}),     # silence
+                  (0.8, {"alice": 0.0, "bob": 0.95}),    # bob answers: turn 1
+                  (0.5, {"alice": 0.9, "bob": 0.95}),    # overlap: bob keeps the turn
+                  (0.6, {"alice": 0.9, "bob": 0.0}),     # bob stops: alice takes turn 2
+                  ])
+    assert (s[0].activity, s[0].active_speaker) == (SILENCE, "")
+    assert (s[1].activity, s[1].active_speaker, s[1].turn_index) == (SINGLE, "alice", 0)
+    assert (s[2].activity, s[2].active_speaker) == (SINGLE, "alice")
+    assert s[4].activity == SILENCE and s[4].turn_index == 0
+    assert (s[5].active_speaker, s[5].turn_index) == ("bob", 1)
+    assert (s[6].activity, s[6].active_speaker, s[6].turn_index) == (OVERLAP, "bob", 1)
+    assert (s[7].activity, s[7].active_speaker, s[7].turn_index) == (SINGLE, "alice", 2)
+
+
+def test_short_blips_are_not_speech_and_silent_sources_expire():
+    tr = TurnTracker(["a", "b"], TurnConfig(min_speech_s=0.1, hangover_s=0.3, stale_s=0.5))
+    s = feed(tr, [(0.032, {"a": 1.0}), (0.5, {"a": 0.0})])
+    assert s[0].activity == SILENCE and s[1].activity == SILENCE
+    feed(tr, [(0.5, {"a": 1.0})])
+    assert tr.state(0.6).active_speaker == "a"
+    assert tr.state(1.5).activity == SILENCE          # a's audio stopped arriving 1 s ago
+
+
+def test_turn_tracker_rejects_bad_input():
+    tr = TurnTracker(["a", "b"])
+    with pytest.raises(ValueError, match="unknown participant"):
+        tr.update("c", 0.5, 0.0)
+    with pytest.raises(ValueError, match="probability"):
+        tr.update("a", float("nan"), 0.0)
+    with pytest.raises(ValueError, match="distinct"):
+        TurnTracker(["a", "a"])
+
+
+def test_aligner_pairs_streams_by_stamp_and_fills_gaps():
+    al = PairAligner(AlignConfig(sample_rate=16000))
+    t0 = 5_000_000_000
+    ns = lambda i: t0 + i * 1_000_000_000 // 16000  # noqa: E731
+    al.push(0, np.ones(320), ns(0))
+    assert al.pop()[0].shape == (0,)                       # the partner has not arrived yet
+    al.push(1, 2 * np.ones(320), ns(0))
+    own, par, start, _ = al.pop()
+    assert start == 0 and own.shape == par.shape == (320,) and own[0] == 1 and par[0] == 2
+    al.push(0, np.ones(320), ns(640))                      # own chunk 320..640 was lost: silence fills it
+    al.push(1, 2 * np.ones(640), ns(320))
+    own, par, start, _ = al.pop()
+    assert start == 320 and own.shape == (640,) and np.all(own[:320] == 0) and np.all(own[320:] == 1)
+    al.push(1, 3 * np.ones(320), ns(960))
+    al.push(1, 3 * np.ones(320), ns(960))                  # a duplicate of samples the partner already sent
+    assert al.dropped_samples == 320
+    assert al.stamp_of(640) == ns(640)
+
+
+def test_aligner_treats_a_silent_partner_as_absent_and_restarts_on_jumps():
+    al = PairAligner(AlignConfig(sample_rate=16000, max_lag_s=0.1, max_gap_s=1.0))
+    t0 = 10**9
+    got = 0
+    for k in range(20):                                    # 20 x 20 ms of own audio, no partner at all
+        al.push(0, np.ones(320), t0 + k * 20_000_000)
+        own, par, _, _ = al.pop()
+        got += own.shape[0]
+        assert np.all(par == 0)
+    assert got >= 20 * 320 - 0.1 * 16000                   # at most max_lag behind, not stalled
+    al.push(0, np.ones(320), t0 + 60 * 10**9)              # a minute later: a restarted source
+    assert al.pop()[3] is True and al.t0_ns == t0 + 60 * 10**9
+
+
+def test_latest_slot_drops_instead_of_queueing():
+    slot = LatestSlot()
+    for i in range(5):
+        slot.put(f"frame{i}", i * 40)
+    assert slot.take(0) == ("frame4", 160)
+    assert slot.stats.dropped_replaced == 4
+    assert slot.put("old", 80) is False and slot.stats.dropped_stale == 1
+    assert slot.take(0) is None
+    assert slot.put("restarted", 160 - 5 * 10**9) is True   # far older = the source restarted, not stale
+    got = []
+    th = threading.Thread(target=lambda: got.append(slot.take(2.0)))
+    slot.take(0)
+    th.start()
+    slot.put("late", 10**10)
+    th.join()
+    assert got == [("late", 10**10)]
