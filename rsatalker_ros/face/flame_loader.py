@@ -20,6 +20,10 @@ from rsatalker_ros.motion.layout import MotionLayout
 N_FLAME_SHAPE = 300
 
 
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle asked for something outside the allow-list (it would run code)."""
+
+
 class _StateHolder:
     """Stand-in for an allowed foreign class: keeps the pickled state, runs nothing."""
 
@@ -47,8 +51,15 @@ class _SparseMatrix(_StateHolder):
 def _reconstructor(cls, base, state):
     """copy_reg._reconstructor restricted to our stand-ins (protocol 0/1 pickles of new-style objects)."""
     if not (isinstance(cls, type) and issubclass(cls, _StateHolder)) or base is not object:
-        raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r}")
+        raise UnsafePickleError(f"refusing to reconstruct {cls!r}")
     return cls()
+
+
+def _latin1_encode(text, encoding="latin1"):
+    """_codecs.encode as Python 3 writes bytes in protocol-2 pickles: only str -> latin-1 bytes."""
+    if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
+        raise UnsafePickleError("refusing _codecs.encode other than str -> latin-1 bytes")
+    return text.encode("latin1")
 
 
 def _numpy_reconstruct():
@@ -71,6 +82,8 @@ _ALLOWED = {
     ("copyreg", "_reconstructor"): _reconstructor,
     ("__builtin__", "set"): set, ("builtins", "set"): set,
     ("__builtin__", "frozenset"): frozenset, ("builtins", "frozenset"): frozenset,
+    ("_codecs", "encode"): _latin1_encode,
+    ("builtins", "bytes"): bytes, ("builtins", "bytearray"): bytearray,
     ("__builtin__", "object"): object, ("builtins", "object"): object,
 }
 
@@ -85,10 +98,10 @@ class SafeUnpickler(pickle.Unpickler):
             return _ChumpyArray
         if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix", "coo_matrix"):
             return type(name, (_SparseMatrix,), {"format": name[:3]})
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} (not a numpy/chumpy/sparse array)")
+        raise UnsafePickleError(f"refusing to load global {module}.{name} (not a numpy/chumpy/sparse array)")
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError("persistent ids are not allowed")
+        raise UnsafePickleError("persistent ids are not allowed")
 
 
 def safe_load_pickle(path: str | Path):
@@ -99,9 +112,9 @@ def safe_load_pickle(path: str | Path):
     raw = path.read_bytes()
     try:
         return SafeUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except pickle.UnpicklingError as exc:
-        raise ValueError(f"{str(path)!r}: unsafe or invalid pickle: {exc}") from exc
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
+    except UnsafePickleError as exc:
+        raise ValueError(f"{str(path)!r}: unsafe pickle refused: {exc}") from exc
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
             UnicodeDecodeError, OverflowError) as exc:
         raise ValueError(f"{str(path)!r} is not a readable pickle (corrupt or truncated?): {exc!r}") from exc
 
@@ -111,12 +124,14 @@ def to_array(obj, name: str) -> np.ndarray:
     if isinstance(obj, np.ndarray):
         return obj
     if isinstance(obj, _ChumpyArray):
-        state = obj.state if isinstance(obj.state, dict) else {}
+        state = getattr(obj, "state", None)
+        state = state if isinstance(state, dict) else {}
         if "x" not in state:
             raise ValueError(f"{name}: chumpy object without an 'x' array (derived chumpy expressions unsupported)")
         return to_array(state["x"], name)
     if isinstance(obj, _SparseMatrix):
-        state = obj.state if isinstance(obj.state, dict) else {}
+        state = getattr(obj, "state", None)
+        state = state if isinstance(state, dict) else {}
         shape = state.get("_shape", state.get("shape"))
         if shape is None:
             raise ValueError(f"{name}: sparse matrix without a shape")
@@ -163,14 +178,11 @@ def load_flame(path: str | Path, basis: str = "flame100") -> HeadData:
     dirs = a["shapedirs"].astype(np.float64)
     if dirs.ndim != 3 or dirs.shape[:2] != (n_v, 3):
         raise ValueError(f"shapedirs has shape {list(dirs.shape)}; expected [{n_v}, 3, shape+expression]")
-    n_shape = min(N_FLAME_SHAPE, dirs.shape[2] - layout.n_expression)
-    if n_shape < 0:
-        raise ValueError(f"shapedirs has {dirs.shape[2]} directions; too few for {layout.n_expression} expressions")
-    if dirs.shape[2] > N_FLAME_SHAPE:
-        n_shape = N_FLAME_SHAPE
-    shapedirs, exprdirs = dirs[:, :, :n_shape], dirs[:, :, n_shape:n_shape + layout.n_expression]
-    if exprdirs.shape[2] != layout.n_expression:
-        raise ValueError(f"shapedirs has {dirs.shape[2]} directions; need {n_shape} shape + {layout.n_expression}")
+    if dirs.shape[2] < N_FLAME_SHAPE + layout.n_expression:
+        raise ValueError(f"shapedirs has {dirs.shape[2]} directions; FLAME files hold {N_FLAME_SHAPE} shape + "
+                         f"100 expression directions (need at least {N_FLAME_SHAPE + layout.n_expression})")
+    shapedirs = dirs[:, :, :N_FLAME_SHAPE]
+    exprdirs = dirs[:, :, N_FLAME_SHAPE:N_FLAME_SHAPE + layout.n_expression]
     kin = a["kintree_table"].astype(np.int64)
     if kin.shape != (2, 5):
         raise ValueError(f"kintree_table has shape {list(kin.shape)}; expected [2, 5] (FLAME's 5 joints)")
