@@ -33,5 +33,6 @@ setup(
     },
     entry_points={"console_scripts": [
         "rsatalker-smoke=rsatalker_ros.cli.smoke:main",
+        "rsatalker-bake-heads=rsatalker_ros.cli.bake_heads:main",
     ]},
 )
