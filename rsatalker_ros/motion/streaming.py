@@ -1,0 +1,166 @@
+"""Live motion from live audio: the one way to run the motion model on a stream.
+
+``StreamingMotion`` (one participant, what the ROS motion node wraps) and ``StreamingDyad`` (both participants,
+used by evaluation and demos) take 16 kHz float audio in chunks of any size and return each 25 fps motion frame as
+soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of the frame: 77.5 ms with the default
+model). Inside, both participants of the dyad are predicted together, each conditioned on the other's *predicted*
+past motion, ``motion_delay`` frames at a time. The numbers equal the batch model (``SocialMotionModel.forward``)
+run on the whole audio with the partner motion that the stream predicted.
+"""
+
+import numpy as np
+import torch
+
+from rsatalker_ros.audio.features import MelConfig, StreamingLogMel
+from rsatalker_ros.motion.config import NEUTRAL_QUERY
+from rsatalker_ros.motion.model import CoreState, SocialMotionModel
+from rsatalker_ros.social.relation import Relation
+
+MELS_PER_FRAME = 4
+
+
+def _as_samples(x, what: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"{what}: expected mono 16 kHz samples of shape [n], got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what}: expected float samples in [-1, 1], got dtype {x.dtype} (convert int16 with "
+                         f"/32768)")
+    return torch.from_numpy(x.astype(np.float32, copy=False))
+
+
+def query_indices_for(relation: Relation | None, a: str, b: str) -> tuple[int, int]:
+    """Query-set indices of participants a and b (NEUTRAL_QUERY for both when the relationship is unknown)."""
+    if relation is None:
+        return NEUTRAL_QUERY, NEUTRAL_QUERY
+    if relation.senior and relation.senior not in (a, b):
+        raise ValueError(f"the relationship's senior participant {relation.senior!r} is neither {a!r} nor {b!r}")
+    return relation.query_index_for(a), relation.query_index_for(b)
+
+
+class StreamingDyad:
+    """Both participants of a conversation, live. ``push(samples_a, samples_b) -> (frames_a, frames_b)``.
+
+    Each frames list holds (frame_index, motion [D] float32 numpy) in order; frame_index counts 40 ms frames from
+    the start of the stream (or the last ``reset``/``flush``). Audio chunks of the two participants may differ
+    in length: audio is consumed as far as both streams have arrived. ``relation`` None = unknown relationship
+    (neutral queries).
+    """
+
+    def __init__(self, model: SocialMotionModel, relation: Relation | None, participant_a: str = "a",
+                 participant_b: str = "b"):
+        if participant_a == participant_b:
+            raise ValueError(f"the two participants need different ids, got {participant_a!r} twice")
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.participants = (participant_a, participant_b)
+        self.queries = torch.tensor(query_indices_for(relation, participant_a, participant_b))
+        self.relation = relation
+        self.reset()
+
+    @property
+    def lookahead_ms(self) -> float:
+        return self.cfg.lookahead_ms
+
+    def reset(self) -> None:
+        """Start a new conversation: forget all audio and motion so far."""
+        self._mel = (StreamingLogMel(MelConfig()), StreamingLogMel(MelConfig()))
+        self._pending = [torch.zeros(0), torch.zeros(0)]
+        self._mel_buf = torch.zeros(2, 0, 80)
+        self._audio_state = self.model.initial_audio_state(2)
+        self._enc = torch.zeros(2, 0, self.cfg.d_model)
+        self._core = CoreState()
+        D, delay = self.cfg.motion_dim, self.cfg.motion_delay
+        self._hist = torch.zeros(2, delay, D)                       # last `delay` predicted frames per participant
+        self._hist_known = torch.zeros(delay, dtype=torch.bool)
+        self._next_frame = 0
+
+    def push(self, samples_a, samples_b=None):
+        """samples_a, samples_b: [n] float32 16 kHz (b None = silence as long as a). Returns (frames_a, frames_b)."""
+        a = _as_samples(samples_a, "samples_a")
+        b = torch.zeros_like(a) if samples_b is None else _as_samples(samples_b, "samples_b")
+        self._pending = [torch.cat([self._pending[0], a]), torch.cat([self._pending[1], b])]
+        n = min(self._pending[0].shape[0], self._pending[1].shape[0])
+        if n == 0:
+            return [], []
+        mels = [self._mel[i].push(self._pending[i][:n]) for i in range(2)]
+        self._pending = [p[n:] for p in self._pending]
+        return self._advance(torch.stack(mels), final=False)
+
+    def flush(self):
+        """End of the conversation: returns the frames still waiting for look-ahead (silence assumed after),
+        then resets. Audio past the last whole 40 ms frame is dropped."""
+        n = min(self._pending[0].shape[0], self._pending[1].shape[0])
+        mels = [torch.cat([self._mel[i].push(self._pending[i][:n]), self._mel[i].flush()]) for i in range(2)]
+        out = self._advance(torch.stack(mels), final=True)
+        self.reset()
+        return out
+
+    @torch.inference_mode()
+    def _advance(self, mels: torch.Tensor, final: bool):
+        self._mel_buf = torch.cat([self._mel_buf, mels], 1)
+        nf = self._mel_buf.shape[1] // MELS_PER_FRAME
+        feats = self._mel_buf[:, :nf * MELS_PER_FRAME].reshape(2, nf, MELS_PER_FRAME * self._mel_buf.shape[2])
+        self._mel_buf = self._mel_buf[:, nf * MELS_PER_FRAME:]
+        enc = [self._enc]
+        if nf:
+            enc.append(self.model.encode_audio(feats, self._audio_state))
+        if final:
+            enc.append(self.model.flush_audio(self._audio_state, 2))
+        self._enc = torch.cat(enc, 1)
+        out_a, out_b = [], []
+        delay = self.cfg.motion_delay
+        while self._enc.shape[1]:
+            k = min(delay, self._enc.shape[1])
+            a = self._enc[:, :k]
+            self._enc = self._enc[:, k:]
+            # participant a hears a as own audio and b as partner; b the other way round; each sees the
+            # other's predicted motion `delay` frames late
+            past = self._hist.flip(0)[:, :k]
+            known = self._hist_known[:k][None].expand(2, k)
+            motion = self.model.core(a, a.flip(0), past, known, self.queries, self._core)
+            self._hist = torch.cat([self._hist, motion], 1)[:, -delay:]
+            self._hist_known = torch.cat([self._hist_known, torch.ones(k, dtype=torch.bool)])[-delay:]
+            m = motion.numpy()
+            for i in range(k):
+                out_a.append((self._next_frame + i, m[0, i].copy()))
+                out_b.append((self._next_frame + i, m[1, i].copy()))
+            self._next_frame += k
+        return out_a, out_b
+
+
+class StreamingMotion:
+    """Live motion of one participant: ``push(own_samples, partner_samples) -> [(frame_index, motion [D])]``.
+
+    own_samples / partner_samples: 16 kHz mono float32 chunks of any size (partner None = silence). A frame is
+    returned once ``lookahead_ms`` of audio after it has arrived. Speaking or listening is heard from the audio;
+    the partner's motion is the model's own live prediction of it. ``relation`` None = unknown (neutral).
+    """
+
+    def __init__(self, model: SocialMotionModel, relation: Relation | None, participant: str,
+                 partner: str = "partner"):
+        self.participant, self.partner = participant, partner
+        self._dyad = StreamingDyad(model, relation, participant, partner)
+        self.last_partner_frames: list = []   # the partner frames predicted by the last push (for inspection)
+
+    @property
+    def lookahead_ms(self) -> float:
+        return self._dyad.lookahead_ms
+
+    @property
+    def motion_dim(self) -> int:
+        return self._dyad.cfg.motion_dim
+
+    def push(self, own_samples, partner_samples=None) -> list:
+        own, self.last_partner_frames = self._dyad.push(own_samples, partner_samples)
+        return own
+
+    def flush(self) -> list:
+        own, self.last_partner_frames = self._dyad.flush()
+        return own
+
+    def reset(self) -> None:
+        self._dyad.reset()
+        self.last_partner_frames = []
