@@ -179,3 +179,80 @@ def topology_from_msg(msg: FaceTopology) -> np.ndarray:
     if f.size and f.max() >= msg.vertex_count:
         raise ValueError(f"FaceTopology.triangles indexes vertex {f.max()}; only {msg.vertex_count} exist")
     return f
+
+
+def mono_audio_from_msg(msg: AudioFrame, participant_id: str, sample_rate: int = 16000,
+                        max_seconds: float = 1.0) -> np.ndarray:
+    """One participant's AudioFrame as the nodes expect it -> mono float32 [n].
+
+    Rejects (ValueError naming the field) a frame of another participant, another sample rate, more than one
+    channel, and everything ``audio_from_msg`` rejects (empty, ragged, NaN / infinite, longer than max_seconds)."""
+    if msg.participant_id != participant_id:
+        raise ValueError(f"AudioFrame.participant_id is {msg.participant_id!r} on the topic of {participant_id!r}")
+    if msg.sample_rate != sample_rate:
+        raise ValueError(f"AudioFrame.sample_rate is {msg.sample_rate} Hz; expected {sample_rate} Hz "
+                         "(audio_capture resamples to it)")
+    if msg.channels != 1:
+        raise ValueError(f"AudioFrame.channels is {msg.channels}; expected 1 (one participant per topic)")
+    return audio_from_msg(msg, max_samples=int(max_seconds * sample_rate))[:, 0]
+
+
+# --- images ---------------------------------------------------------------------------------------------------
+def image_to_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str):
+    """rgb: uint8 [H, W, 3] -> sensor_msgs/Image (encoding rgb8, row-major from the top-left pixel)."""
+    from sensor_msgs.msg import Image
+    a = np.ascontiguousarray(rgb)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"image must be uint8 [H, W, 3], got {a.dtype} {a.shape}")
+    msg = Image()
+    ns_to_stamp(stamp_ns, msg.header.stamp)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(a.shape[0]), int(a.shape[1])
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = int(a.shape[1] * 3)
+    msg.data = a.tobytes()
+    return msg
+
+
+def image_from_msg(msg) -> np.ndarray:
+    """sensor_msgs/Image rgb8 / bgr8 -> uint8 [H, W, 3] rgb."""
+    if msg.encoding not in ("rgb8", "bgr8"):
+        raise ValueError(f"Image.encoding is {msg.encoding!r}; expected 'rgb8' or 'bgr8'")
+    if msg.step < msg.width * 3:
+        raise ValueError(f"Image.step {msg.step} is shorter than width * 3 = {msg.width * 3}")
+    raw = np.frombuffer(bytes(msg.data), np.uint8)
+    if raw.size != msg.step * msg.height:
+        raise ValueError(f"Image.data has {raw.size} bytes; expected step * height = {msg.step * msg.height}")
+    img = raw.reshape(msg.height, msg.step)[:, :msg.width * 3].reshape(msg.height, msg.width, 3)
+    return img[..., ::-1].copy() if msg.encoding == "bgr8" else img.copy()
+
+
+def compressed_image_to_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, quality: int = 85):
+    """uint8 [H, W, 3] rgb -> sensor_msgs/CompressedImage (format "rgb8; jpeg compressed bgr8", image_transport's
+    name for JPEG from an rgb8 image)."""
+    import io
+
+    from PIL import Image as PILImage
+    from sensor_msgs.msg import CompressedImage
+    buf = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(rgb)).save(buf, format="JPEG", quality=int(quality))
+    msg = CompressedImage()
+    ns_to_stamp(stamp_ns, msg.header.stamp)
+    msg.header.frame_id = frame_id
+    msg.format = "rgb8; jpeg compressed bgr8"
+    msg.data = buf.getvalue()
+    return msg
+
+
+def camera_info_to_msg(camera_info: dict, stamp_ns: int, frame_id: str):
+    """A ``Camera.to_camera_info_dict()`` -> sensor_msgs/CameraInfo stamped ``stamp_ns``."""
+    from sensor_msgs.msg import CameraInfo, RegionOfInterest
+    d = camera_info
+    msg = CameraInfo(height=int(d["height"]), width=int(d["width"]), distortion_model=d["distortion_model"],
+                     d=[float(x) for x in d["d"]], k=[float(x) for x in d["k"]], r=[float(x) for x in d["r"]],
+                     p=[float(x) for x in d["p"]], binning_x=int(d["binning_x"]), binning_y=int(d["binning_y"]),
+                     roi=RegionOfInterest(**d["roi"]))
+    ns_to_stamp(stamp_ns, msg.header.stamp)
+    msg.header.frame_id = frame_id
+    return msg

@@ -1,0 +1,184 @@
+"""rsatalker-bringup: start the rsatalker_ros graph as separate processes (what `ros2 launch rsatalker_ros
+rsatalker.launch.py` starts on a real ROS 2 install; both read rsatalker_ros/ros/graph.py and config/).
+
+    rsatalker-bringup                                        # microphone, participants/relationship from config/
+    rsatalker-bringup --source wav --kinship blood --hierarchy unequal --senior alice --label mother-son
+    rsatalker-bringup --processes single                     # the whole graph in one process (less memory)
+
+Runs until Ctrl-C (or --seconds), then stops every process. DDS stays on this machine unless
+ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from rsatalker_ros.ros import graph
+
+
+def add_graph_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--participants", nargs="+", help="participant ids (default: config/graph.yaml)")
+    ap.add_argument("--kinship", help="blood or non_blood")
+    ap.add_argument("--hierarchy", help="equal or unequal")
+    ap.add_argument("--senior", help="senior participant id (unequal)")
+    ap.add_argument("--label", help="relationship label, e.g. mother-son")
+    ap.add_argument("--source", choices=["device", "wav"], help="audio source")
+    ap.add_argument("--wav", nargs="+", dest="wav_files", help="wav file per participant (source wav)")
+    ap.add_argument("--device", help="PortAudio input device (name, part of it, or index)")
+    ap.add_argument("--loop", action="store_true", default=None, help="loop the wav files")
+    ap.add_argument("--processes", choices=graph.PROCESS_MODES, help="process layout (default: config/graph.yaml)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM=VALUE",
+                    help="parameter overrides, e.g. renderer.width=256 motion_alice.checkpoint=/x.safetensors "
+                         "(NODE is a node name or an executable; VALUE is YAML)")
+    ap.add_argument("--config-dir", help="folder with graph.yaml and the node parameter files")
+
+
+def parse_overrides(items) -> dict:
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot or not node or not param:
+            raise ValueError(f"override {item!r}: expected NODE.PARAM=VALUE")
+        out.setdefault(node, {})[param] = yaml.safe_load(value)
+    return out
+
+
+def specs_from_args(args) -> list[graph.NodeSpec]:
+    return graph.describe(participants=args.participants, kinship=args.kinship, hierarchy=args.hierarchy,
+                          senior=args.senior, label=args.label, source=args.source, wav_files=args.wav_files,
+                          device=args.device, loop=args.loop, processes=args.processes,
+                          overrides=parse_overrides(args.set), config_dir=args.config_dir)
+
+
+def process_commands(specs, params_file: str) -> list[tuple[str, list[str]]]:
+    """[(group, argv)] : one process per group, every process reading the one parameter file."""
+    cmds = []
+    for grp, members in graph.groups(specs).items():
+        argv = [sys.executable, "-m", "rsatalker_ros.nodes.container"]
+        argv += [f"{s.executable}:{s.name}" for s in members]
+        argv += ["--ros-args", "--params-file", params_file]
+        cmds.append((grp, argv))
+    return cmds
+
+
+class Graph:
+    """The running graph: ``start()``, ``alive()``, ``pids()``, ``stop()``; usable as a context manager."""
+
+    def __init__(self, specs, log_dir: str | None = None, env: dict | None = None):
+        self.specs = specs
+        self.tmp = tempfile.TemporaryDirectory(prefix="rsatalker_graph_")
+        self.params_file = os.path.join(self.tmp.name, "graph_params.yaml")
+        with open(self.params_file, "w") as f:
+            yaml.safe_dump(graph.params_file_dict(specs), f, sort_keys=False)
+        self.log_dir = log_dir
+        self.env = dict(os.environ if env is None else env)
+        self.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        self.env["PYTHONUNBUFFERED"] = "1"
+        root = str(graph.PACKAGE_DIR.parent)
+        if (Path(root) / "rsatalker_ros").is_dir():
+            self.env["PYTHONPATH"] = root + (os.pathsep + self.env["PYTHONPATH"] if self.env.get("PYTHONPATH") else "")
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs = []
+
+    def start_group(self, grp: str) -> subprocess.Popen:
+        argv = dict(process_commands(self.specs, self.params_file))[grp]
+        out = None
+        if self.log_dir:
+            os.makedirs(self.log_dir, exist_ok=True)
+            out = open(os.path.join(self.log_dir, f"{grp}.log"), "a")
+            self._logs.append(out)
+        p = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                             start_new_session=True)
+        self.procs[grp] = p
+        return p
+
+    def start(self) -> "Graph":
+        for grp, _ in process_commands(self.specs, self.params_file):
+            self.start_group(grp)
+        return self
+
+    def alive(self) -> dict[str, bool]:
+        return {g: p.poll() is None for g, p in self.procs.items()}
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs.values() if p.poll() is None]
+
+    def stop_group(self, grp: str, sig=signal.SIGINT, timeout: float = 10.0) -> None:
+        p = self.procs.get(grp)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+    def stop(self) -> None:
+        for grp in reversed(list(self.procs)):
+            p = self.procs[grp]
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10.0
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        for f in self._logs:
+            f.close()
+        self.tmp.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_graph_arguments(ap)
+    ap.add_argument("--seconds", type=float, default=0.0, help="stop after this long [s]; 0 = until Ctrl-C")
+    ap.add_argument("--print", action="store_true", help="print the processes and parameters, start nothing")
+    args = ap.parse_args(argv)
+    try:
+        specs = specs_from_args(args)
+    except ValueError as err:
+        ap.error(str(err))
+    g = Graph(specs)
+    if args.print:
+        for grp, cmd in process_commands(specs, g.params_file):
+            print(f"[{grp}] {' '.join(cmd)}")
+        print(yaml.safe_dump(graph.params_file_dict(specs), sort_keys=False))
+        g.tmp.cleanup()
+        return
+    print(f"starting {len(g.specs)} nodes in {len(graph.groups(specs))} processes "
+          f"(ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}); Ctrl-C stops them", flush=True)
+    g.start()
+    try:
+        t0 = time.monotonic()
+        while all(g.alive().values()) and (not args.seconds or time.monotonic() - t0 < args.seconds):
+            time.sleep(0.2)
+        dead = [k for k, v in g.alive().items() if not v]
+        if dead:
+            print(f"process(es) {dead} exited; stopping the graph", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        g.stop()
+
+
+if __name__ == "__main__":
+    main()

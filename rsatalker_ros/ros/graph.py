@@ -1,0 +1,162 @@
+"""The node graph as data: which nodes run, with which names and parameters. Pure Python (no rclpy, no launch).
+
+    specs = describe(participants=["alice", "bob"], kinship="blood", hierarchy="unequal", senior="alice")
+
+launch/rsatalker.launch.py, launch/avatar.launch.py (real ROS 2 installs, launch_ros) and ``rsatalker-bringup``
+(separate processes here) all turn the same ``describe()`` output into running nodes, so they start the same
+graph from the same config/ files:
+  - config/graph.yaml: participants (head, avatar, placement, wav file), relationship, audio source, processes;
+  - config/<executable>.yaml: ROS 2 parameter files; their ``ros__parameters`` are each node's defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from rsatalker_ros.ros.topics import check_participant_id
+from rsatalker_ros.social.relation import Relation
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+EXECUTABLES = ("audio_capture", "conversation", "motion", "renderer")
+PROCESS_MODES = ("separate", "per_participant", "single")
+
+
+def default_config_dir() -> Path:
+    """config/ of the source checkout, or share/rsatalker_ros/config of an installed package."""
+    src = PACKAGE_DIR.parent / "config"
+    if (src / "graph.yaml").is_file():
+        return src
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory("rsatalker_ros")) / "config"
+    except Exception:  # noqa: BLE001 - ament_index missing or package not installed
+        return src
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str                 # audio_capture | conversation | motion | renderer
+    name: str                       # ROS node name
+    parameters: dict = field(default_factory=dict)
+    group: str = ""                 # nodes with the same group may share one process
+
+    @property
+    def module(self) -> str:
+        return f"rsatalker_ros.nodes.{self.executable}"
+
+
+def _node_defaults(config_dir: Path, executable: str) -> dict:
+    path = config_dir / f"{executable}.yaml"
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    if executable not in doc or "ros__parameters" not in doc[executable]:
+        raise ValueError(f"{path} must hold '{executable}: ros__parameters: ...'")
+    return dict(doc[executable]["ros__parameters"])
+
+
+def load_graph_config(config_dir: Path | str | None = None) -> dict:
+    config_dir = Path(config_dir) if config_dir else default_config_dir()
+    with open(config_dir / "graph.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def _resolve_wav(path: str) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else (PACKAGE_DIR / p))
+
+
+def describe(participants: list[str] | None = None, kinship: str | None = None, hierarchy: str | None = None,
+             senior: str | None = None, label: str | None = None, source: str | None = None,
+             wav_files: list[str] | None = None, device: str | None = None, loop: bool | None = None,
+             heads: list[str] | None = None, processes: str | None = None, with_conversation: bool = True,
+             overrides: dict | None = None, config_dir: Path | str | None = None) -> list[NodeSpec]:
+    """The graph for these arguments (None = the value in config/graph.yaml).
+
+    participants: ids; the first ones take the head, avatar, placement and wav file of graph.yaml's entries in
+    order. overrides: {node name or executable: {parameter: value}} applied last (e.g. {"renderer": {"width": 256}}).
+    Raises ValueError for an unknown relationship, bad ids, or a senior who is not a participant.
+    """
+    config_dir = Path(config_dir) if config_dir else default_config_dir()
+    g = load_graph_config(config_dir)
+    entries = g["participants"]
+    ids = list(participants) if participants else [e["id"] for e in entries]
+    if not 1 <= len(ids) <= len(entries) or len(set(ids)) != len(ids):
+        raise ValueError(f"participants {ids}: expected 1..{len(entries)} distinct ids (graph.yaml describes "
+                         f"{len(entries)})")
+    for pid in ids:
+        check_participant_id(pid)
+    rel_cfg = g["relation"]
+    rel = Relation.parse(kinship if kinship is not None else rel_cfg["kinship"],
+                         hierarchy if hierarchy is not None else rel_cfg["hierarchy"],
+                         senior if senior is not None else rel_cfg["senior"],
+                         label if label is not None else rel_cfg["label"])
+    if rel.senior and rel.senior not in ids:
+        raise ValueError(f"the senior participant {rel.senior!r} is not one of {ids}")
+    relation = {"relation_kinship": rel.kinship.name.lower(), "relation_hierarchy": rel.hierarchy.name.lower(),
+                "relation_senior": rel.senior, "relation_label": rel.label}
+    source = source or g["source"]
+    if source not in ("device", "wav"):
+        raise ValueError(f"source {source!r}: expected 'device' or 'wav'")
+    processes = processes or g.get("processes", "separate")
+    if processes not in PROCESS_MODES:
+        raise ValueError(f"processes {processes!r}: expected one of {PROCESS_MODES}")
+    people = entries[:len(ids)]
+    if heads:
+        if len(heads) != len(ids):
+            raise ValueError(f"{len(heads)} heads for {len(ids)} participants")
+        people = [dict(e, head=h) for e, h in zip(people, heads)]
+    grp = (lambda name: "graph") if processes == "single" else \
+        (lambda name: name) if processes == "separate" else None
+
+    specs = []
+    audio = _node_defaults(config_dir, "audio_capture")
+    audio.update(participants=ids, source=source)
+    if source == "wav":
+        files = wav_files if wav_files else [e["wav"] for e in people]
+        audio["wav_files"] = [_resolve_wav(f) for f in files]
+    if device is not None:
+        audio["device"] = device
+    if loop is not None:
+        audio["loop"] = bool(loop)
+    specs.append(NodeSpec("audio_capture", "audio_capture", audio, grp("audio_capture") if grp else "audio"))
+    if with_conversation:
+        conv = _node_defaults(config_dir, "conversation")
+        conv.update(participants=ids, **relation)
+        specs.append(NodeSpec("conversation", "conversation", conv, grp("conversation") if grp else "audio"))
+    for i, (pid, e) in enumerate(zip(ids, people)):
+        partner = ids[1 - i] if len(ids) == 2 else (ids[(i + 1) % len(ids)] if len(ids) > 1 else "partner")
+        mot = _node_defaults(config_dir, "motion")
+        mot.update(participant=pid, partner=partner, head=e["head"], head_position=[float(x) for x in e["position"]],
+                   head_yaw_deg=float(e["yaw_deg"]), **relation)
+        if not with_conversation:
+            mot["relation_source"] = "parameters"
+        ren = _node_defaults(config_dir, "renderer")
+        ren.update(participant=pid, head=e["head"], avatar=e.get("avatar", "") or "")
+        specs.append(NodeSpec("motion", f"motion_{pid}", mot, grp(f"motion_{pid}") if grp else f"avatar_{pid}"))
+        specs.append(NodeSpec("renderer", f"renderer_{pid}", ren, grp(f"renderer_{pid}") if grp else f"avatar_{pid}"))
+    if overrides:
+        out = []
+        for s in specs:
+            p = copy.deepcopy(s.parameters)
+            for key in (s.executable, s.name):
+                p.update(overrides.get(key, {}))
+            out.append(NodeSpec(s.executable, s.name, p, s.group))
+        specs = out
+    return specs
+
+
+def groups(specs: list[NodeSpec]) -> dict[str, list[NodeSpec]]:
+    """Process groups in start order: {group: [specs]}."""
+    out: dict[str, list[NodeSpec]] = {}
+    for s in specs:
+        out.setdefault(s.group or s.name, []).append(s)
+    return out
+
+
+def params_file_dict(specs: list[NodeSpec]) -> dict:
+    """A ROS 2 parameter file ({node name: {ros__parameters: {...}}}) for these nodes."""
+    return {s.name: {"ros__parameters": copy.deepcopy(s.parameters)} for s in specs}
