@@ -72,12 +72,13 @@ def _resolve_wav(path: str) -> str:
 def describe(participants: list[str] | None = None, kinship: str | None = None, hierarchy: str | None = None,
              senior: str | None = None, label: str | None = None, source: str | None = None,
              wav_files: list[str] | None = None, device: str | None = None, loop: bool | None = None,
-             heads: list[str] | None = None, processes: str | None = None, with_conversation: bool = True,
+             heads: list[str] | None = None, processes: str | None = None, with_conversation: bool | None = None,
              overrides: dict | None = None, config_dir: Path | str | None = None) -> list[NodeSpec]:
     """The graph for these arguments (None = the value in config/graph.yaml).
 
     participants: ids; the first ones take the head, avatar, placement and wav file of graph.yaml's entries in
-    order. overrides: {node name or executable: {parameter: value}} applied last (e.g. {"renderer": {"width": 256}}).
+    order. with_conversation: run the conversation node (default: with two or more participants).
+    overrides: {node name or executable: {parameter: value}} applied last (e.g. {"renderer": {"width": 256}}).
     Raises ValueError for an unknown relationship, bad ids, or a senior who is not a participant.
     """
     config_dir = Path(config_dir) if config_dir else default_config_dir()
@@ -89,6 +90,8 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
                          f"{len(entries)})")
     for pid in ids:
         check_participant_id(pid)
+    if with_conversation is None:
+        with_conversation = len(ids) > 1
     rel_cfg = g["relation"]
     rel = Relation.parse(kinship if kinship is not None else rel_cfg["kinship"],
                          hierarchy if hierarchy is not None else rel_cfg["hierarchy"],

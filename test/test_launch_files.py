@@ -1,0 +1,92 @@
+"""The launch files (real ROS 2 installs) and rsatalker-bringup (here) start the same nodes with the same
+parameters, both from rsatalker_ros/ros/graph.py and config/; and the config files document every parameter."""
+
+import os
+import re
+
+import pytest
+import yaml
+
+from rsatalker_ros.cli import bringup
+from rsatalker_ros.ros import graph
+from support import fake_launch
+from support.processes import REPO
+
+LAUNCH = os.path.join(REPO, "launch")
+
+
+def bringup_nodes(argv):
+    ap = bringup.argparse.ArgumentParser()
+    bringup.add_graph_arguments(ap)
+    specs = bringup.specs_from_args(ap.parse_args(argv))
+    return {s.name: (s.executable, s.parameters) for s in specs}
+
+
+def launch_nodes(path, **arguments):
+    out = {}
+    for kw in fake_launch.evaluate(path, **arguments):
+        assert kw["package"] == "rsatalker_ros"
+        assert len(kw["parameters"]) == 1
+        out[kw["name"]] = (kw["executable"], kw["parameters"][0])
+    return out
+
+
+def test_two_participant_launch_matches_bringup():
+    args = dict(kinship="blood", hierarchy="unequal", senior="bob", label="father-son", source="wav")
+    from_launch = launch_nodes(os.path.join(LAUNCH, "rsatalker.launch.py"), **args)
+    from_bringup = bringup_nodes(["--kinship", "blood", "--hierarchy", "unequal", "--senior", "bob",
+                                  "--label", "father-son", "--source", "wav"])
+    assert sorted(from_launch) == ["audio_capture", "conversation", "motion_alice", "motion_bob", "renderer_alice",
+                                   "renderer_bob"]
+    assert from_launch == from_bringup
+    assert from_launch["motion_alice"][1]["relation_senior"] == "bob"
+    assert from_launch["conversation"][1]["relation_kinship"] == "blood"
+    assert from_launch["motion_bob"][1]["partner"] == "alice"
+    # and without arguments: the defaults of config/graph.yaml on both sides
+    assert launch_nodes(os.path.join(LAUNCH, "rsatalker.launch.py")) == bringup_nodes([])
+
+
+def test_avatar_launch_matches_bringup_for_one_participant():
+    from_launch = launch_nodes(os.path.join(LAUNCH, "avatar.launch.py"), participant="carol", kinship="non_blood",
+                               hierarchy="unequal", senior="carol")
+    from_bringup = bringup_nodes(["--participants", "carol", "--kinship", "non_blood", "--hierarchy", "unequal",
+                                  "--senior", "carol"])
+    assert sorted(from_launch) == ["audio_capture", "motion_carol", "renderer_carol"]
+    assert from_launch == from_bringup
+    assert from_launch["motion_carol"][1]["relation_source"] == "parameters"   # no conversation node to follow
+
+
+def test_graph_rejects_unknown_relationships_and_bad_ids():
+    with pytest.raises(ValueError, match="kinship"):
+        graph.describe(kinship="cousins")
+    with pytest.raises(ValueError, match="senior"):
+        graph.describe(hierarchy="unequal", senior="zed")
+    with pytest.raises(ValueError, match="not a valid name"):
+        graph.describe(participants=["Alice", "bob"])
+
+
+def test_process_layouts_group_the_same_nodes():
+    for mode, n_proc in (("separate", 6), ("per_participant", 3), ("single", 1)):
+        specs = graph.describe(processes=mode)
+        assert [s.name for s in specs] == [s.name for s in graph.describe()]
+        assert len(graph.groups(specs)) == n_proc
+        cmds = bringup.process_commands(specs, "/tmp/p.yaml")
+        started = sorted(a.split(":")[1] for _, argv in cmds for a in argv if ":" in a and not a.startswith("/"))
+        assert started == sorted(s.name for s in specs)
+
+
+def test_every_config_parameter_is_commented_and_declared_by_its_node():
+    cfg = os.path.join(REPO, "config")
+    for exe in graph.EXECUTABLES:
+        text = open(os.path.join(cfg, f"{exe}.yaml")).read()
+        params = yaml.safe_load(text)[exe]["ros__parameters"]
+        src = open(os.path.join(REPO, "rsatalker_ros", "nodes", f"{exe}.py")).read()
+        for name in params:
+            line = next(ln for ln in text.splitlines() if re.match(rf"\s+{name}:", ln))
+            assert "#" in line, f"config/{exe}.yaml: parameter {name} has no comment"
+            assert f'"{name}"' in src, f"{exe} does not declare parameter {name} that config/{exe}.yaml sets"
+    text = open(os.path.join(cfg, "graph.yaml")).read()
+    for ln in text.splitlines():
+        if re.match(r"\s*-?\s*\w+:\s*\S", ln) and not ln.strip().startswith("#"):
+            assert "#" in ln or ln.strip().startswith("- id") or ":" in ln and ln.split(":")[0].strip() in (
+                "head", "avatar", "position", "yaw_deg", "wav"), ln
