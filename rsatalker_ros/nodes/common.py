@@ -21,7 +21,8 @@ def declare(node, name: str, default, description: str, read_only: bool = False,
 
 
 class RejectLog:
-    """Counts rejected inputs by reason and logs each reason as an error at most once per ``period_s``."""
+    """Counts rejected inputs and logs each kind of error (what + the start of its message) at most once per
+    ``period_s``, so a flood of bad messages cannot flood the log."""
 
     def __init__(self, node, period_s: float = 1.0):
         self.node, self.period_s = node, period_s
@@ -29,7 +30,7 @@ class RejectLog:
         self._last: dict[str, float] = {}
 
     def __call__(self, what: str, err: Exception | str) -> None:
-        key = f"{what}: {type(err).__name__ if isinstance(err, Exception) else 'error'}"
+        key = f"{what}: {str(err)[:28]}"
         self.counts[what] = self.counts.get(what, 0) + 1
         now = time.monotonic()
         if now - self._last.get(key, -1e9) >= self.period_s:

@@ -1,0 +1,28 @@
+"""Assets for node tests: the shipped files where they exist, else small valid stand-ins built from the heads."""
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parents[2] / "rsatalker_ros" / "assets"
+
+
+def avatar_path(head: str, tmp_dir) -> str:
+    """The shipped avatar of ``head``, or one Gaussian per triangle of its neutral mesh (untrained, grey)."""
+    shipped = ASSETS / "avatars" / f"{head}.safetensors"
+    if shipped.is_file():
+        return str(shipped)
+    from rsatalker_ros.avatar.gaussians import GaussianAvatar, save_avatar
+    from rsatalker_ros.face.head_model import load_head
+    h = load_head(head)
+    v = h.neutral()
+    v = v[0] if v.dim() == 3 else v
+    out = Path(tmp_dir) / f"{head}.safetensors"
+    if not out.is_file():
+        save_avatar(out, GaussianAvatar.init_from_mesh(v.numpy(), h.faces.numpy(), head=head))
+    return str(out)
+
+
+def neutral_vertices(head: str):
+    from rsatalker_ros.face.head_model import load_head
+    h = load_head(head)
+    v = h.neutral()
+    return (v[0] if v.dim() == 3 else v).numpy(), h

@@ -1,0 +1,133 @@
+"""conversation node in-process, driven by a tester node over DDS: speaker and turns from real speech, ROS4HRI
+is_speaking, the relationship by parameter and topic, malformed input rejected while it keeps running, and the
+external (dialogue manager) mode."""
+
+import numpy as np
+import pytest
+
+from support.ros_harness import Harness, demo_audio
+
+pytestmark = pytest.mark.ros
+T0 = 1_000_000_000_000
+
+
+@pytest.fixture(scope="module")
+def ros():
+    import rclpy
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def make_node(**params):
+    from rclpy.parameter import Parameter
+
+    from rsatalker_ros.nodes.conversation import ConversationNode
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    return ConversationNode(parameter_overrides=overrides)
+
+
+def test_speaker_turns_and_is_speaking_follow_the_audio(ros):
+    from std_msgs.msg import Bool
+
+    from rsatalker_ros.msg import ConversationState
+    from rsatalker_ros.ros import qos
+    node = make_node(participants=["alice", "bob"], relation_kinship="blood", relation_hierarchy="unequal",
+                     relation_senior="alice", relation_label="mother-son")
+    h = Harness(node)
+    try:
+        states = h.collect(ConversationState, "/rsatalker/conversation", qos.STATE)
+        alice_speaking = h.collect(Bool, "/humans/voices/alice/is_speaking", qos.STATE)
+        bob_speaking = h.collect(Bool, "/humans/voices/bob/is_speaking", qos.STATE)
+        a, b, turns = demo_audio(7.0)      # alice 0.4-4.2 s, bob from 4.55 s
+        t = T0
+        for k in range(0, 3 * 16000, 1600):   # first 3 s: alice talks, bob is silent
+            h.publish_audio("alice", a[k:k + 1600], t + int(k * 1e9 / 16000))
+            h.publish_audio("bob", b[k:k + 1600], t + int(k * 1e9 / 16000))
+            h.spin(0.03)
+        assert h.spin_until(lambda: states and states[-1].active_speaker == "alice", 10)
+        s = states[-1]
+        assert s.activity == ConversationState.ACTIVITY_SINGLE and s.turn_index == 0
+        assert list(s.participant_ids) == ["alice", "bob"]
+        assert s.speaking_probability[0] > 0.5 > s.speaking_probability[1] or s.speaking_probability[1] < 0.5
+        assert s.relation.kinship == 0 and s.relation.senior_participant_id == "alice"
+        assert h.spin_until(lambda: alice_speaking and alice_speaking[-1].data and bob_speaking
+                            and not bob_speaking[-1].data, 5)
+        for k in range(3 * 16000, 7 * 16000, 1600):   # alice finishes, bob answers: turn 1
+            h.publish_audio("alice", a[k:k + 1600], t + int(k * 1e9 / 16000))
+            h.publish_audio("bob", b[k:k + 1600], t + int(k * 1e9 / 16000))
+            h.spin(0.03)
+        assert h.spin_until(lambda: states[-1].active_speaker == "bob", 10)
+        assert states[-1].turn_index == 1
+        stamps = [s.header.stamp.sec + s.header.stamp.nanosec * 1e-9 for s in states[-20:]]
+        assert all(y >= x for x, y in zip(stamps, stamps[1:]))
+        assert T0 / 1e9 + 6.5 < stamps[-1] < T0 / 1e9 + 9.0        # states describe the audio clock
+    finally:
+        h.close()
+
+
+def test_malformed_input_is_rejected_with_an_error_and_the_node_keeps_running(ros):
+    from rclpy.parameter import Parameter
+
+    from rsatalker_ros.msg import AudioFrame, ConversationState, SocialRelation
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import audio_to_msg
+    node = make_node(participants=["alice", "bob"])
+    h = Harness(node)
+    try:
+        states = h.collect(ConversationState, "/rsatalker/conversation", qos.STATE)
+        pub = h.publisher(AudioFrame, "/rsatalker/alice/audio", qos.AUDIO)
+        x = np.zeros(320, np.float32)
+        bad = {
+            "sample_rate": audio_to_msg(x, 44100, "alice", T0),
+            "NaN": audio_to_msg(np.full(320, np.nan, np.float32), 16000, "alice", T0, AudioFrame.FORMAT_F32LE),
+            "empty": audio_to_msg(x, 16000, "alice", T0),
+            "at most": audio_to_msg(np.zeros(16000 * 3, np.float32), 16000, "alice", T0),
+            "participant_id": audio_to_msg(x, 16000, "bob", T0),
+        }
+        bad["empty"].data = b""
+        for msg in bad.values():
+            pub.publish(msg)
+            h.spin(0.05)
+        assert h.spin_until(lambda: all(any(k in e for e in h.errors("conversation")) for k in bad), 10), \
+            h.errors("conversation")
+        # an unknown relationship: by parameter (refused) and on the topic (rejected)
+        res = node.set_parameters([Parameter("relation_kinship", value="cousins")])
+        assert not res[0].successful and "cousins" in res[0].reason
+        h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(SocialRelation(kinship=7))
+        assert h.spin_until(lambda: any("KINSHIP" in e for e in h.errors("conversation")), 10)
+        # still alive: states keep coming, and a valid relationship is taken
+        n = len(states)
+        h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(
+            SocialRelation(kinship=0, hierarchy=1, senior_participant_id="bob", label="father-son", confidence=1.0))
+        assert h.spin_until(lambda: len(states) > n + 5 and states[-1].relation.label == "father-son", 10)
+        assert node.set_parameters([Parameter("relation_label", value="grandpa")])[0].successful
+        assert h.spin_until(lambda: states[-1].relation.label == "grandpa", 5)
+    finally:
+        h.close()
+
+
+def test_external_mode_follows_the_dialogue_manager(ros):
+    from std_msgs.msg import Bool
+
+    from rsatalker_ros.msg import ConversationState
+    from rsatalker_ros.ros import qos
+    node = make_node(participants=["alice", "bob"], mode="external", external_topic="/dm/state")
+    h = Harness(node)
+    try:
+        states = h.collect(ConversationState, "/rsatalker/conversation", qos.STATE)
+        bob = h.collect(Bool, "/humans/voices/bob/is_speaking", qos.STATE)
+        pub = h.publisher(ConversationState, "/dm/state", qos.STATE)
+        good = ConversationState(conversation_id="dm", turn_index=4, participant_ids=["alice", "bob"],
+                                 active_speaker="bob", activity=1, speaking_probability=[0.1, 0.9])
+        bad = ConversationState(conversation_id="dm", participant_ids=["alice", "bob"], speaking_probability=[0.5])
+
+        def sent():
+            pub.publish(bad)
+            pub.publish(good)
+            h.spin(0.1)
+            return states and states[-1].turn_index == 4 and bob and bob[-1].data
+        assert h.spin_until(sent, 10)
+        assert any("speaking_probability" in e for e in h.errors("conversation"))
+    finally:
+        h.close()

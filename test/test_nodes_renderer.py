@@ -1,0 +1,107 @@
+"""renderer node in-process, fed FaceMesh by a tester node over DDS: images of the right size, encoding and stamp
+(the mesh's audio-clock stamp), camera_info, JPEG and stereo pair; stale frames dropped, not queued; malformed
+meshes rejected while it keeps rendering."""
+
+import numpy as np
+import pytest
+
+from support.assets import avatar_path, neutral_vertices
+from support.ros_harness import Harness
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def ros():
+    import rclpy
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def mesh_msg(v, stamp_ns, pid="alice"):
+    from rsatalker_ros.ros.convert import mesh_to_msg
+    return mesh_to_msg(v, pid, "default_older", stamp_ns, f"{pid}/head")
+
+
+def make_renderer(tmp_path, **params):
+    from rclpy.parameter import Parameter
+
+    from rsatalker_ros.nodes.renderer import RendererNode
+    base = dict(participant="alice", head="default_older", avatar=avatar_path("default_older", tmp_path),
+                width=160, height=120, backend="cpu", render_threads=1)
+    base.update(params)
+    return RendererNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
+
+
+def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_path):
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+    from rsatalker_ros.msg import FaceMesh
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import image_from_msg
+    node = make_renderer(tmp_path, publish_compressed=True, stereo=True)
+    h = Harness(node)
+    try:
+        images = h.collect(Image, "/rsatalker/alice/image_raw", qos.FRAMES)
+        infos = h.collect(CameraInfo, "/rsatalker/alice/camera_info", qos.FRAMES)
+        jpegs = h.collect(CompressedImage, "/rsatalker/alice/image_raw/compressed", qos.FRAMES)
+        right = h.collect(Image, "/rsatalker/alice/stereo/right/image_raw", qos.FRAMES)
+        right_info = h.collect(CameraInfo, "/rsatalker/alice/stereo/right/camera_info", qos.FRAMES)
+        v, _ = neutral_vertices("default_older")
+        pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+        stamp = 1_234_567_890_123
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp)), h.spin(0.2))[1] is None and len(right) > 0, 30)
+        img = images[-1]
+        assert (img.width, img.height, img.encoding, img.step) == (160, 120, "rgb8", 480)
+        assert img.header.stamp.sec * 10**9 + img.header.stamp.nanosec == stamp
+        assert img.header.frame_id == "alice/camera_optical_frame"
+        rgb = image_from_msg(img)
+        assert rgb.std() > 5, "the avatar should be visible against the background"
+        info = infos[-1]
+        assert (info.width, info.height) == (160, 120) and info.header.stamp == img.header.stamp
+        assert info.k[0] > 0 and abs(info.k[2] - 79.5) < 1e-6
+        assert jpegs[-1].format.endswith("jpeg compressed bgr8") and bytes(jpegs[-1].data[:2]) == b"\xff\xd8"
+        assert right[-1].header.stamp == img.header.stamp
+        assert right_info[-1].p[3] < 0                        # the right eye's P carries Tx = -fx * ipd
+        assert not np.array_equal(image_from_msg(right[-1]), rgb)
+    finally:
+        h.close()
+
+
+def test_stale_frames_are_dropped_not_queued_and_bad_meshes_rejected(ros, tmp_path):
+    from sensor_msgs.msg import Image
+
+    from rsatalker_ros.msg import FaceMesh
+    from rsatalker_ros.ros import qos
+    node = make_renderer(tmp_path)
+    h = Harness(node)
+    try:
+        images = h.collect(Image, "/rsatalker/alice/image_raw", qos.FRAMES)
+        v, _ = neutral_vertices("default_older")
+        pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, 10**9)), h.spin(0.1))[1] is None and images, 30)
+        n0 = len(images)
+        t0 = 2 * 10**9
+        for k in range(40):                                   # a 25 fps burst, far faster than it can render
+            pub.publish(mesh_msg(v, t0 + k * 40_000_000))
+            h.spin(0.003)
+        last = t0 + 39 * 40_000_000
+        assert h.spin_until(lambda: images[-1].header.stamp.sec * 10**9 + images[-1].header.stamp.nanosec == last, 20)
+        h.spin(0.5)
+        stats = node.slot.stats
+        assert len(images) - n0 < 40 and stats.dropped_replaced > 0
+        assert stats.taken + stats.dropped == stats.received
+        # malformed: wrong vertex count, NaN, someone else's mesh
+        bad_nan = v.copy()
+        bad_nan[5] = np.nan
+        for m in (mesh_msg(v[:100], last + 1), mesh_msg(bad_nan, last + 2), mesh_msg(v, last + 3, pid="bob")):
+            pub.publish(m)
+            h.spin(0.05)
+        assert h.spin_until(lambda: len(h.errors("renderer")) >= 3, 10), h.errors("renderer")
+        errs = " ".join(h.errors("renderer"))
+        assert "vertices" in errs and "NaN" in errs and "bob" in errs
+        pub.publish(mesh_msg(v, last + 10**8))                # and it still renders
+        assert h.spin_until(lambda: images[-1].header.stamp.nanosec == (last + 10**8) % 10**9, 10)
+    finally:
+        h.close()
