@@ -102,9 +102,16 @@ class Graph:
         self.procs[grp] = p
         return p
 
-    def start(self) -> "Graph":
+    def audio_group(self) -> str:
+        """The process group that runs audio_capture (the graph's clock source)."""
+        return next((s.group or s.name) for s in self.specs if s.executable == "audio_capture")
+
+    def start(self, skip=()) -> "Graph":
+        """Start every process group except those in ``skip`` (e.g. the audio group, to start it last once the
+        consumers are up: ``start(skip=[g.audio_group()])`` ... ``start_group(g.audio_group())``)."""
         for grp, _ in process_commands(self.specs, self.params_file):
-            self.start_group(grp)
+            if grp not in skip:
+                self.start_group(grp)
         return self
 
     def alive(self) -> dict[str, bool]:

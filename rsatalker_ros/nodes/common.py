@@ -58,15 +58,27 @@ def declare_relation(node, kinship: str = "non_blood", hierarchy: str = "equal",
     return Relation.parse(k, h, s, lab)
 
 
-def relation_from_params(node, params) -> Relation | None:
-    """The relationship after a parameter change (``params``: the changed rclpy Parameters), or None if no
-    relationship parameter changed. Raises ValueError for an unknown or inconsistent relationship."""
+def relation_from_params(node, params, participants) -> tuple[Relation | None, str]:
+    """The relationship after a parameter change (``params``: the changed rclpy Parameters).
+
+    Returns (relation, "") when the relation_* parameters now describe a valid relationship, (None, "") when no
+    relationship parameter changed, and (None, why) when the values are valid words but not yet consistent (e.g.
+    hierarchy 'unequal' set before relation_senior: `ros2 param set` changes one parameter at a time); the
+    caller keeps the previous relationship then. Raises ValueError for an unknown kinship / hierarchy word or a
+    senior who is not one of ``participants`` (the change is refused)."""
     changed = {p.name: p.value for p in params if p.name in RELATION_PARAMS}
     if not changed:
-        return None
+        return None, ""
     cur = {n: changed.get(n, node.get_parameter(n).value) for n in RELATION_PARAMS}
-    return Relation.parse(cur["relation_kinship"], cur["relation_hierarchy"], cur["relation_senior"],
-                          cur["relation_label"])
+    k, h, senior, label = (cur[n] for n in RELATION_PARAMS)
+    probe = Relation.parse(k, h, "x" if str(h).strip().lower() == "unequal" else "", label)  # words only
+    del probe
+    if senior and senior not in participants:
+        raise ValueError(f"relation_senior {senior!r} is not one of the participants {list(participants)}")
+    try:
+        return Relation.parse(k, h, senior, label), ""
+    except ValueError as err:
+        return None, str(err)
 
 
 def reject_parameters(node, reason: str) -> SetParametersResult:

@@ -104,10 +104,12 @@ class ConversationNode(Node):
     # ---- relationship ----------------------------------------------------------------------------------------
     def _on_params(self, params) -> SetParametersResult:
         try:
-            rel = relation_from_params(self, params)
+            rel, pending = relation_from_params(self, params, self.participants)
             if rel is not None:
-                self.relation = check_relation(rel, self.participants)
+                self.relation = rel
                 self.get_logger().info(f"relationship set by parameter: {self.relation}")
+            elif pending:
+                self.get_logger().warn(f"relationship parameters incomplete ({pending}); keeping {self.relation}")
         except ValueError as err:
             return reject_parameters(self, str(err))
         return SetParametersResult(successful=True)

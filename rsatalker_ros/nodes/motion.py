@@ -158,9 +158,11 @@ class MotionNode(Node):
 
     def _on_params(self, params) -> SetParametersResult:
         try:
-            rel = relation_from_params(self, params)
+            rel, pending = relation_from_params(self, params, (self.pid, self.partner))
             if rel is not None:
-                self._set_relation(self._check_relation(rel), "parameter")
+                self._set_relation(rel, "parameter")
+            elif pending:
+                self.get_logger().warn(f"relationship parameters incomplete ({pending}); keeping {self.relation}")
             for p in params:
                 if p.name == "relation_source" and p.value not in ("conversation", "parameters"):
                     raise ValueError(f"relation_source {p.value!r}; expected 'conversation' or 'parameters'")

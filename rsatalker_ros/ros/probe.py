@@ -15,7 +15,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from rsatalker_ros.msg import ConversationState, FaceMesh, SocialMotion
+from rsatalker_ros.msg import ConversationState, FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import image_from_msg, stamp_to_ns
 
@@ -49,7 +49,10 @@ class GraphProbe(Node):
         self.images: dict[str, list] = {p: [] for p in self.participants}   # (stamp_ns, rgb uint8) when kept
         self.logs: dict[str, TopicLog] = {}
         self.lock = threading.Lock()
+        self.topologies: dict[str, FaceTopology] = {}     # latched: a motion node is up once its topology is here
         for p in self.participants:
+            self.create_subscription(FaceTopology, topics.participant(p, "mesh_topology"),
+                                     lambda m, p=p: self.topologies.__setitem__(p, m), qos.LATCHED)
             self._watch(Image, topics.participant(p, "image_raw"), qos.FRAMES, p)
             if "motion" in extra:
                 self._watch(SocialMotion, topics.participant(p, "motion"), qos.STATE)
@@ -81,6 +84,9 @@ class GraphProbe(Node):
             if until is not None and until():
                 return True
         return False
+
+    def motion_ready(self) -> bool:
+        return all(p in self.topologies for p in self.participants)
 
     def count(self, topic: str) -> int:
         return len(self.logs[topic].recv_ns)

@@ -99,6 +99,10 @@ class PairAligner:
         self._consumed += n
         return own, par, start, restarted
 
+    def end_index(self, stream: int) -> int:
+        """Clock index up to which ``stream`` has arrived (or been filled with silence)."""
+        return self._end[stream]
+
     def stamp_of(self, sample_index: float) -> int:
         """Capture time [ns] of a (fractional) sample index on the common clock."""
         return self.t0_ns + int(round(sample_index * 1e9 / self.cfg.sample_rate))

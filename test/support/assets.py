@@ -26,3 +26,21 @@ def neutral_vertices(head: str):
     h = load_head(head)
     v = h.neutral()
     return (v[0] if v.dim() == 3 else v).numpy(), h
+
+
+def motion_checkpoint(tmp_dir) -> str:
+    """The shipped motion checkpoint, or a randomly initialised model of the default config (for tests of the
+    node's plumbing, which hold for any weights)."""
+    shipped = ASSETS / "checkpoints" / "motion_default.safetensors"
+    if shipped.is_file():
+        return str(shipped)
+    import torch
+
+    from rsatalker_ros.motion.checkpoint import save_model
+    from rsatalker_ros.motion.config import MotionModelConfig
+    from rsatalker_ros.motion.model import SocialMotionModel
+    out = Path(tmp_dir) / "motion_random.safetensors"
+    if not out.is_file():
+        torch.manual_seed(0)
+        save_model(SocialMotionModel(MotionModelConfig()).eval(), out, {"stage": "random init (test stand-in)"})
+    return str(out)

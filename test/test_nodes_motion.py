@@ -1,0 +1,127 @@
+"""motion node in-process, fed audio by a tester node over DDS: frames stamped on the audio clock at 25 fps, the
+mesh, topology, marker and head pose; the relationship parameter changes the listener's motion (and the same
+relationship reproduces it); malformed audio and relationships are rejected while it keeps running."""
+
+import numpy as np
+import pytest
+
+from support.assets import motion_checkpoint
+from support.ros_harness import Harness, demo_audio
+
+pytestmark = pytest.mark.ros
+T0 = 2_000_000_000_000
+
+
+@pytest.fixture(scope="module")
+def ros():
+    import rclpy
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def make_motion(tmp_path, **params):
+    from rclpy.parameter import Parameter
+
+    from rsatalker_ros.nodes.motion import MotionNode
+    base = dict(participant="alice", partner="bob", head="default_older", checkpoint=motion_checkpoint(tmp_path),
+                relation_source="parameters", marker_rate_hz=5.0, vad_backend="energy")
+    base.update(params)
+    return MotionNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
+
+
+def run_listener(tmp_path, seconds=2.0, **relation):
+    """Alice listens (silent) while bob speaks; returns alice's motion frames [T, 64] and the messages."""
+    from rsatalker_ros.msg import SocialMotion
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import flame_params_to_motion
+    node = make_motion(tmp_path, **relation)
+    h = Harness(node)
+    try:
+        got = h.collect(SocialMotion, "/rsatalker/alice/motion", qos.STATE)
+        _, b, _ = demo_audio(4.6 + seconds)
+        bob = b[int(4.6 * 16000):int((4.6 + seconds) * 16000)]
+        silence = np.zeros_like(bob)
+        n = int(seconds * 25) - 3
+        for k in range(0, bob.size, 320):
+            h.publish_audio("bob", bob[k:k + 320], T0 + k * 62_500)
+            h.publish_audio("alice", silence[k:k + 320], T0 + k * 62_500)
+            # best-effort audio: wait until the node has taken this chunk before sending the next
+            assert h.spin_until(lambda: min(node.aligner.end_index(0), node.aligner.end_index(1)) >= k + 320, 5)
+        assert h.spin_until(lambda: len(got) >= n, 20), f"{len(got)} frames of {n}"
+        return np.stack([flame_params_to_motion(m.params)[0] for m in got[:n]]), got
+    finally:
+        h.close()
+
+
+def test_relationship_parameter_changes_the_listeners_motion(ros, tmp_path):
+    peer, msgs = run_listener(tmp_path, relation_kinship="non_blood", relation_hierarchy="equal")
+    again, _ = run_listener(tmp_path, relation_kinship="non_blood", relation_hierarchy="equal")
+    junior, msgs_j = run_listener(tmp_path, relation_kinship="blood", relation_hierarchy="unequal",
+                                  relation_senior="bob", relation_label="father-son")
+    np.testing.assert_allclose(peer, again, atol=1e-5)                 # same audio + relationship: same motion
+    assert np.abs(peer - junior).mean() > 1e-3, "the relationship did not change the listener's motion"
+    assert msgs_j[0].relation.senior_participant_id == "bob" and msgs_j[0].relation.label == "father-son"
+    assert all(m.role == m.ROLE_LISTENING for m in msgs)
+    # frames sit on the audio clock: frame k's stamp is the centre of its 40 ms of audio
+    stamps = np.array([m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in msgs])
+    np.testing.assert_array_equal(stamps[:10] - T0, 20_000_000 + 40_000_000 * np.arange(10))
+
+
+def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.parameter import Parameter
+    from visualization_msgs.msg import Marker
+
+    from rsatalker_ros.msg import AudioFrame, FaceMesh, FaceTopology, SocialMotion
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import audio_to_msg
+    node = make_motion(tmp_path, head_position=[1.0, 2.0, 3.0], head_yaw_deg=90.0)
+    h = Harness(node)
+    try:
+        motion = h.collect(SocialMotion, "/rsatalker/alice/motion", qos.STATE)
+        meshes = h.collect(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+        topo = h.collect(FaceTopology, "/rsatalker/alice/mesh_topology", qos.LATCHED)
+        markers = h.collect(Marker, "/rsatalker/alice/mesh_marker", qos.STATE)
+        poses = h.collect(TransformStamped, "/rsatalker/alice/head_pose", qos.STATE)
+        a, b, _ = demo_audio(1.5)
+        for k in range(0, a.size, 320):
+            h.publish_audio("alice", a[k:k + 320], T0 + k * 62_500)
+            h.publish_audio("bob", b[k:k + 320], T0 + k * 62_500)
+            h.spin_until(lambda: min(node.aligner.end_index(0), node.aligner.end_index(1)) >= k + 320, 5)
+        assert h.spin_until(lambda: len(meshes) >= 25 and topo and markers and poses, 20)
+        assert topo[0].vertex_count == 4538 and len(topo[0].triangles) == 9014 * 3
+        m = meshes[0]
+        assert len(m.vertices) == 4538 * 3 and m.header.frame_id == "alice/head" and m.topology_id == "default_older"
+        assert m.header.stamp == motion[0].header.stamp
+        assert markers[0].type == Marker.TRIANGLE_LIST and len(markers[0].points) == 9014 * 3
+        p = poses[0]
+        assert (p.header.frame_id, p.child_frame_id) == ("world", "alice/head")
+        assert (p.transform.translation.x, p.transform.translation.y, p.transform.translation.z) == (1.0, 2.0, 3.0)
+        # face (head z) turned 90 deg about world z from +x: it points along +y
+        q = np.array([p.transform.rotation.x, p.transform.rotation.y, p.transform.rotation.z, p.transform.rotation.w])
+        x, y, z, w = q
+        head_z = np.array([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)])
+        np.testing.assert_allclose(head_z, [0, 1, 0], atol=1e-6)
+        # malformed audio and relationships: rejected, logged, still running
+        pub = h.publisher(AudioFrame, "/rsatalker/alice/audio", qos.AUDIO)
+        pub.publish(audio_to_msg(np.zeros(320), 22050, "alice", T0 + 2 * 10**9))
+        pub.publish(audio_to_msg(np.full(320, np.inf, np.float32), 16000, "alice", T0 + 2 * 10**9,
+                                 AudioFrame.FORMAT_F32LE))
+        res = node.set_parameters([Parameter("relation_hierarchy", value="sideways")])
+        assert not res[0].successful
+        res = node.set_parameters([Parameter("relation_senior", value="carol")])
+        assert not res[0].successful and "carol" in res[0].reason
+        # one parameter at a time (as `ros2 param set` does): applied once consistent
+        assert node.set_parameters([Parameter("relation_hierarchy", value="unequal")])[0].successful
+        assert node.relation.hierarchy == 0                  # unequal without a senior: not applied yet
+        assert node.set_parameters([Parameter("relation_senior", value="bob")])[0].successful
+        assert node.relation.hierarchy == 1 and node.relation.senior == "bob"
+        assert h.spin_until(lambda: len(h.errors("motion")) >= 4, 10), h.errors("motion")
+        n = len(motion)
+        t = T0 + int(1.5 * 10**9)
+        h.publish_audio("alice", a[:8000], t, spin_s=0.003)
+        h.publish_audio("bob", b[:8000], t, spin_s=0.003)
+        assert h.spin_until(lambda: len(motion) >= n + 10, 10)
+    finally:
+        h.close()
