@@ -150,16 +150,10 @@ class StreamConv(nn.Module):
     Implemented as a linear map of the flattened window (cheaper than a conv kernel call for a few frames).
     """
 
-    def __init__(self, d_in: int, d_out: int, past: int, future: int, drop_last_inputs: int = 0):
-        """drop_last_inputs: ignore the last n input channels of the newest (last look-ahead) frame, e.g. its
-        last mel frame, to keep the total audio look-ahead within a budget."""
+    def __init__(self, d_in: int, d_out: int, past: int, future: int):
         super().__init__()
         self.past, self.future, self.d_in, self.d_out = past, future, d_in, d_out
         self.proj = nn.Linear(d_in * (past + 1 + future), d_out)
-        mask = torch.ones(d_in, past + 1 + future)
-        if drop_last_inputs:
-            mask[d_in - drop_last_inputs:, -1] = 0.0
-        self.register_buffer("input_mask", mask.reshape(-1), persistent=False)
 
     def initial_tail(self, B: int, ref: torch.Tensor) -> torch.Tensor:
         return ref.new_zeros(B, self.past, self.d_in)
@@ -172,5 +166,5 @@ class StreamConv(nn.Module):
         if n_out <= 0:
             return x.new_zeros(x.shape[0], 0, self.d_out), buf
         win = buf.unfold(1, ctx + 1, 1)                                  # [B, m, d_in, ctx+1]
-        y = F.linear(win.reshape(x.shape[0], n_out, -1), self.proj.weight * self.input_mask, self.proj.bias)
+        y = self.proj(win.reshape(x.shape[0], n_out, -1))
         return y, buf[:, buf.shape[1] - ctx:] if ctx else buf[:, :0]

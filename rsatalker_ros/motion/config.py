@@ -52,11 +52,11 @@ class MotionModelConfig:
 
     @property
     def lookahead_ms(self) -> float:
-        """Audio look-ahead in ms past the end of a motion frame before it can be computed, log-mel extraction
-        included: the 10 ms mel hops reach 7.5 ms past their end (rsatalker_ros.audio.features) and the speech
-        encoder ignores the last mel frame of its last look-ahead frame. 77.5 ms for lookahead = 2."""
-        frame_ms = 1000.0 / MOTION_FPS
-        return self.lookahead * frame_ms + 7.5 - (10.0 if self.lookahead else 0.0)
+        """Audio needed past the end of a motion frame before it can be computed, in ms, feature extraction
+        included (rsatalker_ros.motion.features: a feature frame is complete 2.5 ms before its motion frame
+        ends): lookahead * 40 - 2.5 = 77.5 ms for lookahead = 2."""
+        from rsatalker_ros.motion.features import LATENCY_MS
+        return self.lookahead * 1000.0 / MOTION_FPS + LATENCY_MS
 
     def to_dict(self) -> dict:
         return asdict(self)

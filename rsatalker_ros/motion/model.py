@@ -7,7 +7,7 @@
                                                            z_t = CrossAttn(Q=q_r, K=V=h[t-W+1..t])
                                                            Transformer decoder(h, memory z_t) ─ motion_t [D]
 
-Audio: per 40 ms motion frame, 4 log-mel frames x 80 mels (rsatalker_ros.audio.features.motion_frame_features),
+Audio: per 40 ms motion frame, 4 log-mel frames x 80 mels (rsatalker_ros.motion.features.frame_features),
 [B, T, 320]. Motion: the head's layout (rsatalker_ros/motion/layout.py), [B, T, D]. The speech encoder is the
 only part that looks ahead (``lookahead`` frames); every attention layer is causal over a ``window`` of frames,
 so a clip run at once (``forward``) and the same clip streamed chunk by chunk (``encode_audio`` + ``core``, see
@@ -26,19 +26,14 @@ from rsatalker_ros.motion.config import NEUTRAL_QUERY, MotionModelConfig
 
 
 class SpeechEncoder(nn.Module):
-    """Normalised log-mel frame features [B, k, 320] -> [B, m, d] (m = frames whose look-ahead has arrived).
-
-    The first layer is a temporal convolution over frames t - past_context .. t + lookahead that ignores the
-    last mel frame (10 ms) of frame t + lookahead, so that with the log-mel extractor's own 7.5 ms the total
-    audio look-ahead stays under lookahead * 40 ms (77.5 ms for 2 frames, see MotionModelConfig.lookahead_ms).
-    """
+    """Normalised feature frames [B, k, 320] (rsatalker_ros.motion.features) -> [B, m, d], m = frames whose
+    look-ahead has arrived. The first layer is a temporal convolution over frames t - past_context .. t +
+    lookahead: the model's only look into the future (MotionModelConfig.lookahead_ms)."""
 
     def __init__(self, cfg: MotionModelConfig):
         super().__init__()
         d = cfg.d_model
-        mel_bins = cfg.feature_dim // 4
-        self.conv1 = StreamConv(cfg.feature_dim, d, cfg.past_context, cfg.lookahead,
-                                drop_last_inputs=mel_bins if cfg.lookahead else 0)
+        self.conv1 = StreamConv(cfg.feature_dim, d, cfg.past_context, cfg.lookahead)
         self.conv2 = StreamConv(d, d, 2, 0)
         self.act = nn.GELU(approximate="tanh")
         self.norm = nn.LayerNorm(d)

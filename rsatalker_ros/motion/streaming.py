@@ -2,8 +2,8 @@
 
 ``StreamingMotion`` (one participant, what the ROS motion node wraps) and ``StreamingDyad`` (both participants,
 used by evaluation and demos) take 16 kHz float audio in chunks of any size and return each 25 fps motion frame as
-soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of the frame: 77.5 ms with the default
-model). Inside, both participants of the dyad are predicted together, each conditioned on the other's *predicted*
+soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of the frame, feature extraction
+included: 77.5 ms with the default model). Inside, both participants of the dyad are predicted together, each conditioned on the other's *predicted*
 past motion, ``motion_delay`` frames at a time. The numbers equal the batch model (``SocialMotionModel.forward``)
 run on the whole audio with the partner motion that the stream predicted.
 """
@@ -11,12 +11,10 @@ run on the whole audio with the partner motion that the stream predicted.
 import numpy as np
 import torch
 
-from rsatalker_ros.audio.features import MelConfig, StreamingLogMel
+from rsatalker_ros.motion.features import FrameFeatureStream
 from rsatalker_ros.motion.config import NEUTRAL_QUERY
 from rsatalker_ros.motion.model import CoreState, SocialMotionModel
 from rsatalker_ros.social.relation import Relation
-
-MELS_PER_FRAME = 4
 
 
 def _as_samples(x, what: str) -> torch.Tensor:
@@ -66,9 +64,8 @@ class StreamingDyad:
 
     def reset(self) -> None:
         """Start a new conversation: forget all audio and motion so far."""
-        self._mel = (StreamingLogMel(MelConfig()), StreamingLogMel(MelConfig()))
+        self._feat = (FrameFeatureStream(), FrameFeatureStream())
         self._pending = [torch.zeros(0), torch.zeros(0)]
-        self._mel_buf = torch.zeros(2, 0, 80)
         self._audio_state = self.model.initial_audio_state(2)
         self._enc = torch.zeros(2, 0, self.cfg.d_model)
         self._core = CoreState()
@@ -85,27 +82,24 @@ class StreamingDyad:
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
         if n == 0:
             return [], []
-        mels = [self._mel[i].push(self._pending[i][:n]) for i in range(2)]
+        feats = [self._feat[i].push(self._pending[i][:n]) for i in range(2)]
         self._pending = [p[n:] for p in self._pending]
-        return self._advance(torch.stack(mels), final=False)
+        return self._advance(torch.stack(feats), final=False)
 
     def flush(self):
         """End of the conversation: returns the frames still waiting for look-ahead (silence assumed after),
         then resets. Audio past the last whole 40 ms frame is dropped."""
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
-        mels = [torch.cat([self._mel[i].push(self._pending[i][:n]), self._mel[i].flush()]) for i in range(2)]
-        out = self._advance(torch.stack(mels), final=True)
+        feats = [torch.cat([self._feat[i].push(self._pending[i][:n]), self._feat[i].flush()]) for i in range(2)]
+        out = self._advance(torch.stack(feats), final=True)
         self.reset()
         return out
 
     @torch.inference_mode()
-    def _advance(self, mels: torch.Tensor, final: bool):
-        self._mel_buf = torch.cat([self._mel_buf, mels], 1)
-        nf = self._mel_buf.shape[1] // MELS_PER_FRAME
-        feats = self._mel_buf[:, :nf * MELS_PER_FRAME].reshape(2, nf, MELS_PER_FRAME * self._mel_buf.shape[2])
-        self._mel_buf = self._mel_buf[:, nf * MELS_PER_FRAME:]
+    def _advance(self, feats: torch.Tensor, final: bool):
+        """feats: [2, k, 320] new feature frames of both participants."""
         enc = [self._enc]
-        if nf:
+        if feats.shape[1]:
             enc.append(self.model.encode_audio(feats, self._audio_state))
         if final:
             enc.append(self.model.flush_audio(self._audio_state, 2))

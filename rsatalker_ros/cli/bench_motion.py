@@ -1,0 +1,118 @@
+"""Benchmark the motion model against its targets and print the figures (no assertions).
+
+    python -m rsatalker_ros.cli.bench_motion [--checkpoint PATH] [--ablation runs/motion_shared/model.safetensors]
+                                             [--data runs/motion_data] [--threads 1] [--eval-clips 48]
+
+Targets: live streaming >= 500 motion frames/s for one participant (batch 1, log-mel extraction included);
+model resident memory < 300 MB; on held-out synthetic conversations the model beats the no-relationship ablation
+and the mean-motion baseline on LVE and relationship accuracy, and relationship accuracy >= 70%.
+Without --data a small synthetic set is generated in a temporary folder (probe: 96 training clips).
+"""
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (MB), from /proc (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def bench_streaming(model, seconds: float, chunk_ms: float, rng) -> tuple[float, int]:
+    """Frames per second of StreamingMotion (one participant, partner audio too) on noise-modulated audio."""
+    from rsatalker_ros.motion.streaming import StreamingMotion
+    from rsatalker_ros.social.relation import Relation
+    n = int(seconds * 16000)
+    env = np.repeat(rng.random(n // 1600 + 1) > 0.5, 1600)[:n]
+    own = (rng.standard_normal(n) * 0.1 * env).astype(np.float32)
+    partner = (rng.standard_normal(n) * 0.1 * ~env).astype(np.float32)
+    sm = StreamingMotion(model, Relation.parse("non_blood", "unequal", senior="me"), "me", "you")
+    step = int(chunk_ms * 16)
+    sm.push(own[:step * 10], partner[:step * 10])     # warm-up
+    sm.reset()
+    t0 = time.perf_counter()
+    frames = 0
+    for i in range(0, n, step):
+        frames += len(sm.push(own[i:i + step], partner[i:i + step]))
+    dt = time.perf_counter() - t0
+    return frames / dt, frames
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rsatalker_ros.cli.bench_motion", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default="", help="model to benchmark (default: the shipped one)")
+    ap.add_argument("--ablation", default="runs/motion_shared/model.safetensors",
+                    help="no-relationship ablation checkpoint (skipped when missing)")
+    ap.add_argument("--data", default="", help="dataset root with train/ and test/ (default: generate a small one)")
+    ap.add_argument("--eval-clips", type=int, default=48, help="held-out clips for the quality figures (0 = skip)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="audio length for the speed test")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from rsatalker_ros.motion.checkpoint import load_model
+    rss0 = rss_mb()
+    try:
+        model, info = load_model(args.checkpoint or None)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(0)
+    print(f"model: {args.checkpoint or 'shipped default'}; {model.n_parameters() / 1e6:.2f} M parameters; "
+          f"look-ahead {model.cfg.lookahead_ms:.1f} ms; torch threads {args.threads}")
+    print("\n== live streaming, one participant (batch 1), log-mel extraction included ==")
+    for chunk_ms in (20, 40, 80):
+        fps, n = bench_streaming(model, args.seconds, chunk_ms, rng)
+        flag = "OK " if fps >= 500 else "LOW"
+        print(f"  audio chunks of {chunk_ms:3d} ms: {fps:7.0f} frames/s ({n} frames, {fps / 25:.1f}x real time) "
+              f"[{flag} target >= 500]")
+    gc.collect()
+    rss1 = rss_mb()
+    weights_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2 ** 20
+    print("\n== memory ==")
+    print(f"  weights {weights_mb:.1f} MB; process RSS {rss1:.0f} MB (torch and Python included); "
+          f"added by loading and running the model {rss1 - rss0:.0f} MB "
+          f"[{'OK ' if rss1 < 300 else 'HIGH'} target < 300 MB]")
+    if args.eval_clips <= 0:
+        return 0
+    print("\n== quality on held-out synthetic conversations ==")
+    from rsatalker_ros.eval.evaluate import evaluate, load_models, markdown_table
+    models = {"model": model}
+    if Path(args.ablation).is_file():
+        models.update(load_models([f"no-relation ablation={args.ablation}"]))
+    else:
+        print(f"  (no ablation at {args.ablation}: train it with scripts/train_default_motion.sh)")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data
+        if not data:
+            from rsatalker_ros.data.synthetic import generate_dataset
+            data = tmp
+            generate_dataset(tmp, 96, 0, args.eval_clips, 12.0, seed=7)
+        t0 = time.time()
+        res = evaluate(models, data, "test", "train", args.eval_clips, progress=False)
+    print(markdown_table(res))
+    base = [m for m in res.metrics if m != "model"]
+    lve_ok = all(res.metrics["model"]["LVE"] < res.metrics[m]["LVE"] for m in base)
+    acc_ok = all(res.relation_acc["model"] > res.relation_acc[m] for m in base)
+    print(f"  ({res.n_clips} clips, {time.time() - t0:.0f} s)")
+    print(f"  beats {base} on LVE: {'yes' if lve_ok else 'NO'}; on relationship accuracy: "
+          f"{'yes' if acc_ok else 'NO'}; relationship accuracy {100 * res.relation_acc['model']:.1f}% "
+          f"[{'OK ' if res.relation_acc['model'] >= 0.7 else 'LOW'} target >= 70%]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
