@@ -19,6 +19,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each clip (s)")
     ap.add_argument("--seed", type=int, default=0, help="dataset seed (clips are reproducible)")
     ap.add_argument("--plot", default="", help="also write a trajectory plot of the first clip to this PNG")
+    ap.add_argument("--stats-plot", default="", help="also write per-relationship behaviour statistics to this PNG")
     args = ap.parse_args(argv)
     from rsatalker_ros.data.synthetic import generate_dataset
     t0 = time.time()
@@ -34,6 +35,12 @@ def main(argv=None) -> int:
             if clips:
                 print("plot:", plot_clip(load_clip(clips[0]), args.plot))
                 break
+    if args.stats_plot:
+        from rsatalker_ros.data.plot import behaviour_table, plot_behaviour
+        table = behaviour_table(root, "train")
+        for k, v in table.items():
+            print(f"{k:22s} " + " ".join(f"{s}={x:.3f}" for s, x in v.items()))
+        print("stats plot:", plot_behaviour(table, args.stats_plot))
     return 0
 
 

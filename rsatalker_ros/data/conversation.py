@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rsatalker_ros.data.dataset import Clip
-from rsatalker_ros.data.espeak import Utterance, Voice, synthesize
+from rsatalker_ros.data.espeak import Espeak, Utterance, Voice, synthesize
 from rsatalker_ros.data.listener_priors import SocialPriors, priors_for
 from rsatalker_ros.data.visemes import ArticulationConfig, mouth_blendshapes
 from rsatalker_ros.face.arkit import ARKIT52_INDEX as IX
@@ -281,6 +281,7 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
     fps = MOTION_FPS
     n_frames = int(round(cfg.seconds * fps))
     n = n_frames * SAMPLES_PER_FRAME
+    Espeak.get().seed(int(rng.integers(2 ** 31)))
     voices = {p: random_voice(rng) for p in pids}
     gains = {p: float(rng.uniform(0.6, 0.95)) for p in pids}
     pri = {p: priors_for(relation, p) for p in pids}

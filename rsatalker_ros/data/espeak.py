@@ -4,6 +4,8 @@ libespeak-ng is initialised with AUDIO_OUTPUT_SYNCHRONOUS and espeakINITIALIZE_P
 receives the audio (22050 Hz s16) and a list of events, each carrying the sample index where it happens. Phoneme
 events give the espeak phoneme mnemonic (e.g. "h", "@", "oU", "_:" for a pause). We resample to 16 kHz and map the
 indices to 16 kHz samples. The library has global state: all calls go through one ``Espeak`` instance under a lock.
+That state also carries over between utterances (a few samples of timing jitter, the leading pause), so the same
+sequence of calls in a fresh process gives identical audio, while one utterance repeated alone may differ slightly.
 """
 
 from __future__ import annotations
@@ -109,6 +111,14 @@ class Espeak:
             if cls._instance is None:
                 cls._instance = Espeak()
             return cls._instance
+
+    def seed(self, value: int) -> None:
+        """Seed the C library's rand(), which libespeak-ng uses for its noise sources.
+
+        Note: libespeak-ng also carries a little state from one utterance to the next (the leading pause and a
+        few samples of timing), so identical output needs the identical sequence of calls in a fresh process.
+        """
+        ctypes.CDLL(None).srand(ctypes.c_uint(int(value) & 0xFFFFFFFF))
 
     def _on_synth(self, wav, n, events) -> int:
         if n > 0 and wav:

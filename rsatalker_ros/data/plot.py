@@ -70,4 +70,46 @@ def plot_clip(clip: Clip, path: str | Path, dpi: int = 90) -> Path:
     return path
 
 
-__all__ = ["plot_clip"]
+
+def behaviour_table(root: str | Path, split: str = "train", max_clips: int = 200) -> dict[str, dict[str, float]]:
+    """Mean behaviour statistics per (kinship, direction) over the clips of one split (arkit52 datasets)."""
+    from dataclasses import asdict
+
+    from rsatalker_ros.data.behaviour import behaviour_stats
+    from rsatalker_ros.data.dataset import list_clips, load_clip
+    acc: dict[str, list[dict]] = {}
+    for d in list_clips(root, split)[:max_clips]:
+        clip = load_clip(d)
+        for pid in clip.participants:
+            key = f"{clip.relation.kinship.name.lower()}/{clip.relation.direction_for(pid).name.lower()}"
+            acc.setdefault(key, []).append(asdict(behaviour_stats(clip, pid)))
+    return {k: {s: float(np.mean([v[s] for v in vs])) for s in vs[0]} | {"n": len(vs)} for k, vs in sorted(acc.items())}
+
+
+def plot_behaviour(table: dict[str, dict[str, float]], path: str | Path, dpi: int = 90) -> Path:
+    """Bar charts of listener statistics per (kinship, direction) from ``behaviour_table``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    stats = (("nod_rate", "nods / min (listening)"), ("gaze_at_partner", "gaze at partner (listening)"),
+             ("smile", "mean smile (listening)"), ("duchenne", "cheek squint / smile"),
+             ("head_motion", "head motion std (rad)"), ("blink_rate", "blinks / min"))
+    keys = list(table)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    for ax, (s, title) in zip(axes.ravel(), stats):
+        ax.bar(range(len(keys)), [table[k][s] for k in keys],
+               color=["tab:red" if k.startswith("blood") else "tab:blue" for k in keys])
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels(keys, rotation=35, ha="right", fontsize=7)
+        ax.set_title(title, fontsize=9)
+    n = sum(int(v["n"]) for v in table.values())
+    fig.suptitle(f"synthetic listener behaviour per relationship and direction ({n} participant-clips)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["plot_clip", "behaviour_table", "plot_behaviour"]

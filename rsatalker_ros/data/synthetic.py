@@ -3,8 +3,10 @@
 ``generate_dataset`` writes ``<root>/{train,val,test}/<clip_id>/`` folders in the format of ``dataset.py`` plus
 ``<root>/dataset.json`` (counts, seed, settings). Relations are balanced over the 4 classes (kinship x hierarchy)
 in every split, and for UNEQUAL clips the senior alternates between participants "A" and "B". Each clip draws
-from its own generator seeded by (seed, split, index), so a dataset is reproducible and any clip can be
-regenerated alone (same espeak-ng version).
+from its own generator seeded by (seed, split, index): the same command (same counts, seed and espeak-ng version)
+rewrites the same dataset bit for bit. A clip regenerated alone gets the same relation, voices, text, turn order
+and behaviour events, but its audio/motion may differ by a few milliseconds of timing, because libespeak-ng
+carries state from one utterance to the next.
 """
 
 from __future__ import annotations
