@@ -25,6 +25,7 @@ class TopicLog:
     recv_ns: list = field(default_factory=list)
     stamp_ns: list = field(default_factory=list)
     last: object = None
+    messages: list = field(default_factory=list)   # every message, when the probe keeps them
 
     def rate_hz(self, skip_s: float = 0.0) -> float:
         t = np.asarray(self.recv_ns, np.int64)
@@ -42,8 +43,9 @@ class TopicLog:
 
 class GraphProbe(Node):
     def __init__(self, participants, keep_images: bool = False, name: str = "rsatalker_probe",
-                 extra: tuple = ("motion", "mesh", "conversation")):
+                 extra: tuple = ("motion", "mesh", "conversation"), keep_messages: bool = True):
         super().__init__(name)
+        self.keep_messages = keep_messages
         self.participants = list(participants)
         self.keep_images = keep_images
         self.images: dict[str, list] = {p: [] for p in self.participants}   # (stamp_ns, rgb uint8) when kept
@@ -72,6 +74,8 @@ class GraphProbe(Node):
             log.recv_ns.append(now)
             log.stamp_ns.append(stamp_to_ns(msg.header.stamp))
             log.last = msg
+            if self.keep_messages:
+                log.messages.append(msg)
             if image_of is not None and self.keep_images:
                 self.images[image_of].append((log.stamp_ns[-1], image_from_msg(msg)))
 
@@ -84,6 +88,10 @@ class GraphProbe(Node):
             if until is not None and until():
                 return True
         return False
+
+    def messages(self, topic: str) -> list:
+        with self.lock:
+            return list(self.logs[topic].messages)
 
     def motion_ready(self) -> bool:
         return all(p in self.topologies for p in self.participants)

@@ -1,0 +1,96 @@
+"""The whole graph in separate processes over real DDS (rsatalker-bringup's Graph), driven by the bundled demo
+conversation: the speaker's jaw opens and the listener's does not, images arrive with the right size, encoding and
+audio-clock stamps, the relationship from the command line reaches every node, and killing and restarting a motion
+node mid-conversation, its renderer resumes."""
+
+import time
+
+import numpy as np
+import pytest
+
+from support.assets import avatar_path, motion_checkpoint
+from support.processes import child_env
+
+pytestmark = pytest.mark.ros
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    import rclpy
+
+    from rsatalker_ros.cli.bringup import Graph
+    from rsatalker_ros.ros import graph
+    from rsatalker_ros.ros.probe import GraphProbe
+    tmp = tmp_path_factory.mktemp("graph")
+    specs = graph.describe(source="wav", kinship="blood", hierarchy="unequal", senior="alice", label="mother-son",
+                           overrides={"motion": {"checkpoint": motion_checkpoint(tmp), "marker_rate_hz": 0.0},
+                                      "renderer": {"width": SIZE, "height": SIZE, "render_threads": 1},
+                                      "renderer_alice": {"avatar": avatar_path("default_older", tmp)},
+                                      "renderer_bob": {"avatar": avatar_path("default_younger", tmp)}})
+    rclpy.init()
+    probe = GraphProbe(["alice", "bob"])
+    g = Graph(specs, log_dir=str(tmp / "logs"), env=child_env())
+    g.start(skip=[g.audio_group()])
+    try:
+        assert probe.spin_for(60, probe.motion_ready), f"motion nodes did not come up; logs in {tmp / 'logs'}"
+        g.start_group(g.audio_group())
+        # the first turn (alice, 0.4-4.2 s) and the start of bob's answer
+        assert probe.spin_for(60, lambda: probe.count("/rsatalker/bob/motion") >= 150), probe.summary()
+        yield g, probe, tmp
+    finally:
+        g.stop()
+        probe.destroy_node()
+        rclpy.try_shutdown()
+
+
+def test_the_speakers_jaw_opens_and_the_listeners_does_not(running):
+    g, probe, _ = running
+    jaw = {}
+    for pid in ("alice", "bob"):
+        msgs = probe.messages(f"/rsatalker/{pid}/motion")
+        t = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in msgs])
+        jaw[pid] = (t, np.array([m.params.jaw_pose[0] for m in msgs]))
+    t0 = min(jaw["alice"][0][0], jaw["bob"][0][0]) - 0.02    # the audio clock at the first sample
+    turn = {p: v[(t > t0 + 0.8) & (t < t0 + 4.0)] for p, (t, v) in jaw.items()}
+    assert turn["alice"].size > 50 and turn["bob"].size > 50
+    # alice speaks in this window, bob listens: alice's jaw moves open, bob's stays nearly shut
+    assert np.percentile(turn["alice"], 90) > 2.0 * max(np.percentile(turn["bob"], 90), 0.01), \
+        (np.percentile(turn["alice"], 90), np.percentile(turn["bob"], 90))
+    assert np.std(turn["alice"]) > 2.0 * np.std(turn["bob"])
+
+
+def test_images_have_the_right_size_encoding_and_audio_clock_stamps(running):
+    g, probe, _ = running
+    for pid in ("alice", "bob"):
+        img = probe.messages(f"/rsatalker/{pid}/image_raw")
+        assert len(img) >= 10, f"{pid}: only {len(img)} images"
+        last = img[-1]
+        assert (last.width, last.height, last.encoding, last.step) == (SIZE, SIZE, "rgb8", 3 * SIZE)
+        assert last.header.frame_id == f"{pid}/camera_optical_frame"
+        mesh_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in probe.messages(f"/rsatalker/{pid}/mesh")}
+        img_stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in img]
+        assert set(img_stamps) <= mesh_stamps            # every image carries the stamp of the frame it shows
+        assert img_stamps == sorted(img_stamps)
+    states = probe.messages("/rsatalker/conversation")
+    assert states[-1].relation.kinship == 0 and states[-1].relation.senior_participant_id == "alice"
+    assert states[-1].relation.label == "mother-son"
+    assert {s.active_speaker for s in states} >= {"alice", "bob"}
+    motion = probe.messages("/rsatalker/bob/motion")
+    assert motion[-1].relation.senior_participant_id == "alice"
+
+
+def test_renderer_resumes_after_the_motion_node_is_killed_and_restarted(running):
+    import signal
+    g, probe, _ = running
+    topic = "/rsatalker/alice/image_raw"
+    g.stop_group("motion_alice", sig=signal.SIGKILL)
+    probe.spin_for(1.0)
+    n_dead = probe.count(topic)
+    probe.spin_for(1.5)
+    assert probe.count(topic) - n_dead <= 2                   # no motion, no new images
+    killed_at = probe.get_clock().now().nanoseconds
+    g.start_group("motion_alice")
+    assert probe.spin_for(60, lambda: any(s > killed_at for s in probe.logs[topic].stamp_ns)), \
+        "renderer_alice published no image of audio captured after the restart"
+    assert all(g.alive().values()), g.alive()
