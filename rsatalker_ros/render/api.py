@@ -73,11 +73,11 @@ def choose_backend(g: WorldGaussians, backend: str = "auto") -> str:
     return "torch" if _needs_grad(g) else "cpu"
 
 
-def _cpu_inputs(g: WorldGaussians, camera: Camera):
-    with torch.no_grad():
-        colors = sh_to_rgb(g.sh.detach().float().cpu(), g.means.detach().float().cpu(), camera.position)
-    arr = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
-    return arr(g.means), arr(g.quats), arr(g.scales), arr(g.opacities), colors.numpy()
+def _cpu_inputs(g: WorldGaussians):
+    """Zero-copy numpy views of CPU float32 tensors (copies otherwise); SH colours are evaluated by the kernel."""
+    def arr(t):
+        return t.detach().to("cpu", torch.float32).numpy()
+    return arr(g.means), arr(g.quats), arr(g.scales), arr(g.opacities), arr(g.sh)
 
 
 def render(gaussians: WorldGaussians,  # means [N,3], scales [N,3], quats [N,4] wxyz, opacities [N], sh [N,K,3]
@@ -91,7 +91,7 @@ def render(gaussians: WorldGaussians,  # means [N,3], scales [N,3], quats [N,4] 
     name = choose_backend(gaussians, backend)
     if name == "cpu":
         from .cpu_tiles import render_cpu
-        img, a, d = render_cpu(*_cpu_inputs(gaussians, camera), camera, bg)
+        img, a, d = render_cpu(*_cpu_inputs(gaussians), camera, bg)
         return RenderResult(torch.from_numpy(img), torch.from_numpy(a), torch.from_numpy(d))
     if name == "torch":
         from .reference_torch import render_torch
@@ -118,7 +118,7 @@ def render_uint8(gaussians: WorldGaussians,  # as render()
     name = choose_backend(gaussians, backend)
     if name == "cpu":
         from .cpu_tiles import render_cpu
-        return render_cpu(*_cpu_inputs(gaussians, camera), camera, bg, uint8=True)
+        return render_cpu(*_cpu_inputs(gaussians), camera, bg, uint8=True)
     with torch.no_grad():
         img = render(gaussians, camera, bg, backend=name).image
     return (img.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()

@@ -1,15 +1,17 @@
 """CPU tile rasteriser (numba, parallel over 16x16 tiles): the 3DGS / gsplat image formation of
 ``reference_torch`` (same projection, thresholds and compositing; see that module's docstring), float32.
 
-Pipeline per frame:
-1. ``_project`` (parallel over Gaussians): EWA projection, conic, colour, opacity-aware pixel box, culling;
-2. depth sort of the visible Gaussians (argsort);
-3. ``_bin`` : counting sort of (tile, Gaussian) pairs by tile with a prefix sum; every tile's list stays in
+Pipeline per frame (no Python-level per-Gaussian work, no torch):
+1. ``_project`` (parallel over Gaussians): EWA projection, conic, SH colour, opacity-aware pixel box, culling;
+2. ``_depth_order``: LSD radix sort of the visible Gaussians by depth (stable, 3 passes of 11 bits);
+3. ``_bin``: counting sort of (tile, Gaussian) pairs by tile with a prefix sum; every tile's list stays in
    depth order;
-4. ``_raster`` (parallel over tiles): front-to-back compositing restricted to each Gaussian's pixel box, with
-   per-pixel and per-tile early exit; writes float images or an 8-bit RGB image directly.
-A pixel outside a Gaussian's box has alpha < 1/255 (the box is where opacity exp(-sigma) >= 1/255), so the box
-restriction changes nothing in the result; the test sigma > ln(255 opacity) skips the exp for those pixels.
+4. ``_raster`` (parallel over tiles): front-to-back compositing with per-pixel, per-row and per-tile early exit;
+   each (Gaussian, tile row) is evaluated on all 16 pixels of the row at once (branch-free, so LLVM vectorises
+   it); writes float images or the 8-bit RGB image directly.
+A Gaussian is only evaluated on the rows of its pixel box, the box where opacity exp(-sigma) >= 1/255; outside it
+alpha < 1/255, which the compositing skips anyway, so the box changes nothing in the result.
+exp is a polynomial (exp(x/64)^64, relative error < 1e-5 on [-20, 0]), far below the 8-bit resolution.
 """
 
 import math
@@ -23,18 +25,62 @@ T_MIN = np.float32(1e-4)
 EPS2D = 0.3
 NEAR = 0.01
 FAR = 1e10
+_f = np.float32
 
 # packed per-Gaussian record written by _project: mean2d x, y, conic A, B, C, log(opacity), ln(255 opacity),
 # r, g, b, depth
 _REC = 11
 
+_SH_C0 = 0.28209479177387814
+_SH_C1 = 0.4886025119029199
+_SH_C2 = np.array([1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
+                   0.5462742152960396])
+_SH_C3 = np.array([-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+                   -0.4570457994644658, 1.445305721320277, -0.5900435899266435])
+
+
+@numba.njit(inline="always", fastmath=True)
+def _exp_neg(x):
+    """exp(x) for x <= 0 (clamped at -20): (1 + poly(x/64))^64, relative error < 1e-5; float32, no branches."""
+    y = max(x, _f(-20.0)) * _f(0.015625)
+    p = _f(1.0) + y * (_f(0.99999989) + y * (_f(0.4999956) + y * (_f(0.16660426) + y * (_f(0.04126908)
+                                                                                         + y * _f(0.00715206)))))
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
+@numba.njit(inline="always", fastmath=True)
+def _sh_colour(sh, i, degree, x, y, z, c):
+    """Colour channel c of Gaussian i from SH coefficients sh [N,K,3] along the unit direction (x, y, z)."""
+    v = _SH_C0 * sh[i, 0, c]
+    if degree >= 1:
+        v += _SH_C1 * (-y * sh[i, 1, c] + z * sh[i, 2, c] - x * sh[i, 3, c])
+    if degree >= 2:
+        xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
+        v += (_SH_C2[0] * xy * sh[i, 4, c] + _SH_C2[1] * yz * sh[i, 5, c]
+              + _SH_C2[2] * (2 * zz - xx - yy) * sh[i, 6, c] + _SH_C2[3] * xz * sh[i, 7, c]
+              + _SH_C2[4] * (xx - yy) * sh[i, 8, c])
+        if degree >= 3:
+            v += (_SH_C3[0] * y * (3 * xx - yy) * sh[i, 9, c] + _SH_C3[1] * xy * z * sh[i, 10, c]
+                  + _SH_C3[2] * y * (4 * zz - xx - yy) * sh[i, 11, c]
+                  + _SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * sh[i, 12, c]
+                  + _SH_C3[4] * x * (4 * zz - xx - yy) * sh[i, 13, c] + _SH_C3[5] * z * (xx - yy) * sh[i, 14, c]
+                  + _SH_C3[6] * x * (xx - 3 * yy) * sh[i, 15, c])
+    return max(v + 0.5, 0.0)
+
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _project(means, quats, scales, opacities, colors, view, intr, lims, width, height, rec, box, visible):
-    """means [N,3], quats [N,4] wxyz, scales [N,3], opacities [N], colors [N,3] float32; view [3,4] world->cam;
-    intr (fx, fy, cx, cy); lims (xn, xp, yn, yp) clamp limits for J. Writes rec [N,_REC] float32,
-    box [N,4] int32 (u0, u1, v0, v1 inclusive, clipped to the image), visible [N] bool."""
+def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, width, height, rec, box, visible):
+    """means [N,3], quats [N,4] wxyz, scales [N,3], opacities [N], sh [N,K,3] float32; campos [3] camera centre;
+    view [3,4] world->cam; intr (fx, fy, cx, cy); lims (xn, xp, yn, yp) clamp limits for J.
+    Writes rec [N,_REC] float32, box [N,4] int32 (u0, u1, v0, v1 inclusive, clipped to the image), visible [N]."""
     fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
+    K = sh.shape[1]
+    degree = 0 if K < 4 else (1 if K < 9 else (2 if K < 16 else 3))
     for i in numba.prange(means.shape[0]):
         visible[i] = False
         o = opacities[i]
@@ -105,12 +151,50 @@ def _project(means, quats, scales, opacities, colors, view, intr, lims, width, h
         rec[i, 4] = ca * idet
         rec[i, 5] = math.log(o)
         rec[i, 6] = lo
-        rec[i, 7] = colors[i, 0]
-        rec[i, 8] = colors[i, 1]
-        rec[i, 9] = colors[i, 2]
+        dx, dy, dz = px - campos[0], py - campos[1], pz - campos[2]
+        dn = 1.0 / max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+        dx, dy, dz = dx * dn, dy * dn, dz * dn
+        rec[i, 7] = _sh_colour(sh, i, degree, dx, dy, dz, 0)
+        rec[i, 8] = _sh_colour(sh, i, degree, dx, dy, dz, 1)
+        rec[i, 9] = _sh_colour(sh, i, degree, dx, dy, dz, 2)
         rec[i, 10] = z
         box[i, 0], box[i, 1], box[i, 2], box[i, 3] = u0, u1, v0, v1
         visible[i] = True
+
+
+@numba.njit(cache=True)
+def _depth_order(rec, visible):
+    """Indices of the visible Gaussians sorted by depth rec[:, 10] (> 0), stable: LSD radix sort on the float
+    bit patterns (positive floats order like their bits), 3 passes of 11 bits."""
+    n = 0
+    for i in range(visible.shape[0]):
+        if visible[i]:
+            n += 1
+    idx = np.empty(n, np.int32)
+    key = np.empty(n, np.uint32)
+    d = rec[:, 10].copy().view(np.uint32)
+    j = 0
+    for i in range(visible.shape[0]):
+        if visible[i]:
+            idx[j] = i
+            key[j] = d[i]
+            j += 1
+    idx2 = np.empty_like(idx)
+    key2 = np.empty_like(key)
+    for shift in (0, 11, 22):
+        count = np.zeros(2049, np.int32)
+        for j in range(n):
+            count[((key[j] >> shift) & 2047) + 1] += 1
+        for b in range(2048):
+            count[b + 1] += count[b]
+        for j in range(n):
+            b = (key[j] >> shift) & 2047
+            idx2[count[b]] = idx[j]
+            key2[count[b]] = key[j]
+            count[b] += 1
+        idx, idx2 = idx2, idx
+        key, key2 = key2, key
+    return idx
 
 
 @numba.njit(cache=True)
@@ -142,76 +226,94 @@ def _bin(order, box, n_tx, n_ty):
     return counts, lst
 
 
+@numba.njit(inline="always", fastmath=True)
+def _blend_row(T, ar, ag, ab, ad, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z):
+    """Composite one Gaussian over the 16 pixels T[base:base+16] of a tile row (branch-free, vectorisable).
+    mx: Gaussian centre x relative to the tile's first column; dy: centre y minus the row's y. Returns the number
+    of pixels that reached the transmittance threshold (they store -T from then on)."""
+    nd = 0
+    c0 = log_o - hC * dy * dy
+    for c in range(TILE):
+        k = base + np.uint64(c)
+        dx = mx - _f(c)
+        e = _exp_neg(c0 - (hA * dx + B * dy) * dx)          # opacity * exp(-sigma)
+        alpha = e if e < _f(0.999) else _f(0.999)
+        Tk = T[k]
+        nT = Tk * (_f(1.0) - alpha)
+        ok = (Tk > _f(0.0)) & (alpha >= ALPHA_MIN)
+        fin = ok & (nT <= T_MIN)
+        add = ok & (nT > T_MIN)
+        w = alpha * Tk * _f(add)
+        ar[k] += w * cr
+        ag[k] += w * cg
+        ab[k] += w * cb
+        ad[k] += w * z
+        T[k] = -Tk if fin else (nT if add else Tk)
+        nd += np.int32(fin)
+    return nd
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, out_alpha, out_depth, out_u8,
             want_float):
     """Composite every tile. Writes out_rgb [H,W,3], out_alpha [H,W], out_depth [H,W] (float32) when want_float,
-    else out_u8 [H,W,3] uint8."""
+    else out_u8 [H,W,3] uint8 (rgb clamped to 0..1, rounded)."""
     n_tiles = tile_start.shape[0] - 1
     for t in numba.prange(n_tiles):
         ty, tx = t // n_tx, t % n_tx
         x0, y0 = tx * TILE, ty * TILE
-        x1, y1 = min(x0 + TILE, width) - 1, min(y0 + TILE, height) - 1
-        tw = x1 - x0 + 1
-        n_pix = tw * (y1 - y0 + 1)
         T = np.ones(TILE * TILE, np.float32)
-        acc = np.zeros((TILE * TILE, 4), np.float32)
+        ar = np.zeros(TILE * TILE, np.float32)
+        ag = np.zeros(TILE * TILE, np.float32)
+        ab = np.zeros(TILE * TILE, np.float32)
+        ad = np.zeros(TILE * TILE, np.float32)
+        row_done = np.zeros(TILE, np.int32)
         n_done = 0
+        for r in range(TILE):  # pixels outside the image count as done
+            for c in range(TILE):
+                if y0 + r >= height or x0 + c >= width:
+                    T[r * TILE + c] = _f(-1.0)
+                    row_done[r] += 1
+                    n_done += 1
         for j in range(tile_start[t], tile_start[t + 1]):
             g = tile_list[j]
-            ua, ub = max(box[g, 0], x0), min(box[g, 1], x1)
-            va, vb = max(box[g, 2], y0), min(box[g, 3], y1)
-            mx, my = rec[g, 0], rec[g, 1]
+            ra, rb = max(box[g, 2], y0) - y0, min(box[g, 3], y0 + TILE - 1) - y0
+            mx, my = rec[g, 0] - _f(x0), rec[g, 1] - _f(y0)
             A, B, C = rec[g, 2], rec[g, 3], rec[g, 4]
+            hA, hC = _f(0.5) * A, _f(0.5) * C
             log_o, s_max = rec[g, 5], rec[g, 6]
-            cr, cg, cbl, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
-            for v in range(va, vb + 1):
-                dy = my - v
-                row = (v - y0) * TILE - x0
-                for u in range(ua, ub + 1):
-                    k = row + u
-                    Tk = T[k]
-                    if Tk < 0.0:  # pixel done (T stored negated)
-                        continue
-                    dx = mx - u
-                    sigma = 0.5 * (A * dx * dx + C * dy * dy) + B * dx * dy
-                    if sigma < 0.0 or sigma > s_max:
-                        continue
-                    alpha = min(np.float32(0.999), math.exp(log_o - sigma))
-                    if alpha < ALPHA_MIN:
-                        continue
-                    nT = Tk * (1.0 - alpha)
-                    if nT <= T_MIN:
-                        T[k] = -Tk
-                        n_done += 1
-                        continue
-                    w = alpha * Tk
-                    acc[k, 0] += w * cr
-                    acc[k, 1] += w * cg
-                    acc[k, 2] += w * cbl
-                    acc[k, 3] += w * z
-                    T[k] = nT
-            if n_done == n_pix:
+            cr, cg, cb, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
+            det = A * C - B * B
+            lim = _f(2.0) * A * s_max  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
+            for r in range(ra, rb + 1):
+                if row_done[r] == TILE:
+                    continue
+                dy = my - _f(r)
+                if det * dy * dy > lim:
+                    continue
+                nd = _blend_row(T, ar, ag, ab, ad, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z)
+                row_done[r] += nd
+                n_done += nd
+            if n_done == TILE * TILE:
                 break
-        for v in range(y0, y1 + 1):
-            for u in range(x0, x1 + 1):
+        for v in range(y0, min(y0 + TILE, height)):
+            for u in range(x0, min(x0 + TILE, width)):
                 k = (v - y0) * TILE + (u - x0)
                 Tk = abs(T[k])
-                dsum = acc[k, 3]
-                r = acc[k, 0] + Tk * bg[0]
-                gg = acc[k, 1] + Tk * bg[1]
-                b = acc[k, 2] + Tk * bg[2]
+                r0 = ar[k] + Tk * bg[0]
+                g0 = ag[k] + Tk * bg[1]
+                b0 = ab[k] + Tk * bg[2]
                 if want_float:
-                    out_rgb[v, u, 0] = r
-                    out_rgb[v, u, 1] = gg
-                    out_rgb[v, u, 2] = b
-                    a = 1.0 - Tk
+                    out_rgb[v, u, 0] = r0
+                    out_rgb[v, u, 1] = g0
+                    out_rgb[v, u, 2] = b0
+                    a = _f(1.0) - Tk
                     out_alpha[v, u] = a
-                    out_depth[v, u] = dsum / max(a, np.float32(1e-10))
+                    out_depth[v, u] = ad[k] / max(a, _f(1e-10))
                 else:
-                    out_u8[v, u, 0] = np.uint8(min(max(r, 0.0), 1.0) * 255.0 + 0.5)
-                    out_u8[v, u, 1] = np.uint8(min(max(gg, 0.0), 1.0) * 255.0 + 0.5)
-                    out_u8[v, u, 2] = np.uint8(min(max(b, 0.0), 1.0) * 255.0 + 0.5)
+                    out_u8[v, u, 0] = np.uint8(min(max(r0, _f(0.0)), _f(1.0)) * _f(255.0) + _f(0.5))
+                    out_u8[v, u, 1] = np.uint8(min(max(g0, _f(0.0)), _f(1.0)) * _f(255.0) + _f(0.5))
+                    out_u8[v, u, 2] = np.uint8(min(max(b0, _f(0.0)), _f(1.0)) * _f(255.0) + _f(0.5))
 
 
 def _f32(a, shape_tail, name):
@@ -221,11 +323,12 @@ def _f32(a, shape_tail, name):
     return a
 
 
-def render_cpu(means, quats, scales, opacities, colors, camera, background, uint8: bool = False):
+def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: bool = False, chunksize: int = 8):
     """Rasterise on the CPU.
 
-    means [N, 3], quats [N, 4] wxyz, scales [N, 3], opacities [N] 0..1, colors [N, 3] rgb (any arrays, cast to
-    float32); camera: ``Camera``; background [3].
+    means [N, 3], quats [N, 4] wxyz, scales [N, 3], opacities [N] 0..1, sh [N, K, 3] SH colour coefficients
+    (K = 1, 4, 9 or 16) or plain rgb colours [N, 3] (any arrays, cast to float32); camera: ``Camera``;
+    background [3]. chunksize: tiles handed to a thread at a time (dynamic scheduling, robust to busy cores).
     Returns (image [H, W, 3] float32, alpha [H, W] float32, depth [H, W] float32) or, with uint8=True,
     image [H, W, 3] uint8 (rgb clamped to 0..1, rounded).
     """
@@ -234,8 +337,12 @@ def render_cpu(means, quats, scales, opacities, colors, camera, background, uint
     quats = _f32(quats, (4,), "quats")
     scales = _f32(scales, (3,), "scales")
     opacities = np.ascontiguousarray(opacities, dtype=np.float32).reshape(-1)
-    colors = _f32(colors, (3,), "colors")
-    for name, a in (("quats", quats), ("scales", scales), ("opacities", opacities), ("colors", colors)):
+    sh = np.ascontiguousarray(sh, dtype=np.float32)
+    if sh.ndim == 2 and sh.shape[1:] == (3,):  # plain colours -> degree-0 SH
+        sh = ((sh - 0.5) / _SH_C0).reshape(-1, 1, 3).astype(np.float32)
+    if sh.ndim != 3 or sh.shape[2] != 3 or sh.shape[1] not in (1, 4, 9, 16):
+        raise ValueError(f"sh has shape {sh.shape}; expected [N, K in (1, 4, 9, 16), 3] or colours [N, 3]")
+    for name, a in (("quats", quats), ("scales", scales), ("opacities", opacities), ("sh", sh)):
         if a.shape[0] != n:
             raise ValueError(f"{name} has {a.shape[0]} rows; means has {n}")
     bg = np.ascontiguousarray(background, dtype=np.float32).reshape(-1)
@@ -248,21 +355,26 @@ def render_cpu(means, quats, scales, opacities, colors, camera, background, uint
     tan_x, tan_y = 0.5 * W / fx, 0.5 * H / fy
     lims = np.array([(cx + 0.5) / fx + 0.3 * tan_x, (W - cx - 0.5) / fx + 0.3 * tan_x,
                      (cy + 0.5) / fy + 0.3 * tan_y, (H - cy - 0.5) / fy + 0.3 * tan_y], np.float32)
+    campos = camera.position.astype(np.float32)
     rec = np.empty((n, _REC), np.float32)
     box = np.empty((n, 4), np.int32)
     visible = np.empty(n, np.bool_)
-    _project(means, quats, scales, opacities, colors, view, intr, lims, W, H, rec, box, visible)
-    idx = np.flatnonzero(visible).astype(np.int32)
-    order = idx[np.argsort(rec[idx, 10], kind="stable")]
-    n_tx, n_ty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
-    tile_start, tile_list = _bin(order, box, n_tx, n_ty)
-    if uint8:
-        out_u8 = np.empty((H, W, 3), np.uint8)
-        dummy3, dummy2 = np.empty((1, 1, 3), np.float32), np.empty((1, 1), np.float32)
-        _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, dummy3, dummy2, dummy2, out_u8, False)
-        return out_u8
-    rgb = np.empty((H, W, 3), np.float32)
-    alpha = np.empty((H, W), np.float32)
-    depth = np.empty((H, W), np.float32)
-    _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, rgb, alpha, depth, np.empty((1, 1, 3), np.uint8), True)
-    return rgb, alpha, depth
+    previous = numba.set_parallel_chunksize(chunksize)
+    try:
+        _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
+        order = _depth_order(rec, visible)
+        n_tx, n_ty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
+        tile_start, tile_list = _bin(order, box, n_tx, n_ty)
+        if uint8:
+            out_u8 = np.empty((H, W, 3), np.uint8)
+            dummy3, dummy2 = np.empty((1, 1, 3), np.float32), np.empty((1, 1), np.float32)
+            _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, dummy3, dummy2, dummy2, out_u8, False)
+            return out_u8
+        rgb = np.empty((H, W, 3), np.float32)
+        alpha = np.empty((H, W), np.float32)
+        depth = np.empty((H, W), np.float32)
+        _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, rgb, alpha, depth, np.empty((1, 1, 3), np.uint8),
+                True)
+        return rgb, alpha, depth
+    finally:
+        numba.set_parallel_chunksize(previous)

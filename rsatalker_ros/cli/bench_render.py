@@ -1,0 +1,129 @@
+"""Benchmark the live CPU renderer: mesh -> Gaussians (numba binding) -> 8-bit RGB image, per frame.
+
+    python -m rsatalker_ros.cli.bench_render [--size 512] [--counts 20000 50000] [--frames 100] [--threads 2]
+
+Uses the default head (``load_head("default_older")``) posed by a short synthetic motion clip (jaw, neck and a few
+ARKit expressions); the posed meshes are computed before timing (that is the motion model's cost, not the
+renderer's). Every timed frame runs ``FastBinder(avatar)(vertices)`` then ``render_uint8``. Also renders one frame
+with the torch reference at the same size and prints the speed ratio and the mean absolute difference.
+Prints the machine load (other processes share the cores) next to the figures.
+"""
+
+import argparse
+import math
+import os
+import time
+
+import numba
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..avatar.gaussians import FastBinder, GaussianAvatar, bind
+from ..render.api import render, render_uint8
+from ..render.camera import Camera
+
+
+def _head():
+    """(name, faces [F,3], posed vertices [T,V,3] float32) of the default head, or an ellipsoid when missing."""
+    try:
+        from ..face.head_model import load_head
+        head = load_head("default_older")
+        T = 25
+        t = torch.linspace(0, 2 * math.pi, T)
+        motion = torch.zeros(T, 64)
+        motion[:, 52] = 0.15 * (1 + torch.sin(3 * t))      # jaw open
+        motion[:, 56] = 0.12 * torch.sin(t)                 # neck yaw
+        motion[:, 55] = 0.05 * torch.sin(2 * t)             # neck pitch
+        motion[:, 20:30] = 0.4 * (1 + torch.sin(t))[:, None] / 2  # some expressions
+        with torch.no_grad():
+            verts = head.from_motion(motion).float().numpy()
+        return "default_older", head.faces.numpy(), verts
+    except Exception as e:  # noqa: BLE001 - the benchmark still runs without the head model
+        print(f"default head unavailable ({e}); using an ellipsoid of 5120 triangles")
+        from ..avatar.meshes import icosphere
+        v, f = icosphere(4, 1.0)
+        v = v * np.array([0.09, 0.12, 0.1], np.float32)
+        T = 25
+        verts = np.stack([v * (1 + 0.03 * math.sin(2 * math.pi * i / T)) for i in range(T)]).astype(np.float32)
+        return "ellipsoid", f, verts
+
+
+def _avatar(faces, vertices, count: int, seed: int = 0) -> GaussianAvatar:
+    """An untrained avatar with exactly ``count`` Gaussians, every triangle keeping at least one."""
+    F = faces.shape[0]
+    per = max(1, math.ceil(count / F))
+    rng = np.random.default_rng(seed)
+    colors = np.clip(np.array([0.85, 0.64, 0.52]) + rng.normal(scale=0.06, size=(F, 3)), 0, 1)
+    av = GaussianAvatar.init_from_mesh(vertices, faces, per_triangle=per, colors=colors, seed=seed)
+    if len(av) > count:
+        first = np.arange(F) * per  # one Gaussian per triangle always stays
+        rest = np.setdiff1d(np.arange(len(av)), first)
+        keep = np.sort(np.concatenate([first, rng.choice(rest, count - F, replace=False)]))
+        k = torch.as_tensor(keep)
+        av = GaussianAvatar(av.means[k], av.log_scales[k], av.quats[k], av.opacity_logits[k], av.sh[k],
+                            av.parent[k], av.faces, av.head)
+    return av
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=512, help="image width = height in pixels")
+    ap.add_argument("--counts", type=int, nargs="+", default=[20000, 50000], help="Gaussian counts to time")
+    ap.add_argument("--frames", type=int, default=100, help="timed frames per count")
+    ap.add_argument("--threads", type=int, default=2, help="numba threads")
+    ap.add_argument("--no-reference", action="store_true", help="skip the torch reference frame")
+    args = ap.parse_args(argv)
+
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(args.threads)
+    name, faces, verts = _head()
+    lo, hi = verts[0].min(0), verts[0].max(0)
+    centre = (lo + hi) / 2
+    cam = Camera.look_at(eye=centre + np.array([0.0, 0.0, 0.62]), target=centre, up=[0, 1, 0],
+                         width=args.size, height=args.size, fov_y_deg=30.0)
+    print(f"head {name}: {verts.shape[1]} vertices, {faces.shape[0]} triangles; image {args.size}x{args.size}; "
+          f"numba threads {numba.get_num_threads()} ({numba.threading_layer() if False else 'layer chosen at run'}),"
+          f" cpus {os.cpu_count()}, load average before {os.getloadavg()[0]:.2f}")
+    results = {}
+    for count in args.counts:
+        av = _avatar(faces, verts[0], count)
+        binder = FastBinder(av)
+        for i in range(3):  # compile / warm up
+            render_uint8(binder(verts[i % len(verts)]), cam)
+        t_bind, t_total = [], []
+        img = None
+        for i in tqdm(range(args.frames), desc=f"{count} Gaussians", leave=False):
+            v = verts[i % len(verts)]
+            t0 = time.perf_counter()
+            g = binder(v)
+            t1 = time.perf_counter()
+            img = render_uint8(g, cam)
+            t2 = time.perf_counter()
+            t_bind.append(t1 - t0)
+            t_total.append(t2 - t0)
+        tt = np.array(t_total) * 1e3
+        cover = float((img.astype(np.int32).sum(-1) > 0).mean())
+        results[count] = (av, binder, float(np.median(tt)))
+        print(f"{count:6d} Gaussians: {1e3 / tt.mean():6.1f} frames/s (mean {tt.mean():.2f} ms, median "
+              f"{np.median(tt):.2f} ms, p90 {np.percentile(tt, 90):.2f} ms; binding {1e3 * np.mean(t_bind):.2f} ms);"
+              f" head covers {100 * cover:.0f}% of the image")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    if not args.no_reference:
+        count = args.counts[0]
+        av, binder, med = results[count]
+        v = verts[0]
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            ref = render(bind(av, torch.as_tensor(v)), cam, backend="torch")
+        t_ref = time.perf_counter() - t0
+        cpu = render(binder(v), cam, backend="cpu")
+        mae = float((cpu.image - ref.image).abs().mean())
+        print(f"torch reference, {count} Gaussians: {t_ref * 1e3:.0f} ms per frame -> the CPU renderer is "
+              f"{t_ref * 1e3 / med:.0f}x faster; CPU vs reference mean abs error {mae * 255:.3f}/255")
+    if torch.cuda.is_available():
+        print("CUDA is available: run scripts/gpu_check.py for the gsplat comparison")
+
+
+if __name__ == "__main__":
+    main()
