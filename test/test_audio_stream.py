@@ -24,6 +24,8 @@ def test_streaming_resampler_chunked_equals_whole_and_keeps_a_tone(rate):
     assert np.abs(y - whole).max() < 1e-5
     ref = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
     assert np.abs(y - ref)[200:-200].max() < 1e-3
+    offline = resample(x, rate)                                   # scipy polyphase, whole signal
+    assert offline.shape == (16000,) and np.abs(offline - y)[200:-200].max() < 2e-3
 
 
 def test_resampler_removes_content_above_the_new_nyquist():

@@ -84,7 +84,7 @@ def test_dataset_is_reproducible_from_its_command(tmp_path):
     import subprocess
     import sys
     code = ("import sys; from rsatalker_ros.data.synthetic import generate_dataset; "
-            "generate_dataset(sys.argv[1], 2, 1, 0, 3.0, seed=11)")
+            "generate_dataset(sys.argv[1], 2, 0, 0, 3.0, seed=11)")
     for k in (1, 2):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / f"run{k}")], check=True, timeout=120,
                        capture_output=True)

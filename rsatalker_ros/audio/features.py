@@ -15,7 +15,6 @@ its hop. That, plus waiting for the hop itself (up to 10 ms), is all the latency
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path

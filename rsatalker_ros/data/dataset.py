@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rsatalker_ros.motion.layout import AUDIO_RATE, MOTION_FPS, SAMPLES_PER_FRAME, MotionLayout
-from rsatalker_ros.social.relation import Hierarchy, Kinship, Relation
+from rsatalker_ros.social.relation import Hierarchy, Relation
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
