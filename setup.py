@@ -34,5 +34,7 @@ setup(
     entry_points={"console_scripts": [
         "rsatalker-smoke=rsatalker_ros.cli.smoke:main",
         "rsatalker-bake-heads=rsatalker_ros.cli.bake_heads:main",
+        "rsatalker-make-dataset=rsatalker_ros.cli.make_dataset:main",
+        "rsatalker-make-demo-audio=rsatalker_ros.cli.make_demo_audio:main",
     ]},
 )
