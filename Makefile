@@ -12,7 +12,8 @@ test: setup            ## the whole test suite (unit + real-process DDS integrat
 smoke: setup           ## two processes exchange every message type over DDS
 	bash -c 'source scripts/env.sh && python -m rsatalker_ros.cli.smoke'
 
-demo: smoke            ## the main job on the embedded defaults
+demo: setup            ## the main job: two avatars talk over the live ROS 2 graph -> runs/demo/demo.mp4 + contact sheet
+	bash -c 'source scripts/env.sh && python -m rsatalker_ros.cli.demo --out runs/demo'
 
 clean:
 	rm -rf build install log

@@ -1,0 +1,115 @@
+"""Benchmark of the whole graph: two participants, 512 x 512 images, real processes over DDS, in real time.
+
+    python -m rsatalker_ros.cli.bench_graph [--seconds 20] [--processes separate|per_participant|single]
+
+Plays the bundled conversation (looped) through the full graph and prints, once:
+  - each image topic's rate (target >= 25 Hz),
+  - audio stamp -> image publish latency p50 / p95 (target p95 <= 150 ms; from the renderers' diagnostics) and
+    audio stamp -> arrival at a subscriber,
+  - resident memory of the whole graph (sum of the VmRSS of its processes; target <= 2.5 GB),
+  - the machine's CPU count and load (other work on the machine inflates the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def rss_mb(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024.0
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured run length [s] after a 3 s warm-up")
+    ap.add_argument("--size", type=int, default=512, help="image width = height [px]")
+    ap.add_argument("--processes", default="separate", choices=["separate", "per_participant", "single"])
+    ap.add_argument("--checkpoint", default="", help="motion checkpoint (default: the shipped one)")
+    ap.add_argument("--avatars", nargs=2, help="avatar files for alice and bob (default: the shipped ones)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM=VALUE", help="extra parameter overrides")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from rsatalker_ros.cli.bringup import Graph, parse_overrides
+    from rsatalker_ros.ros import graph, topics
+    from rsatalker_ros.ros.probe import GraphProbe, format_summary
+
+    pids = ["alice", "bob"]
+    overrides = {"renderer": {"width": args.size, "height": args.size}}
+    if args.checkpoint:
+        overrides["motion"] = {"checkpoint": args.checkpoint}
+    for pid, av in zip(pids, args.avatars or []):
+        overrides[f"renderer_{pid}"] = {"avatar": av}
+    for k, v in parse_overrides(args.set).items():
+        overrides.setdefault(k, {}).update(v)
+    specs = graph.describe(participants=pids, source="wav", loop=True, processes=args.processes,
+                           overrides=overrides)
+    rclpy.init()
+    probe = GraphProbe(pids, keep_messages=False)
+    diag = {}
+    probe.create_subscription(DiagnosticArray, "/diagnostics",
+                              lambda m: [diag.setdefault(s.name, []).append({kv.key: kv.value for kv in s.values})
+                                         for s in m.status], 50)
+    g = Graph(specs, log_dir="runs/bench_graph_logs")
+    try:
+        g.start()
+        if not probe.spin_for(120, lambda: all(probe.count(topics.participant(p, "image_raw")) > 0 for p in pids)):
+            raise SystemExit("no images within 120 s; see runs/bench_graph_logs")
+        probe.spin_for(3.0)
+        for log in probe.logs.values():
+            log.recv_ns.clear()
+            log.stamp_ns.clear()
+        diag.clear()
+        rss, t0 = [], time.monotonic()
+        while time.monotonic() - t0 < args.seconds:
+            probe.spin_for(1.0)
+            rss.append(rss_mb(g.pids()))
+        summary = probe.summary()
+        alive = g.alive()
+    finally:
+        g.stop()
+        probe.destroy_node()
+        rclpy.try_shutdown()
+
+    print(f"graph: 2 participants, {args.size} x {args.size}, processes={args.processes} "
+          f"({len(graph.groups(specs))} processes), {args.seconds:.0f} s measured; machine: {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(format_summary(summary))
+    print("\nrenderer diagnostics (audio stamp -> image publish, per 1 s window):")
+    ok = all(alive.values())
+    for pid in pids:
+        rows = diag.get(f"renderer_{pid}", [])
+        p95 = [float(r["stamp_to_publish_ms_p95"]) for r in rows if float(r.get("images_per_s", 0)) > 0]
+        p50 = [float(r["stamp_to_publish_ms_p50"]) for r in rows if float(r.get("images_per_s", 0)) > 0]
+        drops = rows[-1]["dropped_replaced"] if rows else "?"
+        rms = [float(r["render_ms_p50"]) for r in rows if float(r.get("images_per_s", 0)) > 0]
+        print(f"  {pid}: publish latency p50 {np.median(p50) if p50 else float('nan'):.0f} ms, p95 (median of "
+              f"windows) {np.median(p95) if p95 else float('nan'):.0f} ms; render {np.median(rms) if rms else 0:.0f}"
+              f" ms/image; frames dropped as stale {drops}")
+    print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS)")
+    print("\ntargets:")
+    for pid in pids:
+        s = summary[topics.participant(pid, "image_raw")]
+        print(f"  {pid} image_raw >= 25 Hz: {s['rate_hz']:.1f} Hz -> {'PASS' if s['rate_hz'] >= 25 else 'FAIL'}")
+        print(f"  {pid} audio stamp -> image p95 <= 150 ms (at the subscriber): {s['latency_ms_p95']:.0f} ms -> "
+              f"{'PASS' if s['latency_ms_p95'] <= 150 else 'FAIL'}")
+    print(f"  graph memory <= 2500 MB: {max(rss):.0f} MB -> {'PASS' if max(rss) <= 2500 else 'FAIL'}")
+    if not ok:
+        print(f"  processes died during the run: {alive}")
+
+
+if __name__ == "__main__":
+    main()
