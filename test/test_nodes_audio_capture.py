@@ -15,8 +15,18 @@ from support.processes import child_env
 pytestmark = pytest.mark.ros
 
 
+def file_position(x, signal):
+    """Where chunk x sits in signal (the subscriber may join after the first chunks went out)."""
+    win = np.lib.stride_tricks.sliding_window_view(signal, x.size)
+    err = np.abs(win - x[None]).max(axis=1)
+    assert err.min() < 1.5 / 32768, "the chunk is not a stretch of the device's samples"
+    return int(err.argmin())
+
+
 @pytest.fixture
 def alsa_home(tmp_path):
+    """A capture device 'filemic' reading a raw stereo file: channel 0 a 300 Hz tone + noise, channel 1 a 700 Hz
+    tone (mono readers get the interleaved samples as one channel)."""
     rng = np.random.default_rng(3)
     t = np.arange(16000 * 3) / 16000.0
     wave = 0.4 * np.sin(2 * np.pi * 300 * t) + 0.05 * rng.standard_normal(t.size)
@@ -28,10 +38,10 @@ def alsa_home(tmp_path):
     return tmp_path, raw.astype(np.float32) / 32768.0
 
 
-def start_capture(home, device):
+def start_capture(home, device, participants="[alice]", channel_map="[-1]"):
     cmd = [sys.executable, "-m", "rsatalker_ros.nodes.audio_capture", "--ros-args", "-p", "source:=device",
-           "-p", f"device:={device}", "-p", "participants:=[alice]", "-p", "device_sample_rate:=16000",
-           "-p", "chunk_ms:=20.0"]
+           "-p", f"device:={device}", "-p", f"participants:={participants}", "-p", "device_sample_rate:=16000",
+           "-p", "chunk_ms:=20.0", "-p", f"channel_map:={channel_map}"]
     return subprocess.Popen(cmd, env=child_env(HOME=str(home)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -64,10 +74,11 @@ def test_device_samples_arrive_exactly_with_capture_stamps(alsa_home):
     info = json.loads(infos[0].data)
     assert info["sample_rate"] == 16000 and info["device"].startswith("filemic") and info["channels"] == 1
     t0 = stamp_to_ns(frames[0].header.stamp)
+    base = file_position(audio_from_msg(frames[0])[:, 0], expected)
     for f in frames:
         x = audio_from_msg(f)[:, 0]
         assert f.sample_rate == 16000 and f.participant_id == "alice" and f.header.frame_id == "alice/mic"
-        start = round((stamp_to_ns(f.header.stamp) - t0) * 16000 / 1e9)   # the capture clock places the chunk
+        start = base + round((stamp_to_ns(f.header.stamp) - t0) * 16000 / 1e9)  # the capture clock places it
         if start + x.size <= expected.size:
             np.testing.assert_allclose(x, expected[start:start + x.size], atol=1.5 / 32768)
     stamps = [stamp_to_ns(f.header.stamp) for f in frames]
@@ -80,3 +91,79 @@ def test_wrong_device_fails_listing_the_devices_found(alsa_home):
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1
     assert "no_such_microphone" in out and "input devices found" in out and "filemic" in out
+
+
+def test_channel_map_gives_each_participant_its_channel(alsa_home):
+    """The same raw file read as 2 interleaved channels: channel_map [1, 0] gives alice channel 1, bob channel 0."""
+    import rclpy
+
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import audio_from_msg, stamp_to_ns
+
+    home, mono = alsa_home
+    stereo = mono[: mono.size // 2 * 2].reshape(-1, 2)
+    rclpy.init()
+    node = rclpy.create_node("capture_tester_2ch")
+    got = {"alice": [], "bob": []}
+    for p in got:
+        node.create_subscription(AudioFrame, f"/rsatalker/{p}/audio", got[p].append, qos.AUDIO)
+    proc = start_capture(home, "filemic", "[alice, bob]", "[1, 0]")
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end and min(len(v) for v in got.values()) < 10:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0]
+        node.destroy_node()
+        rclpy.try_shutdown()
+    assert min(len(v) for v in got.values()) >= 10, out[-2000:]
+    for pid, ch in (("alice", 1), ("bob", 0)):
+        t0 = stamp_to_ns(got[pid][0].header.stamp)
+        base = file_position(audio_from_msg(got[pid][0])[:, 0], stereo[:, ch])
+        for f in got[pid]:
+            x = audio_from_msg(f)[:, 0]
+            start = base + round((stamp_to_ns(f.header.stamp) - t0) * 16000 / 1e9)
+            if start + x.size <= stereo.shape[0]:
+                np.testing.assert_allclose(x, stereo[start:start + x.size, ch], atol=1.5 / 32768)
+
+
+def test_wav_source_plays_in_real_time_and_stops_when_deactivated(tmp_path):
+    import rclpy
+    from rclpy.parameter import Parameter
+    from scipy.io import wavfile
+
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.nodes.audio_capture import AudioCaptureNode
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import stamp_to_ns
+    from support.ros_harness import Harness
+
+    t = np.arange(44100) / 44100.0
+    wavfile.write(tmp_path / "a.wav", 44100, (0.3 * np.sin(2 * np.pi * 200 * t) * 32767).astype(np.int16))
+    wavfile.write(tmp_path / "b.wav", 22050, np.zeros(11025, np.int16))
+    rclpy.init()
+    node = AudioCaptureNode(parameter_overrides=[
+        Parameter("source", value="wav"), Parameter("participants", value=["alice", "bob"]),
+        Parameter("wav_files", value=[str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]),
+        Parameter("loop", value=True), Parameter("chunk_ms", value=20.0)])
+    h = Harness(node)
+    try:
+        frames = h.collect(AudioFrame, "/rsatalker/alice/audio", qos.AUDIO)
+        assert node.autostart()
+        t_wall = time.monotonic()
+        assert h.spin_until(lambda: len(frames) >= 60, 20)
+        elapsed = time.monotonic() - t_wall
+        assert elapsed > 60 * 0.02 * 0.8, f"60 chunks of 20 ms arrived in {elapsed:.2f} s: faster than real time"
+        st = [stamp_to_ns(f.header.stamp) for f in frames]
+        assert set(np.diff(st)) <= {20_000_000}                         # contiguous 20 ms chunks
+        assert all(f.sample_rate == 16000 and len(f.data) == 640 for f in frames)   # resampled from 44.1 kHz
+        node.trigger_deactivate()
+        h.spin(0.3)
+        n = len(frames)
+        h.spin(0.5)
+        assert len(frames) == n                                          # inactive: nothing published
+    finally:
+        h.close()
+        rclpy.try_shutdown()
