@@ -69,6 +69,19 @@ def _mix(base, colour, w):
     return base * (1.0 - w[:, None]) + np.asarray(colour, np.float64)[None] * w[:, None]
 
 
+def eye_colors(P: np.ndarray, eyes: np.ndarray, pal: Palette) -> np.ndarray:
+    """Sclera, iris (with a darker rim) and pupil colours [n, 3] of rest-pose eyeball points P [n, 3], from the
+    angle between (P - eye centre) and the eye's forward axis (+z); ``eyes`` [2, 3] are the eye joints."""
+    left = P[:, 0] > 0.5 * (eyes[0, 0] + eyes[1, 0])
+    c = np.where(left[:, None], eyes[np.argmax(eyes[:, 0])], eyes[np.argmin(eyes[:, 0])])
+    d = P - c
+    ang = np.degrees(np.arccos(np.clip(d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9), -1, 1)))
+    out = np.tile(np.asarray(pal.sclera, np.float64), (len(P), 1))
+    out = _mix(out, np.asarray(pal.iris) * 0.6, _smooth((IRIS_DEG - ang) / 1.5))
+    out = _mix(out, pal.iris, _smooth((IRIS_DEG - 4.0 - ang) / 3.0))
+    return _mix(out, pal.pupil, _smooth((PUPIL_DEG - ang) / 1.5))
+
+
 def texel_attributes(head, size: int):
     """Rasterise the UV layout: (covered [S, S] bool, position [S, S, 3] neutral metres, labels [S, S, L] soft
     label weights summing to 1, masks {name: [S, S] 0..1}) for a head with uvs, face_uvs and vertex_labels."""
@@ -169,18 +182,9 @@ def paint_texture(head, palette: Palette | None = None, size: int = 512) -> np.n
                       _smooth((eye_z - 0.06 - P[:, 2]) / 0.008) * _smooth((P[:, 1] - eye_y) / 0.01))
     col = _mix(col, pal.hair, skinlike * hair)
 
-    # eyes: sclera, iris (with a darker rim) and pupil by the angle from each eye's forward axis
+    # eyes (in the texture too, though their UV islands are tiny: HeadAppearance paints them per pixel)
     eyeball = np.clip(w("eye_white", "iris", "pupil"), 0, 1)
-    left = P[:, 0] > 0  # x is the head's left; pick the nearer eye centre
-    c = np.where(left[:, None], eyes[np.argmax(eyes[:, 0])], eyes[np.argmin(eyes[:, 0])])
-    d = P - c
-    ang = np.degrees(np.arccos(np.clip(d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9), -1, 1)))
-    eye_col = np.tile(np.asarray(pal.sclera, np.float64), (len(P), 1))
-    rim = np.asarray(pal.iris) * 0.6
-    eye_col = _mix(eye_col, rim, _smooth((IRIS_DEG - ang) / 1.5))
-    eye_col = _mix(eye_col, pal.iris, _smooth((IRIS_DEG - 4.0 - ang) / 3.0))
-    eye_col = _mix(eye_col, pal.pupil, _smooth((PUPIL_DEG - ang) / 1.5))
-    col = col * (1 - eyeball[:, None]) + eye_col * eyeball[:, None]
+    col = col * (1 - eyeball[:, None]) + eye_colors(P, eyes, pal) * eyeball[:, None]
 
     # teeth: the front of the mouth's inside, just behind the lips
     lips_v = np.asarray(head.neutral().detach(), np.float64)[np.asarray(head.vertex_labels) == L["lips"]]
@@ -196,3 +200,46 @@ def paint_texture(head, palette: Palette | None = None, size: int = 512) -> np.n
     tex = np.zeros((size, size, 3), np.float64)
     tex[covered] = np.clip(col, 0, 1)
     return _dilate(tex, covered).astype(np.float32)
+
+
+@dataclass
+class HeadAppearance:
+    """The material of a painted head for ``mesh_raster.render_mesh(..., albedo_fn=appearance.albedo)``.
+
+    texture [S, S, 3] with uvs [Vt, 2] / face_uvs [F, 3] everywhere, except on the eyeballs (``eye_faces`` [F]
+    bool), whose UV islands are too small for an iris: there the colour is computed per pixel from the rest-pose
+    position (``rest_vertices`` [V, 3] interpolated with the pixel's barycentric weights), so the iris and pupil
+    stay sharp and turn with the eyes.
+    """
+    texture: np.ndarray
+    uvs: np.ndarray
+    face_uvs: np.ndarray
+    faces: np.ndarray
+    rest_vertices: np.ndarray
+    eye_faces: np.ndarray
+    eye_centers: np.ndarray
+    palette: Palette
+
+    def albedo(self, face_index: np.ndarray, bary: np.ndarray) -> np.ndarray:
+        """face_index [n] int, bary [n, 3] -> albedo [n, 3] float32 in 0..1."""
+        uv = np.einsum("nk,nkc->nc", bary, self.uvs[self.face_uvs[face_index]])
+        out = sample_texture(self.texture, uv)[:, :3].astype(np.float64)
+        eye = self.eye_faces[face_index]
+        if eye.any():
+            p = np.einsum("nk,nkc->nc", bary[eye], self.rest_vertices[self.faces[face_index[eye]]])
+            out[eye] = eye_colors(p, self.eye_centers, self.palette)
+        return out.astype(np.float32)
+
+
+def paint_head(head, palette: Palette | None = None, size: int = 512) -> HeadAppearance:
+    """Texture plus per-pixel eyes of a default head (see ``paint_texture`` and ``HeadAppearance``)."""
+    pal = palette or palette_for(getattr(head, "name", ""))
+    tex = paint_texture(head, pal, size)
+    labels = np.asarray(head.vertex_labels, np.int64)
+    faces = np.asarray(head.faces, np.int64)
+    is_eye = np.isin(labels, [LABEL_INDEX["eye_white"], LABEL_INDEX["iris"], LABEL_INDEX["pupil"]])
+    return HeadAppearance(texture=tex, uvs=np.asarray(head.uvs, np.float64),
+                          face_uvs=np.asarray(head.face_uvs, np.int64), faces=faces,
+                          rest_vertices=np.asarray(head.neutral().detach(), np.float64),
+                          eye_faces=is_eye[faces].all(axis=1),
+                          eye_centers=np.asarray(head.j_template.detach(), np.float64)[3:5], palette=pal)

@@ -46,15 +46,15 @@ def load_config(path):
 
 def make_views(head, data: dict, show_progress: bool = True):
     """(train ViewSet, held-out ViewSet) drawn from the painted head."""
-    from rsatalker_ros.avatar.textures import paint_texture
+    from rsatalker_ros.avatar.textures import paint_head
     from rsatalker_ros.train.stage3 import synthetic_views
-    tex = paint_texture(head, size=int(data["texture_size"]))
+    appearance = paint_head(head, size=int(data["texture_size"]))
     kw = dict(size=int(data["size"]), azimuth_deg=float(data["azimuth_deg"]),
               elevation_deg=tuple(float(x) for x in data["elevation_deg"]), distance=float(data["distance"]),
               fov_y_deg=float(data["fov_y_deg"]), supersample=int(data["supersample"]),
               show_progress=show_progress)
-    train = synthetic_views(head, tex, int(data["n_views"]), seed=int(data["seed"]), **kw)
-    held = synthetic_views(head, tex, int(data["n_eval"]), seed=int(data["seed"]) + 1000, **kw)
+    train = synthetic_views(head, appearance, int(data["n_views"]), seed=int(data["seed"]), **kw)
+    held = synthetic_views(head, appearance, int(data["n_eval"]), seed=int(data["seed"]) + 1000, **kw)
     return train, held
 
 

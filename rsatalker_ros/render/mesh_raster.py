@@ -188,13 +188,15 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 def shade(face_id: np.ndarray, bary: np.ndarray, vertices: np.ndarray, faces: np.ndarray, *,
           view: np.ndarray, texture: np.ndarray | None = None, uvs: np.ndarray | None = None,
-          face_uvs: np.ndarray | None = None, vertex_colors: np.ndarray | None = None,
+          face_uvs: np.ndarray | None = None, vertex_colors: np.ndarray | None = None, albedo_fn=None,
           light_dir=(0.3, 0.5, 1.0), ambient: float = 0.45, diffuse: float = 0.55,
           light_in_camera: bool = False) -> np.ndarray:
     """Colour of every covered pixel of a visibility buffer; returns [H, W, 3] float32 (0 where empty).
 
     Colour comes from ``texture`` [Ht, Wt, 3] (0..1) sampled at UVs (``uvs`` [Vt, 2], ``face_uvs`` [F, 3]
-    indices into ``uvs``), or from ``vertex_colors`` [V, 3] (0..1), or white. Lambert term with smooth
+    indices into ``uvs``), or from ``vertex_colors`` [V, 3] (0..1), or from ``albedo_fn(face_index [n],
+    bary [n, 3]) -> [n, 3]`` (a procedural material, e.g. ``avatar.textures.HeadAppearance.albedo``), or
+    white. Lambert term with smooth
     vertex normals, two-sided (a normal facing away from the camera is flipped). ``light_dir`` is the
     direction towards the light, in world coordinates (or camera coordinates if ``light_in_camera``).
     """
@@ -205,7 +207,9 @@ def shade(face_id: np.ndarray, bary: np.ndarray, vertices: np.ndarray, faces: np
         return out
     f = face_id[mask]
     b = bary[mask].astype(np.float64)
-    if texture is not None:
+    if albedo_fn is not None:
+        albedo = np.asarray(albedo_fn(f, b), dtype=np.float32).reshape(len(f), 3)
+    elif texture is not None:
         if uvs is None or face_uvs is None:
             raise ValueError("a texture needs uvs [Vt, 2] and face_uvs [F, 3]")
         uv = np.einsum("nk,nkc->nc", b, np.asarray(uvs, np.float64)[np.asarray(face_uvs)[f]])
@@ -234,7 +238,8 @@ def shade(face_id: np.ndarray, bary: np.ndarray, vertices: np.ndarray, faces: np
 
 def render_mesh(vertices: np.ndarray, faces: np.ndarray, camera, *, texture: np.ndarray | None = None,
                 uvs: np.ndarray | None = None, face_uvs: np.ndarray | None = None,
-                vertex_colors: np.ndarray | None = None, background=(1.0, 1.0, 1.0), supersample: int = 1,
+                vertex_colors: np.ndarray | None = None, albedo_fn=None, background=(1.0, 1.0, 1.0),
+                supersample: int = 1,
                 light_dir=(0.3, 0.5, 1.0), ambient: float = 0.45, diffuse: float = 0.55,
                 light_in_camera: bool = False) -> MeshRender:
     """Render a (textured) triangle mesh with a pinhole ``camera``.
@@ -259,7 +264,8 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, camera, *, texture: np.
     screen = project(vertices, view, Ks)
     face_id, bary, zbuf = rasterize_triangles(screen, faces, width * s, height * s)
     color = shade(face_id, bary, vertices, faces, view=view, texture=texture, uvs=uvs, face_uvs=face_uvs,
-                  vertex_colors=vertex_colors, light_dir=light_dir, ambient=ambient, diffuse=diffuse,
+                  vertex_colors=vertex_colors, albedo_fn=albedo_fn, light_dir=light_dir, ambient=ambient,
+                  diffuse=diffuse,
                   light_in_camera=light_in_camera)
     cover = (face_id >= 0).astype(np.float32)
     bg = np.asarray(background, dtype=np.float32).reshape(1, 1, 3)

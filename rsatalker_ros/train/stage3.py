@@ -187,18 +187,23 @@ def head_center(head) -> np.ndarray:
     return 0.5 * (v.min(0) + v.max(0))
 
 
-def synthetic_views(head, texture: np.ndarray, n: int, size: int = 160, seed: int = 0,
+def synthetic_views(head, appearance, n: int, size: int = 160, seed: int = 0,
                     azimuth_deg: float = 75.0, elevation_deg=(-15.0, 25.0), distance: float = 0.62,
                     fov_y_deg: float = 30.0, supersample: int = 3, background=(1.0, 1.0, 1.0),
                     show_progress: bool = True) -> ViewSet:
     """Render ``n`` views of ``head`` (random motion frames, random cameras within +-``azimuth_deg`` and the
-    elevation range, ``distance`` metres from the head centre) with the textured-mesh rasteriser."""
+    elevation range, ``distance`` metres from the head centre) with the textured-mesh rasteriser.
+
+    appearance: a ``HeadAppearance`` (``avatar.textures.paint_head``) or a UV texture [S, S, 3] in 0..1."""
     from rsatalker_ros.render.mesh_raster import render_mesh
     rng = np.random.default_rng(seed)
     motions = random_motions(n, head.layout, rng)
     center = head_center(head)
     faces = head.faces.numpy()
-    uvs, face_uvs = head.uvs.numpy(), head.face_uvs.numpy()
+    if hasattr(appearance, "albedo"):
+        material = dict(albedo_fn=appearance.albedo)
+    else:
+        material = dict(texture=np.asarray(appearance), uvs=head.uvs.numpy(), face_uvs=head.face_uvs.numpy())
     images = np.empty((n, size, size, 3), np.uint8)
     w2c = np.empty((n, 4, 4))
     K = np.empty((n, 3, 3))
@@ -207,8 +212,7 @@ def synthetic_views(head, texture: np.ndarray, n: int, size: int = 160, seed: in
     for i in tqdm(range(n), desc="drawing views", disable=not show_progress):
         cam = orbit_camera(center, rng.uniform(-azimuth_deg, azimuth_deg), rng.uniform(*elevation_deg),
                            distance * rng.uniform(0.92, 1.08), size, fov_y_deg)
-        out = render_mesh(verts[i], faces, cam, texture=texture, uvs=uvs, face_uvs=face_uvs,
-                          background=background, supersample=supersample)
+        out = render_mesh(verts[i], faces, cam, background=background, supersample=supersample, **material)
         images[i] = np.clip(out.image * 255.0 + 0.5, 0, 255).astype(np.uint8)
         w2c[i], K[i] = cam.world_to_cam, cam.K
     return ViewSet(images, motions, w2c, K)
