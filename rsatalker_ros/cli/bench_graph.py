@@ -30,6 +30,16 @@ def rss_mb(pids) -> float:
     return total / 1024.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process so far [s]."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="measured run length [s] after a 3 s warm-up")
@@ -74,9 +84,12 @@ def main(argv=None) -> None:
             log.stamp_ns.clear()
         diag.clear()
         rss, t0 = [], time.monotonic()
+        cpu0 = {grp: cpu_seconds(p.pid) for grp, p in g.procs.items()}
         while time.monotonic() - t0 < args.seconds:
             probe.spin_for(1.0)
             rss.append(rss_mb(g.pids()))
+        wall = time.monotonic() - t0
+        cpu = {grp: (cpu_seconds(p.pid) - cpu0[grp]) / wall for grp, p in g.procs.items()}
         summary = probe.summary()
         alive = g.alive()
     finally:
@@ -99,6 +112,8 @@ def main(argv=None) -> None:
         print(f"  {pid}: publish latency p50 {np.median(p50) if p50 else float('nan'):.0f} ms, p95 (median of "
               f"windows) {np.median(p95) if p95 else float('nan'):.0f} ms; render {np.median(rms) if rms else 0:.0f}"
               f" ms/image; frames dropped as stale {drops}")
+    print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
     print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS)")
     print("\ntargets:")
     for pid in pids:

@@ -162,8 +162,9 @@ class AudioCaptureNode(LifecycleNode):
                 lv[1] += x.shape[0]
                 lv[2] = max(lv[2], float(np.abs(x).max()) if x.size else 0.0)
             pub = self._pubs.get(pid)
-            if pub is not None:
-                pub.publish(audio_to_msg(x, AUDIO_RATE, pid, stamp_ns, self.fmt, f"{pid}/{self.frame_suffix}"))
+            if pub is None or not self.context.ok():
+                return                                   # shutting down
+            pub.publish(audio_to_msg(x, AUDIO_RATE, pid, stamp_ns, self.fmt, f"{pid}/{self.frame_suffix}"))
 
     def _on_end(self) -> None:
         self.get_logger().info("wav source finished (loop is false)")

@@ -105,6 +105,15 @@ def publish_diagnostics(node, pub, statuses) -> None:
     pub.publish(arr)
 
 
+def make_executor(n_nodes: int, multithreaded: bool):
+    """MultiThreadedExecutor for several nodes in one process (a component container), else single-threaded.
+    (rclpy.experimental.EventsExecutor delivered nothing to these nodes with the Kilted wheels: not used.)"""
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    if multithreaded:
+        return MultiThreadedExecutor(num_threads=max(2, 2 * n_nodes))
+    return SingleThreadedExecutor()
+
+
 def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
     """Run nodes until Ctrl-C / SIGTERM: one node per process (ros2 run style), or several in one process on a
     MultiThreadedExecutor (a component container; saves one Python interpreter + torch import per node).
@@ -121,8 +130,7 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
                 code = 1
         if code == 0:
             multi = len(nodes) > 1 if multithreaded is None else multithreaded
-            from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-            ex = MultiThreadedExecutor(num_threads=max(2, 2 * len(nodes))) if multi else SingleThreadedExecutor()
+            ex = make_executor(len(nodes), multi)
             for n in nodes:
                 ex.add_node(n)
             try:
