@@ -105,7 +105,7 @@ def bind_tensors(vertices, faces, parent, means, log_scales, quats):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# numba path (float32, parallel over Gaussians) for the live renderer
+# numba path (float32, single thread: ~1 ms for 20k Gaussians, cheaper than a parallel region) for the live renderer
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -165,17 +165,17 @@ def _matrix_to_quat_nb(R, out, i):
     out[i, 0], out[i, 1], out[i, 2], out[i, 3] = w, x, y, z
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True)
 def _face_frames_nb(vertices, faces, R_out, kT_out, q_out):
-    for f in numba.prange(faces.shape[0]):
+    for f in range(faces.shape[0]):
         k, tx, ty, tz = _frame_of(vertices, faces, f, R_out[f])
         kT_out[f, 0], kT_out[f, 1], kT_out[f, 2], kT_out[f, 3] = k, tx, ty, tz
         _matrix_to_quat_nb(R_out[f], q_out, f)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True)
 def _bind_nb(R, kT, qf, parent, means, scales_local, quats_local, out_means, out_scales, out_quats):
-    for i in numba.prange(parent.shape[0]):
+    for i in range(parent.shape[0]):
         f = parent[i]
         k = kT[f, 0]
         mx, my, mz = means[i, 0], means[i, 1], means[i, 2]

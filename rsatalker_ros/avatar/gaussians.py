@@ -206,6 +206,29 @@ class GaussianAvatar:
         )
 
 
+def select(avatar: GaussianAvatar, index) -> GaussianAvatar:
+    """The avatar restricted to the Gaussians ``index`` (long indices or bool mask [N]); same head and faces."""
+    i = torch.as_tensor(index)
+    return GaussianAvatar(avatar.means[i], avatar.log_scales[i], avatar.quats[i], avatar.opacity_logits[i],
+                          avatar.sh[i], avatar.parent[i], avatar.faces, avatar.head)
+
+
+def thin_to(avatar: GaussianAvatar, count: int, seed: int = 0) -> GaussianAvatar:
+    """Keep ``count`` Gaussians chosen at random (seeded), never leaving a triangle without one
+    (count must be >= the number of triangles that have Gaussians)."""
+    n = len(avatar)
+    if count >= n:
+        return avatar
+    parent = avatar.parent.numpy()
+    _, first = np.unique(parent, return_index=True)  # one Gaussian per covered triangle always stays
+    if count < len(first):
+        raise ValueError(f"count {count} is below the {len(first)} triangles that carry Gaussians")
+    rest = np.setdiff1d(np.arange(n), first)
+    rng = np.random.default_rng(seed)
+    keep = np.sort(np.concatenate([first, rng.choice(rest, count - len(first), replace=False)]))
+    return select(avatar, torch.as_tensor(keep))
+
+
 def bind(avatar: GaussianAvatar, vertices) -> WorldGaussians:
     """Place the avatar on a posed mesh (differentiable w.r.t. the avatar's tensors and the vertices).
 
