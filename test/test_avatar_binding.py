@@ -127,3 +127,15 @@ def test_bind_is_differentiable_and_rejects_bad_vertices():
         bind(av, torch.zeros(len(v), 2))
     with pytest.raises(ValueError, match="per_triangle"):
         GaussianAvatar.init_from_mesh(v, f, per_triangle=0)
+
+
+def test_thin_to_keeps_every_triangle_covered():
+    from rsatalker_ros.avatar.gaussians import thin_to
+    v, f = icosphere(1, 0.1)
+    av = GaussianAvatar.init_from_mesh(v, f, per_triangle=4)
+    small = thin_to(av, 100, seed=1)
+    assert len(small) == 100
+    assert torch.equal(torch.unique(small.parent), torch.arange(len(f)))
+    small.validate(num_vertices=len(v))
+    with pytest.raises(ValueError, match="below"):
+        thin_to(av, len(f) - 1)

@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 TILE = 16
+_NPIX = TILE * TILE
 ALPHA_MIN = np.float32(1.0 / 255.0)
 T_MIN = np.float32(1e-4)
 EPS2D = 0.3
@@ -227,10 +228,12 @@ def _bin(order, box, n_tx, n_ty):
 
 
 @numba.njit(inline="always", fastmath=True)
-def _blend_row(T, ar, ag, ab, ad, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z):
-    """Composite one Gaussian over the 16 pixels T[base:base+16] of a tile row (branch-free, vectorisable).
-    mx: Gaussian centre x relative to the tile's first column; dy: centre y minus the row's y. Returns the number
-    of pixels that reached the transmittance threshold (they store -T from then on)."""
+def _blend_row(buf, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z):
+    """Composite one Gaussian over the 16 pixels base..base+15 of a tile row (branch-free, vectorisable).
+    buf [5 * 256]: transmittance T, then r, g, b and depth sums, 256 pixels each (one buffer with constant
+    offsets, so the compiler knows the channels do not overlap). mx: Gaussian centre x relative to the tile's
+    first column; dy: centre y minus the row's y. Returns the number of pixels that reached the transmittance
+    threshold (they store -T from then on)."""
     nd = 0
     c0 = log_o - hC * dy * dy
     for c in range(TILE):
@@ -238,17 +241,17 @@ def _blend_row(T, ar, ag, ab, ad, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z)
         dx = mx - _f(c)
         e = _exp_neg(c0 - (hA * dx + B * dy) * dx)          # opacity * exp(-sigma)
         alpha = e if e < _f(0.999) else _f(0.999)
-        Tk = T[k]
+        Tk = buf[k]
         nT = Tk * (_f(1.0) - alpha)
         ok = (Tk > _f(0.0)) & (alpha >= ALPHA_MIN)
         fin = ok & (nT <= T_MIN)
         add = ok & (nT > T_MIN)
         w = alpha * Tk * _f(add)
-        ar[k] += w * cr
-        ag[k] += w * cg
-        ab[k] += w * cb
-        ad[k] += w * z
-        T[k] = -Tk if fin else (nT if add else Tk)
+        buf[k + np.uint64(_NPIX)] += w * cr
+        buf[k + np.uint64(2 * _NPIX)] += w * cg
+        buf[k + np.uint64(3 * _NPIX)] += w * cb
+        buf[k + np.uint64(4 * _NPIX)] += w * z
+        buf[k] = -Tk if fin else (nT if add else Tk)
         nd += np.int32(fin)
     return nd
 
@@ -262,17 +265,14 @@ def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, o
     for t in numba.prange(n_tiles):
         ty, tx = t // n_tx, t % n_tx
         x0, y0 = tx * TILE, ty * TILE
-        T = np.ones(TILE * TILE, np.float32)
-        ar = np.zeros(TILE * TILE, np.float32)
-        ag = np.zeros(TILE * TILE, np.float32)
-        ab = np.zeros(TILE * TILE, np.float32)
-        ad = np.zeros(TILE * TILE, np.float32)
+        buf = np.zeros(5 * _NPIX, np.float32)
+        buf[:_NPIX] = _f(1.0)
         row_done = np.zeros(TILE, np.int32)
         n_done = 0
         for r in range(TILE):  # pixels outside the image count as done
             for c in range(TILE):
                 if y0 + r >= height or x0 + c >= width:
-                    T[r * TILE + c] = _f(-1.0)
+                    buf[r * TILE + c] = _f(-1.0)
                     row_done[r] += 1
                     n_done += 1
         for j in range(tile_start[t], tile_start[t + 1]):
@@ -291,7 +291,7 @@ def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, o
                 dy = my - _f(r)
                 if det * dy * dy > lim:
                     continue
-                nd = _blend_row(T, ar, ag, ab, ad, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z)
+                nd = _blend_row(buf, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z)
                 row_done[r] += nd
                 n_done += nd
             if n_done == TILE * TILE:
@@ -299,17 +299,17 @@ def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, o
         for v in range(y0, min(y0 + TILE, height)):
             for u in range(x0, min(x0 + TILE, width)):
                 k = (v - y0) * TILE + (u - x0)
-                Tk = abs(T[k])
-                r0 = ar[k] + Tk * bg[0]
-                g0 = ag[k] + Tk * bg[1]
-                b0 = ab[k] + Tk * bg[2]
+                Tk = abs(buf[k])
+                r0 = buf[k + _NPIX] + Tk * bg[0]
+                g0 = buf[k + 2 * _NPIX] + Tk * bg[1]
+                b0 = buf[k + 3 * _NPIX] + Tk * bg[2]
                 if want_float:
                     out_rgb[v, u, 0] = r0
                     out_rgb[v, u, 1] = g0
                     out_rgb[v, u, 2] = b0
                     a = _f(1.0) - Tk
                     out_alpha[v, u] = a
-                    out_depth[v, u] = ad[k] / max(a, _f(1e-10))
+                    out_depth[v, u] = buf[k + 4 * _NPIX] / max(a, _f(1e-10))
                 else:
                     out_u8[v, u, 0] = np.uint8(min(max(r0, _f(0.0)), _f(1.0)) * _f(255.0) + _f(0.5))
                     out_u8[v, u, 1] = np.uint8(min(max(g0, _f(0.0)), _f(1.0)) * _f(255.0) + _f(0.5))
