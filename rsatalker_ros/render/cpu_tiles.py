@@ -234,7 +234,7 @@ def _blend_row(buf, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z):
     offsets, so the compiler knows the channels do not overlap). mx: Gaussian centre x relative to the tile's
     first column; dy: centre y minus the row's y. Returns the number of pixels that reached the transmittance
     threshold (they store -T from then on)."""
-    nd = 0
+    nd = _f(0.0)  # counted in float32: an integer (int64) count keeps LLVM from using 8-float vectors
     c0 = log_o - hC * dy * dy
     for c in range(TILE):
         k = base + np.uint64(c)
@@ -252,8 +252,8 @@ def _blend_row(buf, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z):
         buf[k + np.uint64(3 * _NPIX)] += w * cb
         buf[k + np.uint64(4 * _NPIX)] += w * z
         buf[k] = -Tk if fin else (nT if add else Tk)
-        nd += np.int32(fin)
-    return nd
+        nd += _f(fin)
+    return np.int32(nd)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
@@ -285,11 +285,17 @@ def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, o
             cr, cg, cb, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
             det = A * C - B * B
             lim = _f(2.0) * A * s_max  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
+            inv_a = _f(1.0) / A
             for r in range(ra, rb + 1):
                 if row_done[r] == TILE:
                     continue
                 dy = my - _f(r)
-                if det * dy * dy > lim:
+                disc = lim - det * dy * dy
+                if disc < _f(0.0):
+                    continue
+                # the ellipse's columns on this row: mx - (-B dy +- sqrt(disc)) / A; skip rows it misses the tile
+                sq = math.sqrt(disc)
+                if mx + (B * dy - sq) * inv_a > _f(TILE - 1) or mx + (B * dy + sq) * inv_a < _f(0.0):
                     continue
                 nd = _blend_row(buf, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z)
                 row_done[r] += nd
