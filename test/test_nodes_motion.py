@@ -30,7 +30,7 @@ def make_motion(tmp_path, **params):
     return MotionNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
 
 
-def run_listener(tmp_path, seconds=2.0, **relation):
+def run_listener(tmp_path, seconds=1.2, **relation):
     """Alice listens (silent) while bob speaks; returns alice's motion frames [T, 64] and the messages."""
     from rsatalker_ros.msg import SocialMotion
     from rsatalker_ros.ros import qos
@@ -43,11 +43,11 @@ def run_listener(tmp_path, seconds=2.0, **relation):
         bob = b[int(4.6 * 16000):int((4.6 + seconds) * 16000)]
         silence = np.zeros_like(bob)
         n = int(seconds * 25) - 3
-        for k in range(0, bob.size, 320):
-            h.publish_audio("bob", bob[k:k + 320], T0 + k * 62_500)
-            h.publish_audio("alice", silence[k:k + 320], T0 + k * 62_500)
+        for k in range(0, bob.size, 640):
+            h.publish_audio("bob", bob[k:k + 640], T0 + k * 62_500, chunk=640)
+            h.publish_audio("alice", silence[k:k + 640], T0 + k * 62_500, chunk=640)
             # best-effort audio: wait until the node has taken this chunk before sending the next
-            assert h.spin_until(lambda: min(node.aligner.end_index(0), node.aligner.end_index(1)) >= k + 320, 5)
+            assert h.spin_until(lambda: min(node.aligner.end_index(0), node.aligner.end_index(1)) >= k + 640, 5)
         assert h.spin_until(lambda: len(got) >= n, 20), f"{len(got)} frames of {n}"
         return np.stack([flame_params_to_motion(m.params)[0] for m in got[:n]]), got
     finally:
@@ -84,12 +84,12 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
         topo = h.collect(FaceTopology, "/rsatalker/alice/mesh_topology", qos.LATCHED)
         markers = h.collect(Marker, "/rsatalker/alice/mesh_marker", qos.STATE)
         poses = h.collect(TransformStamped, "/rsatalker/alice/head_pose", qos.STATE)
-        a, b, _ = demo_audio(1.5)
-        for k in range(0, a.size, 320):
-            h.publish_audio("alice", a[k:k + 320], T0 + k * 62_500)
-            h.publish_audio("bob", b[k:k + 320], T0 + k * 62_500)
-            h.spin_until(lambda: min(node.aligner.end_index(0), node.aligner.end_index(1)) >= k + 320, 5)
-        assert h.spin_until(lambda: len(meshes) >= 25 and topo and markers and poses, 20)
+        a, b, _ = demo_audio(1.2)
+        for k in range(0, a.size, 640):
+            h.publish_audio("alice", a[k:k + 640], T0 + k * 62_500, chunk=640)
+            h.publish_audio("bob", b[k:k + 640], T0 + k * 62_500, chunk=640)
+            h.spin_until(lambda: min(node.aligner.end_index(0), node.aligner.end_index(1)) >= k + 640, 5)
+        assert h.spin_until(lambda: len(meshes) >= 20 and topo and markers and poses, 20)
         assert topo[0].vertex_count == 4538 and len(topo[0].triangles) == 9014 * 3
         m = meshes[0]
         assert len(m.vertices) == 4538 * 3 and m.header.frame_id == "alice/head" and m.topology_id == "default_older"
@@ -119,7 +119,7 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
         assert node.relation.hierarchy == 1 and node.relation.senior == "bob"
         assert h.spin_until(lambda: len(h.errors("motion")) >= 4, 10), h.errors("motion")
         n = len(motion)
-        t = T0 + int(1.5 * 10**9)
+        t = T0 + int(1.2 * 10**9)
         h.publish_audio("alice", a[:8000], t, spin_s=0.003)
         h.publish_audio("bob", b[:8000], t, spin_s=0.003)
         assert h.spin_until(lambda: len(motion) >= n + 10, 10)
