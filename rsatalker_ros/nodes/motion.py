@@ -152,8 +152,11 @@ class MotionNode(Node):
         if rel == self.relation:
             return
         self.relation = rel
-        self.dyad.queries = self.torch.tensor(self._query_indices_for(rel, self.pid, self.partner))
-        self.dyad.relation = rel
+        if hasattr(self.dyad, "set_relation"):
+            self.dyad.set_relation(rel)
+        else:   # streaming.py before set_relation existed: the same two attributes
+            self.dyad.queries = self.torch.tensor(self._query_indices_for(rel, self.pid, self.partner))
+            self.dyad.relation = rel
         self.get_logger().info(f"relationship now {rel} ({why})")
 
     def _on_params(self, params) -> SetParametersResult:
