@@ -3,7 +3,6 @@ conversation: the speaker's jaw opens and the listener's does not, images arrive
 audio-clock stamps, the relationship from the command line reaches every node, and killing and restarting a motion
 node mid-conversation, its renderer resumes."""
 
-import time
 
 import numpy as np
 import pytest

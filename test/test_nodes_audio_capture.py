@@ -2,7 +2,6 @@
 publishes its exact samples, stamped on the capture clock; a wrong device fails with the list of devices found."""
 
 import json
-import os
 import subprocess
 import sys
 import time

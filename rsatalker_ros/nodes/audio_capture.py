@@ -18,6 +18,7 @@ import math
 import threading
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from std_msgs.msg import String
 
@@ -26,8 +27,6 @@ from rsatalker_ros.msg import AudioFrame
 from rsatalker_ros.nodes.common import declare, diagnostic_status, publish_diagnostics, run
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import audio_to_msg
-
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 
 class AudioCaptureNode(LifecycleNode):
