@@ -90,3 +90,19 @@ def test_every_config_parameter_is_commented_and_declared_by_its_node():
         if re.match(r"\s*-?\s*\w+:\s*\S", ln) and not ln.strip().startswith("#"):
             assert "#" in ln or ln.strip().startswith("- id") or ":" in ln and ln.split(":")[0].strip() in (
                 "head", "avatar", "position", "yaw_deg", "wav"), ln
+
+
+def test_bringup_command_line_refuses_an_unknown_relationship_and_prints_the_plan():
+    import subprocess
+    import sys
+
+    from support.processes import child_env
+    bad = subprocess.run([sys.executable, "-m", "rsatalker_ros.cli.bringup", "--kinship", "cousins", "--print"],
+                         capture_output=True, text=True, env=child_env(), timeout=60)
+    assert bad.returncode == 2 and "unknown kinship 'cousins'" in bad.stderr
+    ok = subprocess.run([sys.executable, "-m", "rsatalker_ros.cli.bringup", "--source", "wav", "--processes",
+                         "per_participant", "--set", "renderer.width=256", "--print"],
+                        capture_output=True, text=True, env=child_env(), timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("rsatalker_ros.nodes.container") == 3
+    assert "motion:motion_alice renderer:renderer_alice" in ok.stdout and "width: 256" in ok.stdout

@@ -107,6 +107,20 @@ def contact_sheet(path: Path, frames: dict, idx: dict, n: int, size, turns: list
     sheet.save(path)
 
 
+def write_gif(path: Path, frames: dict, idx: dict, n: int, size, start_s: float = 0.0, seconds: float = 6.0,
+              fps: float = 12.5, width: int = 512) -> None:
+    """A short animated GIF of the side-by-side view (for the README), ``fps`` frames per second."""
+    from PIL import Image
+    step = max(1, int(round(25 / fps)))
+    ks = range(int(start_s * 25), min(n, int((start_s + seconds) * 25)), step)
+    h, w = size
+    scale = width / (w * len(frames))
+    imgs = [Image.fromarray(compose(frames, idx, k, size)).resize((width, int(h * scale))) for k in ks]
+    imgs = [im.convert("P", palette=Image.Palette.ADAPTIVE, colors=128) for im in imgs]
+    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 * step / 25), loop=0,
+                 optimize=True)
+
+
 def run_demo(args) -> dict:
     import rclpy
 
@@ -185,6 +199,12 @@ def run_demo(args) -> dict:
     wavfile.write(tmp / "mix.wav", 16000, (np.clip(mix, -1, 1) * 32767).astype(np.int16))
     write_video(out / "demo.mp4", frames, idx, n, size, tmp / "mix.wav")
     contact_sheet(out / "contact_sheet.png", frames, idx, n, size, meta["turns"], {"A": "alice", "B": "bob"})
+    if args.docs:
+        docs = Path(args.docs)
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "contact_sheet.png", docs / "demo_contact_sheet.png")
+        write_gif(docs / "demo.gif", frames, idx, n, size, start_s=3.0, seconds=4.0)
+        print(f"wrote {docs / 'demo_contact_sheet.png'} and {docs / 'demo.gif'}")
     shown = {p: int((idx[p] >= 0).sum()) for p in pids}
     shutil.rmtree(tmp, ignore_errors=True)
     img = {p: summary[topics.participant(p, "image_raw")] for p in pids}
@@ -207,6 +227,8 @@ def main(argv=None) -> None:
     ap.add_argument("--checkpoint", default="", help="motion checkpoint (default: the shipped one)")
     ap.add_argument("--avatars", nargs=2, help="avatar files for alice and bob (default: the shipped ones)")
     ap.add_argument("--out", default="runs/demo", help="output folder")
+    ap.add_argument("--docs", default="", help="also write demo_contact_sheet.png and demo.gif there "
+                    "(docs/images for the README)")
     args = ap.parse_args(argv)
     if args.hierarchy == "equal" and args.senior == "alice":
         args.senior = ""
