@@ -38,16 +38,22 @@ TILE = 16
 
 
 @numba.njit(cache=True)
+def _box(m2, ext, g, n_tx, n_ty):
+    """Tile range (tx0, tx1, ty0, ty1) of Gaussian g's pixel box (1 px margin beyond the 1/255 extent)."""
+    tx0 = max(int(np.floor((m2[g, 0] - ext[g, 0] - 1.0) / TILE)), 0)
+    tx1 = min(int(np.floor((m2[g, 0] + ext[g, 0] + 1.0) / TILE)), n_tx - 1)
+    ty0 = max(int(np.floor((m2[g, 1] - ext[g, 1] - 1.0) / TILE)), 0)
+    ty1 = min(int(np.floor((m2[g, 1] + ext[g, 1] + 1.0) / TILE)), n_ty - 1)
+    return tx0, tx1, ty0, ty1
+
+
+@numba.njit(cache=True)
 def _bin(order, m2, ext, n_tx, n_ty):
     """order [M] Gaussian indices in depth order -> (tile_start [T+1], tile_list [I]) depth-ordered per tile."""
     n_tiles = n_tx * n_ty
     counts = np.zeros(n_tiles + 1, np.int64)
     for k in range(order.shape[0]):
-        g = order[k]
-        tx0 = max(int(np.floor((m2[g, 0] - ext[g, 0]) / TILE)), 0)
-        tx1 = min(int(np.floor((m2[g, 0] + ext[g, 0]) / TILE)), n_tx - 1)
-        ty0 = max(int(np.floor((m2[g, 1] - ext[g, 1]) / TILE)), 0)
-        ty1 = min(int(np.floor((m2[g, 1] + ext[g, 1]) / TILE)), n_ty - 1)
+        tx0, tx1, ty0, ty1 = _box(m2, ext, order[k], n_tx, n_ty)
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
                 counts[ty * n_tx + tx + 1] += 1
@@ -57,10 +63,7 @@ def _bin(order, m2, ext, n_tx, n_ty):
     lst = np.empty(counts[n_tiles], np.int64)
     for k in range(order.shape[0]):
         g = order[k]
-        tx0 = max(int(np.floor((m2[g, 0] - ext[g, 0]) / TILE)), 0)
-        tx1 = min(int(np.floor((m2[g, 0] + ext[g, 0]) / TILE)), n_tx - 1)
-        ty0 = max(int(np.floor((m2[g, 1] - ext[g, 1]) / TILE)), 0)
-        ty1 = min(int(np.floor((m2[g, 1] + ext[g, 1]) / TILE)), n_ty - 1)
+        tx0, tx1, ty0, ty1 = _box(m2, ext, g, n_tx, n_ty)
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
                 t = ty * n_tx + tx
@@ -69,108 +72,146 @@ def _bin(order, m2, ext, n_tx, n_ty):
     return counts, lst
 
 
+@numba.njit(cache=True, inline="always")
+def _pixel_box(m2, ext, i, x0, x1, y0, y1):
+    """Pixels of the tile [x0..x1] x [y0..y1] inside Gaussian i's box (1 px margin): (u0, u1, v0, v1)."""
+    u0 = max(x0, int(np.ceil(m2[i, 0] - ext[i, 0] - 1.0)))
+    u1 = min(x1, int(np.floor(m2[i, 0] + ext[i, 0] + 1.0)))
+    v0 = max(y0, int(np.ceil(m2[i, 1] - ext[i, 1] - 1.0)))
+    v1 = min(y1, int(np.floor(m2[i, 1] + ext[i, 1] + 1.0)))
+    return u0, u1, v0, v1
+
+
 @numba.njit(parallel=True, cache=True)
-def _forward(tile_start, tile_list, m2, conic, opac, col, depth, bg, width, height, n_tx,
+def _forward(tile_start, tile_list, m2, ext, conic, opac, col, depth, bg, width, height, n_tx,
              out_rgb, out_alpha, out_depth, out_T, out_last):
+    """Front-to-back compositing, Gaussian-major inside each tile: every Gaussian only visits its pixel box."""
     n_tiles = tile_start.shape[0] - 1
     for t in numba.prange(n_tiles):
         ty = t // n_tx
         tx = t - ty * n_tx
-        for v in range(ty * TILE, min(ty * TILE + TILE, height)):
-            for u in range(tx * TILE, min(tx * TILE + TILE, width)):
-                T = np.float32(1.0)
-                r = np.float32(0.0)
-                g_ = np.float32(0.0)
-                b = np.float32(0.0)
-                d = np.float32(0.0)
-                last = -1
-                for j in range(tile_start[t], tile_start[t + 1]):
-                    i = tile_list[j]
+        x0, y0 = tx * TILE, ty * TILE
+        x1, y1 = min(x0 + TILE, width) - 1, min(y0 + TILE, height) - 1
+        n_pix = (x1 - x0 + 1) * (y1 - y0 + 1)
+        T = np.ones(TILE * TILE, np.float32)
+        acc = np.zeros((TILE * TILE, 4), np.float32)
+        last = np.full(TILE * TILE, -1, np.int64)
+        done = np.zeros(TILE * TILE, np.bool_)
+        n_done = 0
+        for j in range(tile_start[t], tile_start[t + 1]):
+            i = tile_list[j]
+            u0, u1, v0, v1 = _pixel_box(m2, ext, i, x0, x1, y0, y1)
+            for v in range(v0, v1 + 1):
+                dy = m2[i, 1] - np.float32(v)
+                for u in range(u0, u1 + 1):
+                    k = (v - y0) * TILE + (u - x0)
+                    if done[k]:
+                        continue
                     dx = m2[i, 0] - np.float32(u)
-                    dy = m2[i, 1] - np.float32(v)
                     sigma = np.float32(0.5) * (conic[i, 0] * dx * dx + conic[i, 2] * dy * dy) + conic[i, 1] * dx * dy
                     if sigma < 0:
                         continue
                     a = min(np.float32(0.999), opac[i] * np.exp(-sigma))
                     if a < ALPHA_MIN:
                         continue
-                    nT = T * (np.float32(1.0) - a)
+                    nT = T[k] * (np.float32(1.0) - a)
                     if nT <= T_MIN:
-                        break
-                    w = a * T
-                    r += w * col[i, 0]
-                    g_ += w * col[i, 1]
-                    b += w * col[i, 2]
-                    d += w * depth[i]
-                    T = nT
-                    last = j
-                out_rgb[v, u, 0] = r + T * bg[0]
-                out_rgb[v, u, 1] = g_ + T * bg[1]
-                out_rgb[v, u, 2] = b + T * bg[2]
-                out_alpha[v, u] = np.float32(1.0) - T
-                out_depth[v, u] = d / (np.float32(1.0) - T) if T < 1.0 else np.float32(0.0)
-                out_T[v, u] = T
-                out_last[v, u] = last
+                        done[k] = True
+                        n_done += 1
+                        continue
+                    w = a * T[k]
+                    acc[k, 0] += w * col[i, 0]
+                    acc[k, 1] += w * col[i, 1]
+                    acc[k, 2] += w * col[i, 2]
+                    acc[k, 3] += w * depth[i]
+                    T[k] = nT
+                    last[k] = j
+            if n_done == n_pix:
+                break
+        for v in range(y0, y1 + 1):
+            for u in range(x0, x1 + 1):
+                k = (v - y0) * TILE + (u - x0)
+                Tk = T[k]
+                out_rgb[v, u, 0] = acc[k, 0] + Tk * bg[0]
+                out_rgb[v, u, 1] = acc[k, 1] + Tk * bg[1]
+                out_rgb[v, u, 2] = acc[k, 2] + Tk * bg[2]
+                out_alpha[v, u] = np.float32(1.0) - Tk
+                out_depth[v, u] = acc[k, 3] / (np.float32(1.0) - Tk) if Tk < 1.0 else np.float32(0.0)
+                out_T[v, u] = Tk
+                out_last[v, u] = last[k]
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward(tile_start, tile_list, m2, conic, opac, col, bg, width, height, n_tx, out_T, out_last,
+def _backward(tile_start, tile_list, m2, ext, conic, opac, col, bg, width, height, n_tx, out_T, out_last,
               g_rgb, g_alpha, n_chunks, g_m2, g_conic, g_opac, g_col):
-    """Gradient buffers are [n_chunks, N, ...] float64; chunk c handles tiles c, c + n_chunks, ..."""
+    """Back-to-front walk, Gaussian-major inside each tile. Gradient buffers are [n_chunks, N, ...] float64;
+    chunk c handles tiles c, c + n_chunks, ... (no two threads write the same buffer)."""
     n_tiles = tile_start.shape[0] - 1
     for c in numba.prange(n_chunks):
+        T = np.empty(TILE * TILE, np.float64)
+        S = np.empty((TILE * TILE, 3), np.float64)
+        G = np.empty((TILE * TILE, 5), np.float64)  # per pixel: dL/drgb (3), dL/dalpha, T_final
+        last = np.empty(TILE * TILE, np.int64)
         for t in range(c, n_tiles, n_chunks):
             ty = t // n_tx
             tx = t - ty * n_tx
-            first = tile_start[t]
-            for v in range(ty * TILE, min(ty * TILE + TILE, height)):
-                for u in range(tx * TILE, min(tx * TILE + TILE, width)):
-                    last = out_last[v, u]
-                    if last < 0:
-                        continue
-                    T_final = np.float64(out_T[v, u])
-                    T = T_final
-                    gr = np.float64(g_rgb[v, u, 0])
-                    gg = np.float64(g_rgb[v, u, 1])
-                    gb = np.float64(g_rgb[v, u, 2])
-                    ga = np.float64(g_alpha[v, u])
-                    bgdot = bg[0] * gr + bg[1] * gg + bg[2] * gb
-                    s0 = 0.0
-                    s1 = 0.0
-                    s2 = 0.0
-                    for j in range(last, first - 1, -1):
-                        i = tile_list[j]
+            x0, y0 = tx * TILE, ty * TILE
+            x1, y1 = min(x0 + TILE, width) - 1, min(y0 + TILE, height) - 1
+            max_last = -1
+            for v in range(y0, y1 + 1):
+                for u in range(x0, x1 + 1):
+                    k = (v - y0) * TILE + (u - x0)
+                    T[k] = out_T[v, u]
+                    S[k, 0] = 0.0
+                    S[k, 1] = 0.0
+                    S[k, 2] = 0.0
+                    G[k, 0] = g_rgb[v, u, 0]
+                    G[k, 1] = g_rgb[v, u, 1]
+                    G[k, 2] = g_rgb[v, u, 2]
+                    G[k, 3] = g_alpha[v, u]
+                    G[k, 4] = out_T[v, u]
+                    last[k] = out_last[v, u]
+                    max_last = max(max_last, last[k])
+            for j in range(max_last, tile_start[t] - 1, -1):
+                i = tile_list[j]
+                u0, u1, v0, v1 = _pixel_box(m2, ext, i, x0, x1, y0, y1)
+                A = conic[i, 0]
+                B = conic[i, 1]
+                C = conic[i, 2]
+                c0, c1, c2 = col[i, 0], col[i, 1], col[i, 2]
+                for v in range(v0, v1 + 1):
+                    dy = m2[i, 1] - np.float32(v)
+                    for u in range(u0, u1 + 1):
+                        k = (v - y0) * TILE + (u - x0)
+                        if j > last[k]:
+                            continue
                         dx = m2[i, 0] - np.float32(u)
-                        dy = m2[i, 1] - np.float32(v)
-                        sigma = np.float32(0.5) * (conic[i, 0] * dx * dx + conic[i, 2] * dy * dy) \
-                            + conic[i, 1] * dx * dy
+                        sigma = np.float32(0.5) * (A * dx * dx + C * dy * dy) + B * dx * dy
                         if sigma < 0:
                             continue
-                        G = np.exp(-sigma)
-                        raw = opac[i] * G
+                        Gs = np.exp(-sigma)
+                        raw = opac[i] * Gs
                         a32 = min(np.float32(0.999), raw)
                         if a32 < ALPHA_MIN:
                             continue
                         a = np.float64(a32)
                         one_m = 1.0 - a
-                        T = T / one_m  # transmittance in front of Gaussian i
-                        w = a * T
+                        T[k] = T[k] / one_m  # transmittance in front of Gaussian i
+                        w = a * T[k]
+                        gr, gg, gb = G[k, 0], G[k, 1], G[k, 2]
                         g_col[c, i, 0] += w * gr
                         g_col[c, i, 1] += w * gg
                         g_col[c, i, 2] += w * gb
-                        c0, c1, c2 = col[i, 0], col[i, 1], col[i, 2]
-                        dL_da = T * ((c0 - s0) * gr + (c1 - s1) * gg + (c2 - s2) * gb) \
-                            + (ga - bgdot) * T_final / one_m
-                        s0 = a * c0 + one_m * s0
-                        s1 = a * c1 + one_m * s1
-                        s2 = a * c2 + one_m * s2
+                        bgdot = bg[0] * gr + bg[1] * gg + bg[2] * gb
+                        dL_da = T[k] * ((c0 - S[k, 0]) * gr + (c1 - S[k, 1]) * gg + (c2 - S[k, 2]) * gb) \
+                            + (G[k, 3] - bgdot) * G[k, 4] / one_m
+                        S[k, 0] = a * c0 + one_m * S[k, 0]
+                        S[k, 1] = a * c1 + one_m * S[k, 1]
+                        S[k, 2] = a * c2 + one_m * S[k, 2]
                         if raw > np.float32(0.999):
                             continue  # clamped: alpha does not depend on opacity or position here
-                        g_opac[c, i] += G * dL_da
+                        g_opac[c, i] += Gs * dL_da
                         dL_ds = -a * dL_da
-                        A = conic[i, 0]
-                        B = conic[i, 1]
-                        C = conic[i, 2]
                         g_m2[c, i, 0] += dL_ds * (A * dx + B * dy)
                         g_m2[c, i, 1] += dL_ds * (C * dy + B * dx)
                         g_conic[c, i, 0] += dL_ds * 0.5 * dx * dx
@@ -194,16 +235,15 @@ class _RasterizeFn(torch.autograd.Function):
         dep = np.empty((height, width), np.float32)
         T = np.empty((height, width), np.float32)
         last = np.empty((height, width), np.int64)
-        _forward(tile_start, tile_list, m2, cn, op, cl, dp, bg, width, height, n_tx, rgb, alpha, dep, T, last)
-        ctx.saved = (tile_start, tile_list, m2, cn, op, cl, bg, width, height, n_tx, T, last)
-        ctx.mark_non_differentiable(torch.from_numpy(dep))
+        _forward(tile_start, tile_list, m2, ext, cn, op, cl, dp, bg, width, height, n_tx, rgb, alpha, dep, T, last)
+        ctx.saved = (tile_start, tile_list, m2, ext, cn, op, cl, bg, width, height, n_tx, T, last)
         out_dep = torch.from_numpy(dep)
         ctx.mark_non_differentiable(out_dep)
         return torch.from_numpy(rgb), torch.from_numpy(alpha), out_dep
 
     @staticmethod
     def backward(ctx, g_rgb, g_alpha, g_depth):
-        tile_start, tile_list, m2, cn, op, cl, bg, width, height, n_tx, T, last = ctx.saved
+        tile_start, tile_list, m2, ext, cn, op, cl, bg, width, height, n_tx, T, last = ctx.saved
         n = m2.shape[0]
         chunks = max(1, numba.get_num_threads())
         g_m2 = np.zeros((chunks, n, 2))
@@ -212,7 +252,7 @@ class _RasterizeFn(torch.autograd.Function):
         g_cl = np.zeros((chunks, n, 3))
         gr = _np32(g_rgb) if g_rgb is not None else np.zeros((height, width, 3), np.float32)
         ga = _np32(g_alpha) if g_alpha is not None else np.zeros((height, width), np.float32)
-        _backward(tile_start, tile_list, m2, cn, op, cl, bg.astype(np.float64), width, height, n_tx, T, last,
+        _backward(tile_start, tile_list, m2, ext, cn, op, cl, bg.astype(np.float64), width, height, n_tx, T, last,
                   gr, ga, chunks, g_m2, g_cn, g_op, g_cl)
         f = lambda a: torch.from_numpy(a.sum(0).astype(np.float32))  # noqa: E731
         return f(g_m2), f(g_cn), f(g_op), f(g_cl), None, None, None, None, None, None
