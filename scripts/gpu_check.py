@@ -12,7 +12,6 @@ synchronised). Exits with status 1 if any image differs by 1/255 or more on aver
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ def to_cuda(g: WorldGaussians) -> WorldGaussians:
 
 
 def head_avatar(count: int):
-    """(avatar on CUDA, neutral vertices [V,3] on CUDA, head centre [3]) for the default head, or an ellipsoid without it."""
+    """(avatar on CUDA, neutral vertices [V,3] on CUDA, head centre [3]) for the default head (or an ellipsoid)."""
     try:
         from rsatalker_ros.face.head_model import load_head
         head = load_head("default_older")

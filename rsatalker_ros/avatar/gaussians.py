@@ -64,7 +64,8 @@ class WorldGaussians:
         """Build from plain rgb colours [N, 3] in 0..1 (degree-0 SH); tensors keep their gradients."""
         def f32(x):
             return x.float() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
-        return WorldGaussians(f32(means), f32(scales), f32(quats), f32(opacities), rgb_to_sh0(f32(colors))[..., None, :])
+        return WorldGaussians(f32(means), f32(scales), f32(quats), f32(opacities),
+                              rgb_to_sh0(f32(colors))[..., None, :])
 
 
 @dataclass
