@@ -36,7 +36,7 @@ from rsatalker_ros.nodes.common import (RejectLog, declare, declare_relation, di
                                         make_diagnostics_publisher, publish_diagnostics, reject_parameters,
                                         relation_from_params, run)
 from rsatalker_ros.ros import qos, topics
-from rsatalker_ros.ros.convert import (mesh_to_msg, mono_audio_from_msg, motion_to_flame_params, ns_to_stamp,
+from rsatalker_ros.ros.convert import (face_mesh_msg, mono_audio_from_msg, motion_to_flame_params, ns_to_stamp,
                                        relation_from_msg, relation_to_msg, stamp_to_ns, topology_to_msg)
 from rsatalker_ros.ros.stream_align import AlignConfig, PairAligner
 from rsatalker_ros.ros.turn_taking import SpeechGate, TurnConfig
@@ -88,8 +88,8 @@ class MotionNode(Node):
         self.max_chunk_s = declare(self, "max_chunk_s", 1.0, "longest accepted AudioFrame [s]", read_only=True)
         max_lag = declare(self, "max_partner_lag_s", 0.2, "a stream lagging the other by more than this counts "
                           "as silent [s]", read_only=True)
-        vad_backend = declare(self, "vad_backend", "auto", "own-voice activity for the SPEAKING / LISTENING role: "
-                              "'auto', 'silero' or 'energy'", read_only=True)
+        vad_backend = declare(self, "vad_backend", "energy", "own-voice activity for the SPEAKING / LISTENING role "
+                              "when no ConversationState arrives: 'energy', 'silero' or 'auto'", read_only=True)
         self.relation = self._check_relation(declare_relation(self))
         if self.relation_source not in ("conversation", "parameters"):
             raise ValueError(f"relation_source is {self.relation_source!r}; expected 'conversation' or 'parameters'")
@@ -112,6 +112,7 @@ class MotionNode(Node):
         self.vad = VoiceActivityDetector(VadConfig(backend=vad_backend))
         self.gate = SpeechGate(TurnConfig())
         self.turn_index = 0
+        self._conv_speaking = None      # (speaking, monotonic time) from the last ConversationState
         self.reject = RejectLog(self)
 
         P = lambda leaf: topics.participant(self.pid, leaf)  # noqa: E731
@@ -184,6 +185,10 @@ class MotionNode(Node):
             self.reject("ConversationState.relation", err)
             return
         self.turn_index = int(msg.turn_index)
+        if self.pid in msg.participant_ids and len(msg.speaking_probability) == len(msg.participant_ids):
+            p = float(msg.speaking_probability[list(msg.participant_ids).index(self.pid)])
+            if math.isfinite(p):
+                self._conv_speaking = (p > 0.5, time.monotonic())
         if self.relation_source == "conversation":
             self._set_relation(rel, "conversation state")
 
@@ -219,7 +224,7 @@ class MotionNode(Node):
         motion = np.stack([m for _, m in frames]).astype(np.float32)
         with torch.inference_mode():
             verts = self.head.from_motion(torch.from_numpy(motion)).numpy() if self.publish_mesh else None
-        role = SocialMotion.ROLE_SPEAKING if self.gate.speaking else SocialMotion.ROLE_LISTENING
+        role = SocialMotion.ROLE_SPEAKING if self._speaking() else SocialMotion.ROLE_LISTENING
         rel_msg = relation_to_msg(self.relation)
         head_frame = topics.head_frame(self.pid)
         for i, (k, m) in enumerate(frames):
@@ -230,13 +235,20 @@ class MotionNode(Node):
             msg.header.frame_id = head_frame
             self.pub_motion.publish(msg)
             if verts is not None:
-                self.pub_mesh.publish(mesh_to_msg(verts[i], self.pid, self.topology_id, stamp, head_frame))
+                self.pub_mesh.publish(face_mesh_msg(verts[i], self.pid, self.topology_id, stamp, head_frame))
             self._publish_pose(stamp)
             self.frames_out += 1
         if verts is not None and self.marker_period is not None and \
                 time.monotonic() - self._last_marker >= self.marker_period:
             self._last_marker = time.monotonic()
             self._publish_marker(verts[-1], stamp)
+
+    def _speaking(self) -> bool:
+        """This participant's role: the conversation node's decision while its states keep coming (within 0.5 s),
+        else this node's own voice activity."""
+        if self._conv_speaking is not None and time.monotonic() - self._conv_speaking[1] < 0.5:
+            return self._conv_speaking[0]
+        return self.gate.speaking
 
     def _publish_pose(self, stamp: int) -> None:
         t = TransformStamped()
@@ -270,7 +282,7 @@ class MotionNode(Node):
         vals = {"frames_per_s": float(n), "compute_ms_per_frame_p50": ms[len(ms) // 2] if ms else 0.0,
                 "rejected_inputs": self.reject.total, "silence_filled_s": self.aligner.filled_samples / self.rate,
                 "dropped_s": self.aligner.dropped_samples / self.rate, "relation": str(self.relation),
-                "role": "speaking" if self.gate.speaking else "listening"}
+                "role": "speaking" if self._speaking() else "listening"}
         publish_diagnostics(self, self.diag, [diagnostic_status(self.get_name(), self.pid, vals)])
 
 
