@@ -228,12 +228,12 @@ def _bin(order, box, n_tx, n_ty):
 
 
 @numba.njit(inline="always", fastmath=True)
-def _blend_row(buf, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z):
+def _blend_row(buf, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
     """Composite one Gaussian over the 16 pixels base..base+15 of a tile row (branch-free, vectorisable).
     buf [5 * 256]: transmittance T, then r, g, b and depth sums, 256 pixels each (one buffer with constant
     offsets, so the compiler knows the channels do not overlap). mx: Gaussian centre x relative to the tile's
-    first column; dy: centre y minus the row's y. Returns the number of pixels that reached the transmittance
-    threshold (they store -T from then on)."""
+    first column; dy: centre y minus the row's y; with_depth: also accumulate depth (not needed for 8-bit
+    output). Returns the number of pixels that reached the transmittance threshold (they store -T from then on)."""
     nd = _f(0.0)  # counted in float32: an integer (int64) count keeps LLVM from using 8-float vectors
     c0 = log_o - hC * dy * dy
     for c in range(TILE):
@@ -250,7 +250,8 @@ def _blend_row(buf, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z):
         buf[k + np.uint64(_NPIX)] += w * cr
         buf[k + np.uint64(2 * _NPIX)] += w * cg
         buf[k + np.uint64(3 * _NPIX)] += w * cb
-        buf[k + np.uint64(4 * _NPIX)] += w * z
+        if with_depth:
+            buf[k + np.uint64(4 * _NPIX)] += w * z
         buf[k] = -Tk if fin else (nT if add else Tk)
         nd += _f(fin)
     return np.int32(nd)
@@ -297,7 +298,10 @@ def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, o
                 sq = math.sqrt(disc)
                 if mx + (B * dy - sq) * inv_a > _f(TILE - 1) or mx + (B * dy + sq) * inv_a < _f(0.0):
                     continue
-                nd = _blend_row(buf, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z)
+                if want_float:
+                    nd = _blend_row(buf, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z, True)
+                else:
+                    nd = _blend_row(buf, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z, False)
                 row_done[r] += nd
                 n_done += nd
             if n_done == TILE * TILE:
