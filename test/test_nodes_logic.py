@@ -92,6 +92,12 @@ def test_aligner_treats_a_silent_partner_as_absent_and_restarts_on_jumps():
     assert got >= 20 * 320 - 0.1 * 16000                   # at most max_lag behind, not stalled
     al.push(0, np.ones(320), t0 + 60 * 10**9)              # a minute later: a restarted source
     assert al.pop()[3] is True and al.t0_ns == t0 + 60 * 10**9
+    al.push(1, np.ones(320), t0 + 60 * 10**9)
+    al.push(0, np.ones(320), t0 + 5 * 10**8)               # a straggler from before the restart: dropped
+    assert al.pop()[3] is False and al.t0_ns == t0 + 60 * 10**9
+    for k in range(9):                                     # but a source that really went back (10 chunks in
+        al.push(0, np.ones(320), t0 + k * 20_000_000)      # a row, the straggler included): restart
+    assert al.pop()[3] is True and al.t0_ns == t0 + 8 * 20_000_000
 
 
 def test_latest_slot_drops_instead_of_queueing():

@@ -5,8 +5,10 @@ be lost, late or duplicated); each chunk's stamp is the capture time of its firs
 every chunk on a common 16 kHz clock anchored at the first stamp seen, fills gaps with silence, drops samples it
 already has, and hands out equal-length blocks of both streams as far as both have arrived. A stream that lags
 the other by more than ``max_lag_s`` counts as absent and is filled with silence as the other advances (until
-its audio returns), so one lost microphone does not stall the other participant. A jump of more than
-``max_gap_s`` (a restarted source, a clock jump) restarts the clock; ``pop`` then reports ``restarted``.
+its audio returns), so one lost microphone does not stall the other participant. A jump forward of more than
+``max_gap_s`` (a restarted source, a clock jump) restarts the clock; ``pop`` then reports ``restarted``. A chunk
+from more than ``max_gap_s`` in the past is a straggler and dropped, unless ``restart_after`` such chunks come in
+a row (a source whose clock went back), which restarts the clock too.
 """
 
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ class AlignConfig:
     tolerance_samples: int = 16   # stamps within this many samples of the expected one count as contiguous
     max_lag_s: float = 0.2        # a stream further behind than this is treated as absent (silence)
     max_gap_s: float = 2.0        # a jump longer than this restarts the clock
+    restart_after: int = 10       # this many chunks in a row from far in the past restart the clock
 
 
 class PairAligner:
@@ -31,6 +34,7 @@ class PairAligner:
         self._consumed = 0                # absolute index of the next sample pop() returns
         self._absent = [False, False]
         self._restarted = False
+        self._backward = 0                # consecutive chunks from far in the past
         self.dropped_samples = 0          # duplicate / late samples thrown away
         self.filled_samples = 0           # silence inserted for gaps or absent streams
 
@@ -51,10 +55,16 @@ class PairAligner:
             self._reset(stamp_ns)
         start = self._index(stamp_ns)
         max_gap = int(self.cfg.max_gap_s * self.cfg.sample_rate)
-        if start > self._end[stream] + max_gap or start + x.shape[0] < self._consumed - max_gap:
+        if start + x.shape[0] < self._consumed - max_gap:        # far in the past
+            self._backward += 1
+            if self._backward < self.cfg.restart_after:
+                self.dropped_samples += x.shape[0]
+                return
+        if start > self._end[stream] + max_gap or self._backward >= self.cfg.restart_after:
             self._reset(stamp_ns)
             self._restarted = True
             start = 0
+        self._backward = 0
         tol = self.cfg.tolerance_samples
         end = self._end[stream]
         if start > end + tol:                                   # gap: fill with silence
@@ -102,6 +112,10 @@ class PairAligner:
     def end_index(self, stream: int) -> int:
         """Clock index up to which ``stream`` has arrived (or been filled with silence)."""
         return self._end[stream]
+
+    def end_stamp_ns(self) -> int | None:
+        """Capture time up to which both streams have arrived (None before any audio)."""
+        return None if self.t0_ns is None else self.stamp_of(min(self._end))
 
     def stamp_of(self, sample_index: float) -> int:
         """Capture time [ns] of a (fractional) sample index on the common clock."""
