@@ -47,6 +47,9 @@ def running(tmp_path_factory):
 
 
 def test_the_speakers_jaw_opens_and_the_listeners_does_not(running):
+    from support.assets import ASSETS
+    assert (ASSETS / "checkpoints" / "motion_default.safetensors").is_file(), \
+        "the shipped motion checkpoint is missing: lips cannot follow speech with an untrained model"
     g, probe, _ = running
     jaw = {}
     for pid in ("alice", "bob"):
