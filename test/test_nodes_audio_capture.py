@@ -166,3 +166,41 @@ def test_wav_source_plays_in_real_time_and_stops_when_deactivated(tmp_path):
     finally:
         h.close()
         rclpy.try_shutdown()
+
+
+def test_native_rate_is_resampled_to_16k(tmp_path):
+    """A device opened at 48 kHz: the frames are 16 kHz and keep the signal (a 440 Hz tone)."""
+    import rclpy
+
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import audio_from_msg
+
+    t = np.arange(48000 * 3) / 48000.0
+    (tmp_path / "tone48k.raw").write_bytes((0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2").tobytes())
+    (tmp_path / ".asoundrc").write_text(
+        'pcm.filemic { type file; slave.pcm "null"; file "/dev/null"; '
+        f'infile "{tmp_path / "tone48k.raw"}"; format "raw" }}\n')
+    rclpy.init()
+    node = rclpy.create_node("capture_tester_48k")
+    frames = []
+    node.create_subscription(AudioFrame, "/rsatalker/alice/audio", frames.append, qos.AUDIO)
+    cmd = [sys.executable, "-m", "rsatalker_ros.nodes.audio_capture", "--ros-args", "-p", "source:=device",
+           "-p", "device:=filemic", "-p", "participants:=[alice]", "-p", "device_sample_rate:=48000"]
+    proc = subprocess.Popen(cmd, env=child_env(HOME=str(tmp_path)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end and len(frames) < 30:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0]
+        node.destroy_node()
+        rclpy.try_shutdown()
+    assert len(frames) >= 30, out[-2000:]
+    assert all(f.sample_rate == 16000 for f in frames)
+    x = np.concatenate([audio_from_msg(f)[:, 0] for f in frames[5:25]])
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    peak_hz = spectrum.argmax() * 16000 / x.size
+    assert abs(peak_hz - 440) < 10 and 0.3 < np.abs(x).max() < 0.6
