@@ -3,11 +3,11 @@
 It is trained on ground-truth listener motion and applied to generated listener motion; its accuracy on the
 generated motion measures how much of the relationship the generator expresses (chance = 25%).
 
-Features of one participant in one clip (its listening frames, speaking == False): the per-dimension mean of the
-motion over those frames, and the per-dimension mean of a 1 s moving average's deviation from that mean
-(slow behaviour: nods, smiles, gaze shifts). Both are levels of behaviour rather than frame-accurate timing, which
-a regression model reproduces even where it cannot know *when* an event happens. Classifier: multinomial
-logistic regression on standardised features with L2 weight decay (full-batch L-BFGS).
+Features of one participant in one clip: the per-dimension mean of its motion over its listening frames
+(speaking == False): the *level* of listening behaviour (smiling, gaze direction, head posture, blink and nod
+amounts), which a regression model can reproduce even where it cannot know *when* an individual nod or blink
+happens. Classifier: multinomial logistic regression on standardised features with L2 weight decay (full-batch
+L-BFGS).
 """
 
 from dataclasses import dataclass
@@ -20,9 +20,9 @@ from rsatalker_ros.social.relation import N_RELATION_CLASSES
 MIN_LISTEN_FRAMES = 25
 
 
-def listener_features(motion: np.ndarray, speaking: np.ndarray, smooth: int = 25) -> np.ndarray:
-    """motion [T, D], speaking [T] bool -> features [2 D] of the listening frames (all frames when fewer than
-    MIN_LISTEN_FRAMES are listening)."""
+def listener_features(motion: np.ndarray, speaking: np.ndarray) -> np.ndarray:
+    """motion [T, D], speaking [T] bool -> features [D]: the mean over listening frames (over all frames when
+    fewer than MIN_LISTEN_FRAMES are listening)."""
     motion = np.asarray(motion, np.float32)
     speaking = np.asarray(speaking, bool)
     if motion.ndim != 2 or speaking.shape != (motion.shape[0],):
@@ -30,12 +30,7 @@ def listener_features(motion: np.ndarray, speaking: np.ndarray, smooth: int = 25
     listen = ~speaking
     if listen.sum() < MIN_LISTEN_FRAMES:
         listen = np.ones_like(listen)
-    kernel = np.ones(smooth, np.float32) / smooth
-    slow = np.stack([np.convolve(motion[:, i], kernel, mode="same") for i in range(motion.shape[1])], 1)
-    m = motion[listen]
-    mean = m.mean(0)
-    spread = np.abs(slow[listen] - mean).mean(0)
-    return np.concatenate([mean, spread]).astype(np.float32)
+    return motion[listen].mean(0).astype(np.float32)
 
 
 @dataclass
@@ -46,7 +41,7 @@ class RelationProbe:
     bias: np.ndarray       # [4]
 
     @staticmethod
-    def fit(features: np.ndarray, labels: np.ndarray, l2: float = 1e-2, seed: int = 0) -> "RelationProbe":
+    def fit(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, seed: int = 0) -> "RelationProbe":
         """features [N, F], labels [N] in 0..3."""
         x = np.asarray(features, np.float32)
         y = np.asarray(labels, np.int64)

@@ -196,7 +196,11 @@ class SocialMotionModel(nn.Module):
         y = h
         for i, layer in enumerate(self.decoder):
             y, state.decoder[i] = layer(y, z, state.decoder[i])
-        return self.denormalize_motion(self.out(self.out_norm(y)))
+        motion = self.denormalize_motion(self.out(self.out_norm(y)))
+        if self.cfg.basis == "arkit52" and not self.training:   # blendshape weights are 0..1 (not in training:
+            n = self.cfg.motion_dim - 12                         # a clamp there would stop gradients)
+            motion = torch.cat([motion[..., :n].clamp(0.0, 1.0), motion[..., n:]], -1)
+        return motion
 
     # ---- whole sequences (training, evaluation) ------------------------------------------------------------
     def forward(self, own_feats: torch.Tensor, partner_feats: torch.Tensor, partner_motion: torch.Tensor,

@@ -62,6 +62,11 @@ class StreamingDyad:
     def lookahead_ms(self) -> float:
         return self.cfg.lookahead_ms
 
+    def set_relation(self, relation: Relation | None) -> None:
+        """Change the relationship live (None = unknown); applies from the next computed frame on."""
+        self.queries = torch.tensor(query_indices_for(relation, *self.participants))
+        self.relation = relation
+
     def reset(self) -> None:
         """Start a new conversation: forget all audio and motion so far."""
         self._feat = (FrameFeatureStream(), FrameFeatureStream())
@@ -146,6 +151,10 @@ class StreamingMotion:
     @property
     def motion_dim(self) -> int:
         return self._dyad.cfg.motion_dim
+
+    def set_relation(self, relation: Relation | None) -> None:
+        """Change the relationship live (None = unknown); applies from the next computed frame on."""
+        self._dyad.set_relation(relation)
 
     def push(self, own_samples, partner_samples=None) -> list:
         own, self.last_partner_frames = self._dyad.push(own_samples, partner_samples)
