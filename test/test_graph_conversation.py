@@ -32,7 +32,7 @@ def running(tmp_path_factory):
     g = Graph(specs, log_dir=str(tmp / "logs"), env=child_env())
     g.start(skip=[g.audio_group()])
     try:
-        assert probe.spin_for(60, probe.motion_ready), f"motion nodes did not come up; logs in {tmp / 'logs'}"
+        assert probe.spin_for(120, probe.graph_ready), f"nodes did not come up; logs in {tmp / 'logs'}"
         g.start_group(g.audio_group())
         # the first turn (alice, 0.4-4.2 s) and the start of bob's answer
         assert probe.spin_for(60, lambda: probe.count("/rsatalker/bob/motion") >= 150), probe.summary()

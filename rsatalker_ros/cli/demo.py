@@ -165,8 +165,8 @@ def run_demo(args) -> dict:
         else:
             g.start(skip=[g.audio_group()])
             print("starting the graph (motion and renderer nodes first) ...", flush=True)
-            if not probe.spin_for(120, probe.motion_ready):
-                raise RuntimeError(f"the motion nodes did not start; see {out / 'logs'}")
+            if not probe.spin_for(120, probe.graph_ready):
+                raise RuntimeError(f"the motion and renderer nodes did not start; see {out / 'logs'}")
             g.start_group(g.audio_group())
         print(f"graph up after {time.monotonic() - t_start:.1f} s; playing {seconds:.1f} s of conversation "
               "in real time ...", flush=True)

@@ -112,6 +112,7 @@ class RendererNode(Node):
         self.size, self.fov, self.dist = (int(w), int(h)), float(fov), float(dist)
         self.offset, self.bg = np.asarray(offset, float), np.asarray(bg, np.float32)
         self.cameras = None
+        self._warm_up()
         self.reject = RejectLog(self)
         self.slot = LatestSlot()
 
@@ -138,6 +139,16 @@ class RendererNode(Node):
         self.get_logger().info(f"{self.pid}: avatar {len(self.avatar)} Gaussians on {len(self.avatar.faces)} "
                                f"triangles, {w} x {h} px, backend {self.backend}, input {self.input}"
                                f"{', stereo' if self.stereo else ''}")
+
+    def _warm_up(self) -> None:
+        """Render once at start (random mesh, tiny image) so the kernels are compiled before the first real frame
+        instead of stalling it (numba compiles on first use when its cache is stale)."""
+        from rsatalker_ros.render.camera import Camera
+        t0 = time.perf_counter()
+        v = np.random.default_rng(0).normal(scale=0.1, size=(self.n_vertices, 3)).astype(np.float32)
+        cam = Camera.look_at((0.0, 0.0, 1.0), (0.0, 0.0, 0.0), width=32, height=32)
+        self._render(v, cam)
+        self.get_logger().info(f"renderer warmed up in {time.perf_counter() - t0:.1f} s")
 
     def _pick_backend(self, backend: str) -> str:
         if backend == "cpu":

@@ -52,6 +52,10 @@ class GraphProbe(Node):
         self.logs: dict[str, TopicLog] = {}
         self.lock = threading.Lock()
         self.topologies: dict[str, FaceTopology] = {}     # latched: a motion node is up once its topology is here
+        self.diagnostics_from: set[str] = set()           # nodes whose /diagnostics arrived (they are up)
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.create_subscription(DiagnosticArray, "/diagnostics",
+                                 lambda m: self.diagnostics_from.update(s.name for s in m.status), 50)
         for p in self.participants:
             self.create_subscription(FaceTopology, topics.participant(p, "mesh_topology"),
                                      lambda m, p=p: self.topologies.__setitem__(p, m), qos.LATCHED)
@@ -93,8 +97,9 @@ class GraphProbe(Node):
         with self.lock:
             return list(self.logs[topic].messages)
 
-    def motion_ready(self) -> bool:
-        return all(p in self.topologies for p in self.participants)
+    def graph_ready(self) -> bool:
+        """Motion nodes up (their latched topology arrived) and renderers up (warmed up, reporting)."""
+        return all(p in self.topologies and f"renderer_{p}" in self.diagnostics_from for p in self.participants)
 
     def count(self, topic: str) -> int:
         return len(self.logs[topic].recv_ns)
