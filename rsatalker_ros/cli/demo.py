@@ -176,6 +176,7 @@ def run_demo(args) -> dict:
             if not all(g.alive().values()):
                 raise RuntimeError(f"a graph process died: {g.alive()}; see {out / 'logs'}")
         summary = probe.summary(skip_s=2.0)
+        publish = {p: probe.publish_latency(p, since=2) for p in pids}
     finally:
         g.stop()
         for r in rec.values():
@@ -210,8 +211,9 @@ def run_demo(args) -> dict:
     img = {p: summary[topics.participant(p, "image_raw")] for p in pids}
     print(f"\nwrote {out / 'demo.mp4'} ({n} frames, audio muxed) and {out / 'contact_sheet.png'}")
     for p in pids:
-        print(f"{p}: image_raw {img[p]['rate_hz']:.1f} Hz, audio stamp -> image p50 {img[p]['latency_ms_p50']:.0f} ms,"
-              f" p95 {img[p]['latency_ms_p95']:.0f} ms; {len(rec[p].stamps)} images, {shown[p]}/{n} video frames")
+        print(f"{p}: image_raw {img[p]['rate_hz']:.1f} Hz; audio stamp -> image publish p50 {publish[p][0]:.0f} ms, "
+              f"p95 {publish[p][1]:.0f} ms (renderer), -> arrival here p50 {img[p]['latency_ms_p50']:.0f} ms, "
+              f"p95 {img[p]['latency_ms_p95']:.0f} ms; {len(rec[p].stamps)} images, {shown[p]}/{n} video frames")
     return summary
 
 

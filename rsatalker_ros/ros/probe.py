@@ -53,9 +53,9 @@ class GraphProbe(Node):
         self.lock = threading.Lock()
         self.topologies: dict[str, FaceTopology] = {}     # latched: a motion node is up once its topology is here
         self.diagnostics_from: set[str] = set()           # nodes whose /diagnostics arrived (they are up)
+        self.diagnostics: dict[str, list[dict]] = {}      # node name -> every report's key/values
         from diagnostic_msgs.msg import DiagnosticArray
-        self.create_subscription(DiagnosticArray, "/diagnostics",
-                                 lambda m: self.diagnostics_from.update(s.name for s in m.status), 50)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         for p in self.participants:
             self.create_subscription(FaceTopology, topics.participant(p, "mesh_topology"),
                                      lambda m, p=p: self.topologies.__setitem__(p, m), qos.LATCHED)
@@ -66,6 +66,19 @@ class GraphProbe(Node):
                 self._watch(FaceMesh, topics.participant(p, "mesh"), qos.FRAMES)
         if "conversation" in extra:
             self._watch(ConversationState, topics.CONVERSATION, qos.STATE)
+
+    def _on_diagnostics(self, msg) -> None:
+        for st in msg.status:
+            self.diagnostics_from.add(st.name)
+            self.diagnostics.setdefault(st.name, []).append({kv.key: kv.value for kv in st.values})
+
+    def publish_latency(self, pid: str, since: int = 0) -> tuple[float, float]:
+        """(median over 1 s windows of the renderer's audio-stamp -> publish p50, and of its p95) [ms]."""
+        rows = [r for r in self.diagnostics.get(f"renderer_{pid}", [])[since:] if float(r.get("images_per_s", 0)) > 0]
+        if not rows:
+            return float("nan"), float("nan")
+        return (float(np.median([float(r["stamp_to_publish_ms_p50"]) for r in rows])),
+                float(np.median([float(r["stamp_to_publish_ms_p95"]) for r in rows])))
 
     def _watch(self, msg_type, topic, profile, image_of: str | None = None):
         self.logs[topic] = TopicLog()
