@@ -13,6 +13,15 @@ from rsatalker_ros.social.relation import Hierarchy, Kinship, Relation
 SMALL = dict(d_model=32, n_heads=2, window=8, n_query_tokens=2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP contention on the shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def small_model(seed=0, **kw) -> SocialMotionModel:
     torch.manual_seed(seed)
     m = SocialMotionModel(MotionModelConfig(**{**SMALL, **kw})).eval()
@@ -54,7 +63,7 @@ def test_streaming_matches_batch_and_chunking():
     wa, wb = speechlike(T, 1), speechlike(T, 2)
     rel = Relation(Kinship.BLOOD, Hierarchy.UNEQUAL, senior="a")
     rng = np.random.default_rng(3)
-    chunks = list(rng.integers(1, 1500, 200))
+    chunks = list(rng.integers(1, 1500, 60))
     fa, fb = run_dyad(model, wa, wb, rel, chunks)
     assert [i for i, _ in fa] == list(range(T)) and [i for i, _ in fb] == list(range(T))
     A, B = np.stack([m for _, m in fa]), np.stack([m for _, m in fb])

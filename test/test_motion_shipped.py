@@ -15,8 +15,10 @@ UNSEEN_SEED = 4242     # scripts/train_default_motion.sh trains on seed 0
 
 @pytest.fixture(scope="module")
 def model():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    return load_model()[0]
+    yield load_model()[0]
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
