@@ -48,7 +48,12 @@ class SpeechEncoder(nn.Module):
         return self.norm(x1 + self.act(x2))
 
 
-class EncoderLayer(nn.Module):
+class _Dropping(nn.Module):
+    def _drop(self, x):
+        return self.drop(x) if self.training else x   # skips a module call per residual when live
+
+
+class EncoderLayer(_Dropping):
     def __init__(self, cfg: MotionModelConfig):
         super().__init__()
         d = cfg.d_model
@@ -60,11 +65,11 @@ class EncoderLayer(nn.Module):
     def forward(self, x, cache):
         y = self.n1(x)
         a, cache = self.att(y, y, cache)
-        x = x + self.drop(a)
-        return x + self.drop(self.ff(self.n2(x))), cache
+        x = x + self._drop(a)
+        return x + self._drop(self.ff(self.n2(x))), cache
 
 
-class DecoderLayer(nn.Module):
+class DecoderLayer(_Dropping):
     def __init__(self, cfg: MotionModelConfig):
         super().__init__()
         d = cfg.d_model
@@ -77,9 +82,9 @@ class DecoderLayer(nn.Module):
     def forward(self, y, z, cache):
         u = self.n1(y)
         a, cache = self.self_att(u, u, cache)
-        y = y + self.drop(a)
-        y = y + self.drop(self.cross(self.n2(y), z))
-        return y + self.drop(self.ff(self.n3(y))), cache
+        y = y + self._drop(a)
+        y = y + self._drop(self.cross(self.n2(y), z))
+        return y + self._drop(self.ff(self.n3(y))), cache
 
 
 @dataclass
@@ -91,7 +96,7 @@ class CoreState:
     decoder: list = field(default_factory=list)
 
 
-class SocialMotionModel(nn.Module):
+class SocialMotionModel(_Dropping):
     """Speech (own + partner) and partner past motion -> own motion, conditioned on the relationship.
 
     Normalisation statistics (``feat_mean/std`` [320], ``motion_mean/std`` [D]) are buffers set from the training
@@ -181,8 +186,8 @@ class SocialMotionModel(nn.Module):
         menc = self.motion_enc(torch.cat([m, known], -1))
         ap = self.partner_proj(a_par)
         att, state.fusion = self.fuse_att(self.fuse_nq(ap), self.fuse_nkv(menc), state.fusion)
-        f = ap + self.drop(att)
-        f = f + self.drop(self.fuse_ff(self.fuse_nf(f)))
+        f = ap + self._drop(att)
+        f = f + self._drop(self.fuse_ff(self.fuse_nf(f)))
         h = self.merge(torch.cat([f, self.own_proj(a_own)], -1))
         if not state.encoder:
             state.encoder = [None] * len(self.encoder)
