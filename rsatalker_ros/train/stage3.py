@@ -416,6 +416,7 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
         if out_dir is not None and cfg.checkpoint_every and it % cfg.checkpoint_every == 0:
             save_avatar(Path(out_dir) / f"ckpt_{it:06d}.safetensors", _detached(avatar, device="cpu"))
     bar.close()
+    head.to("cpu")  # HeadModel.to moves in place: hand the head back on the CPU
     final = _detached(avatar, device="cpu")
     if len(final) < cfg.min_gaussians:
         p, par, _, _ = fill_to_count(_params(final), final.parent, n_faces, cfg.min_gaussians, cfg.densify, gen)
