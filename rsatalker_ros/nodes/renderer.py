@@ -90,9 +90,8 @@ class RendererNode(Node):
         from rsatalker_ros.avatar.gaussians import FastBinder, bind, load_avatar
         from rsatalker_ros.render.api import render_uint8
         self.torch, self.render_uint8, self.bind = torch, render_uint8, bind
-        if threads > 0:
-            import numba
-            numba.set_num_threads(int(threads))
+        self.render_threads = int(threads)
+        self._set_threads()
         torch.set_num_threads(1)
         self.head = None
         if self.input == "motion":
@@ -139,6 +138,12 @@ class RendererNode(Node):
         self.get_logger().info(f"{self.pid}: avatar {len(self.avatar)} Gaussians on {len(self.avatar.faces)} "
                                f"triangles, {w} x {h} px, backend {self.backend}, input {self.input}"
                                f"{', stereo' if self.stereo else ''}")
+
+    def _set_threads(self) -> None:
+        """numba's thread count is per calling thread: set it in every thread that renders."""
+        if self.render_threads > 0:
+            import numba
+            numba.set_num_threads(min(self.render_threads, numba.config.NUMBA_NUM_THREADS))
 
     def _warm_up(self) -> None:
         """Render once at start (random mesh, tiny image) so the kernels are compiled before the first real frame
@@ -204,6 +209,7 @@ class RendererNode(Node):
         return self.render_uint8(self.binder(verts), cam, self.bg, backend="cpu")
 
     def _loop(self) -> None:
+        self._set_threads()
         while not self._stop.is_set():
             got = self.slot.take(timeout=0.2)
             if got is None:
