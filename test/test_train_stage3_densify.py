@@ -77,3 +77,11 @@ def test_fill_to_count_reaches_target_and_keeps_binding():
     assert parent.shape[0] == len(av) + 50 and fresh.sum() == 50
     assert torch.equal(parent, av.parent[source])
     assert faces_without_gaussians(parent, F).numel() == 0
+
+
+def test_fill_to_count_can_more_than_double():
+    av = _avatar()
+    F = av.faces.shape[0]
+    out, parent, source, fresh = fill_to_count(_params(av), av.parent, F, 3 * len(av) + 1, DensifyConfig())
+    assert parent.shape[0] == 3 * len(av) + 1 and int(fresh.sum()) == 2 * len(av) + 1
+    assert torch.equal(parent, av.parent[source])  # grandchildren still sit on the original triangle

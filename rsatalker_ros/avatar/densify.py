@@ -128,17 +128,20 @@ def fill_to_count(params: dict, parent: torch.Tensor, n_faces: int, target: int,
     Used to guarantee a minimum Gaussian count for the shipped avatars. Returns (params, parent, source, fresh).
     """
     n = _check(params, parent, n_faces)
-    if target <= n:
-        ar = torch.arange(n, device=parent.device)
-        return params, parent, ar, torch.zeros(n, dtype=torch.bool, device=parent.device)
-    with torch.no_grad():
-        volume = params["log_scales"].sum(dim=1)
-        order = torch.argsort(volume, descending=True)
-        grad = torch.zeros(n, dtype=params["means"].dtype, device=parent.device)
-        grad[order[: target - n]] = 1.0
-    forced = DensifyConfig(grad_threshold=0.5, split_scale=-1.0, split_factor=cfg.split_factor,
-                           min_opacity=cfg.min_opacity, max_scale=cfg.max_scale, max_gaussians=max(target, n))
-    return densify(params, parent, n_faces, grad, forced, generator)
+    source = torch.arange(n, device=parent.device)
+    fresh = torch.zeros(n, dtype=torch.bool, device=parent.device)
+    while parent.shape[0] < target:  # each round at most doubles the count
+        m = parent.shape[0]
+        with torch.no_grad():
+            volume = params["log_scales"].sum(dim=1)
+            order = torch.argsort(volume, descending=True)
+            grad = torch.zeros(m, dtype=params["means"].dtype, device=parent.device)
+            grad[order[: target - m]] = 1.0
+        forced = DensifyConfig(grad_threshold=0.5, split_scale=-1.0, split_factor=cfg.split_factor,
+                               min_opacity=cfg.min_opacity, max_scale=cfg.max_scale, max_gaussians=target)
+        params, parent, src, fr = densify(params, parent, n_faces, grad, forced, generator)
+        source, fresh = source[src], fresh[src] | fr
+    return params, parent, source, fresh
 
 
 def faces_without_gaussians(parent: torch.Tensor, n_faces: int) -> torch.Tensor:
