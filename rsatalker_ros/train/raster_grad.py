@@ -8,8 +8,9 @@ image formation exactly (same projection code, same alpha rules), and only repla
   gradients from the 2D quantities back to the Gaussians, the binding and the mesh;
 - ``_RasterizeFn`` (a torch.autograd.Function) bins the visible Gaussians into 16x16 tiles in depth order
   (bounding-box culling: a Gaussian only touches the tiles its 1/255-alpha box overlaps), composites front to
-  back in numba (parallel over tiles) and, in backward, walks every pixel's contributors back to front as in
-  3DGS, giving d loss / d (mean2d, conic, opacity, colour). Per-thread gradient buffers avoid write races.
+  back in numba (parallel over tiles; inside a tile each Gaussian visits only the pixels of its box, and
+  saturated pixels are skipped) and, in backward, walks every pixel's contributors back to front as in 3DGS,
+  giving d loss / d (mean2d, conic, opacity, colour). Per-thread gradient buffers avoid write races.
 
 Per pixel (u, v) at integer pixel centres, Gaussians i in depth order:
     sigma_i = 0.5 (A dx^2 + C dy^2) + B dx dy, d = mean2d_i - (u, v);   skipped if sigma_i < 0

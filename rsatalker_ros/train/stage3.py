@@ -15,7 +15,7 @@ triangle is left without Gaussians; after training the avatar is filled up to ``
 Optionally the per-frame motion parameters are fine-tuned too (``finetune_motion``; useful for tracked captures).
 
 Gradients: on CPU from ``train/raster_grad.py`` (numba tiles + hand-written backward, same image formation as
-the torch reference, about 0.1 s per iteration at 160 px and 20k Gaussians on 2 cores) or from the dense torch
+the torch reference, about 0.2-0.3 s of one core per step at 160 px and ~25k Gaussians) or from the dense torch
 reference (``renderer: torch``, slow, small images only); on a CUDA GPU from gsplat (``renderer: gsplat``).
 """
 
