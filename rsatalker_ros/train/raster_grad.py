@@ -18,7 +18,8 @@ Per pixel (u, v) at integer pixel centres, Gaussians i in depth order:
     stop before the Gaussian after which the transmittance would fall to <= 1e-4
     C = sum_i c_i alpha_i T_i + T_final bg,  A = 1 - T_final
 Backward (T_i = prod_{j<i} (1 - alpha_j), S_i = sum_{j>i} c_j alpha_j T_j / T_{i+1}):
-    dC/dc_i = alpha_i T_i;  dC/dalpha_i = T_i (c_i - S_i) - T_final bg / (1 - alpha_i);  dA/dalpha_i = T_final / (1 - alpha_i)
+    dC/dc_i = alpha_i T_i;  dC/dalpha_i = T_i (c_i - S_i) - T_final bg / (1 - alpha_i)
+    dA/dalpha_i = T_final / (1 - alpha_i)
     dalpha/do = exp(-sigma), dalpha/dsigma = -alpha (zero where alpha was clamped to 0.999).
 The depth output is not differentiated (it is not used by the training loss).
 """
