@@ -41,5 +41,7 @@ setup(
         "rsatalker-evaluate-motion=rsatalker_ros.cli.evaluate:main",
         "rsatalker-bench-motion=rsatalker_ros.cli.bench_motion:main",
         "rsatalker-bench-render=rsatalker_ros.cli.bench_render:main",
+        "rsatalker-render=rsatalker_ros.cli.render:main",
+        "rsatalker-train-avatar=rsatalker_ros.cli.train_avatar:main",
     ]},
 )
