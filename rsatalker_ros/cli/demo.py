@@ -108,7 +108,7 @@ def contact_sheet(path: Path, frames: dict, idx: dict, n: int, size, turns: list
 
 
 def write_gif(path: Path, frames: dict, idx: dict, n: int, size, start_s: float = 0.0, seconds: float = 6.0,
-              fps: float = 12.5, width: int = 512) -> None:
+              fps: float = 8.33, width: int = 448) -> None:
     """A short animated GIF of the side-by-side view (for the README), ``fps`` frames per second."""
     from PIL import Image
     step = max(1, int(round(25 / fps)))
@@ -116,7 +116,7 @@ def write_gif(path: Path, frames: dict, idx: dict, n: int, size, start_s: float 
     h, w = size
     scale = width / (w * len(frames))
     imgs = [Image.fromarray(compose(frames, idx, k, size)).resize((width, int(h * scale))) for k in ks]
-    imgs = [im.convert("P", palette=Image.Palette.ADAPTIVE, colors=128) for im in imgs]
+    imgs = [im.convert("P", palette=Image.Palette.ADAPTIVE, colors=96) for im in imgs]
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 * step / 25), loop=0,
                  optimize=True)
 
