@@ -34,6 +34,9 @@ setup(
     },
     entry_points={"console_scripts": [
         "rsatalker-smoke=rsatalker_ros.cli.smoke:main",
+        "rsatalker-bringup=rsatalker_ros.cli.bringup:main",
+        "rsatalker-demo=rsatalker_ros.cli.demo:main",
+        "rsatalker-bench-graph=rsatalker_ros.cli.bench_graph:main",
         "rsatalker-bake-heads=rsatalker_ros.cli.bake_heads:main",
         "rsatalker-make-dataset=rsatalker_ros.cli.make_dataset:main",
         "rsatalker-make-demo-audio=rsatalker_ros.cli.make_demo_audio:main",

@@ -10,7 +10,7 @@
 # CPU only; about 10-20 minutes per head on 2 shared cores (see docs/eval_avatar.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+PY=${PYTHON:-python}   # run inside `source scripts/env.sh` (or any env with the core installed)
 for head in default_older default_younger; do
   "$PY" -m rsatalker_ros.cli.train_avatar --head "$head" --config config/train_stage3.yaml \
     --out "rsatalker_ros/assets/avatars/$head.safetensors" --work "runs/avatar_$head" \
