@@ -12,6 +12,7 @@ from support.processes import child_env
 
 pytestmark = pytest.mark.ros
 SIZE = 96
+JAW_OPEN = 17   # rsatalker_ros.face.arkit.ARKIT52_INDEX["jawOpen"]
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +51,15 @@ def test_the_speakers_jaw_opens_and_the_listeners_does_not(running):
     from support.assets import ASSETS
     assert (ASSETS / "checkpoints" / "motion_default.safetensors").is_file(), \
         "the shipped motion checkpoint is missing: lips cannot follow speech with an untrained model"
+    from rsatalker_ros.face.arkit import ARKIT52_INDEX
+    assert ARKIT52_INDEX["jawOpen"] == JAW_OPEN
     g, probe, _ = running
     jaw = {}
     for pid in ("alice", "bob"):
         msgs = probe.messages(f"/rsatalker/{pid}/motion")
         t = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in msgs])
-        jaw[pid] = (t, np.array([m.params.jaw_pose[0] for m in msgs]))
+        # how far the mouth opens: the jawOpen weight of the default heads' ARKit basis (the jaw rotation adds to it)
+        jaw[pid] = (t, np.array([m.params.expression[JAW_OPEN] for m in msgs]))
     t0 = min(jaw["alice"][0][0], jaw["bob"][0][0]) - 0.02    # the audio clock at the first sample
     turn = {p: v[(t > t0 + 0.8) & (t < t0 + 4.0)] for p, (t, v) in jaw.items()}
     assert turn["alice"].size > 50 and turn["bob"].size > 50
