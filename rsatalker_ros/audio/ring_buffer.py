@@ -15,22 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsatalker_ros.audio.wav_io import pcm_to_float
 from rsatalker_ros.motion.layout import AUDIO_RATE
 
 
 def to_float_mono(samples: np.ndarray, channels: int = 1) -> np.ndarray:
     """Interleaved or [n, channels] int16 / int32 / uint8 / float samples -> mono float32 [n] in [-1, 1]."""
-    a = np.asarray(samples)
-    if a.dtype == np.int16:
-        a = a.astype(np.float32) / 32768.0
-    elif a.dtype == np.int32:
-        a = a.astype(np.float32) / 2147483648.0
-    elif a.dtype == np.uint8:
-        a = (a.astype(np.float32) - 128.0) / 128.0
-    elif a.dtype.kind == "f":
-        a = a.astype(np.float32, copy=False)
-    else:
-        raise ValueError(f"unsupported sample dtype {a.dtype}; expected int16, int32, uint8 or float")
+    a = pcm_to_float(samples)
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
     if a.ndim == 2:

@@ -127,7 +127,7 @@ def run_demo(args) -> dict:
     from rsatalker_ros.audio.ring_buffer import resample
     from rsatalker_ros.cli.bringup import Graph
     from rsatalker_ros.ros import graph, topics
-    from rsatalker_ros.ros.audio_sources import read_wav
+    from rsatalker_ros.audio.wav_io import read_wav
     from rsatalker_ros.ros.probe import GraphProbe, format_summary
     from sensor_msgs.msg import Image
 

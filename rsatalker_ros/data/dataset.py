@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsatalker_ros.audio import wav_io
 from rsatalker_ros.motion.layout import AUDIO_RATE, MOTION_FPS, SAMPLES_PER_FRAME, MotionLayout
 from rsatalker_ros.social.relation import Hierarchy, Relation
 
@@ -126,24 +127,8 @@ def _write_wav(path: Path, x: np.ndarray) -> None:
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """A wav file -> (float32 mono samples in [-1, 1], sample rate). Multi-channel files are averaged."""
-    from scipy.io import wavfile
-    try:
-        rate, data = wavfile.read(str(path))
-    except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable wav file ({e})") from e
-    if data.dtype == np.int16:
-        x = data.astype(np.float32) / 32768.0
-    elif data.dtype == np.int32:
-        x = data.astype(np.float32) / 2147483648.0
-    elif data.dtype == np.uint8:
-        x = (data.astype(np.float32) - 128.0) / 128.0
-    elif data.dtype.kind == "f":
-        x = data.astype(np.float32)
-    else:
-        raise ValueError(f"{path}: unsupported wav sample type {data.dtype}")
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    return x, int(rate)
+    x, rate = wav_io.read_wav(path)
+    return x.mean(axis=1) if x.shape[1] > 1 else x[:, 0], rate
 
 
 def save_clip(clip: Clip, directory: str | Path) -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rsatalker_ros.audio.ring_buffer import StreamingResampler, resample
+from rsatalker_ros.audio.wav_io import read_wav
 from rsatalker_ros.motion.layout import AUDIO_RATE
 
 
@@ -157,29 +158,6 @@ class DeviceSource:
         if self._worker is not None:
             self._worker.join(timeout=2.0)
             self._worker = None
-
-
-def read_wav(path: str) -> tuple[np.ndarray, int]:
-    """-> (samples [n, C] float32 in -1..1, rate). ValueError for a missing or unreadable file."""
-    from scipy.io import wavfile
-    try:
-        rate, data = wavfile.read(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read wav file {path!r}: {e}") from e
-    data = np.asarray(data)
-    if data.dtype == np.int16:
-        x = data.astype(np.float32) / 32768.0
-    elif data.dtype == np.int32:
-        x = data.astype(np.float32) / 2147483648.0
-    elif data.dtype == np.uint8:
-        x = (data.astype(np.float32) - 128.0) / 128.0
-    else:
-        x = data.astype(np.float32)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.shape[0] == 0:
-        raise ValueError(f"wav file {path!r} holds no samples")
-    return x, int(rate)
 
 
 class WavSource:

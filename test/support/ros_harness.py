@@ -81,7 +81,7 @@ def demo_audio(seconds: float | None = None):
     import json
     from pathlib import Path
 
-    from rsatalker_ros.ros.audio_sources import read_wav
+    from rsatalker_ros.audio.wav_io import read_wav
     d = Path(__file__).resolve().parents[2] / "rsatalker_ros" / "assets" / "demo"
     meta = json.loads((d / "conversation.json").read_text())
     a, _ = read_wav(str(d / meta["files"]["A"]))
