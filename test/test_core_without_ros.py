@@ -5,7 +5,6 @@ import pkgutil
 import subprocess
 import sys
 
-import rsatalker_ros
 from support.processes import REPO
 
 ROS_ONLY = ("rsatalker_ros.nodes", "rsatalker_ros.ros", "rsatalker_ros.msg")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from rsatalker_ros.avatar.textures import PALETTES, paint_head, paint_texture
 from rsatalker_ros.face.head_model import load_head

@@ -8,7 +8,7 @@ import torch
 from rsatalker_ros.avatar.densify import faces_without_gaussians
 from rsatalker_ros.avatar.gaussians import bind, load_avatar
 from rsatalker_ros.avatar.textures import paint_head
-from rsatalker_ros.cli.render import AVATAR_DIR
+from rsatalker_ros.avatar.avatar_io import AVATAR_DIR
 from rsatalker_ros.face.head_model import DEFAULT_HEADS, load_head
 from rsatalker_ros.render.api import render
 from rsatalker_ros.render.mesh_raster import render_mesh

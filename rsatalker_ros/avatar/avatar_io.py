@@ -93,3 +93,21 @@ def load_avatar(path, faces=None, head: str | None = None) -> GaussianAvatar:
     avatar.parent = avatar.parent.to(torch.int64)
     avatar.faces = avatar.faces.to(torch.int64)
     return avatar
+
+
+AVATAR_DIR = Path(__file__).resolve().parent.parent / "assets" / "avatars"   # the shipped avatars
+
+
+def resolve_avatar(name_or_path: str) -> Path:
+    """An avatar file path, or the name of a shipped avatar (rsatalker_ros/assets/avatars/<name>.safetensors)."""
+    p = Path(name_or_path)
+    if p.suffix == ".safetensors" or p.is_file():
+        if not p.is_file():
+            raise ValueError(f"avatar file {str(p)!r} does not exist")
+        return p
+    shipped = AVATAR_DIR / f"{name_or_path}.safetensors"
+    if not shipped.is_file():
+        have = sorted(x.stem for x in AVATAR_DIR.glob("*.safetensors")) if AVATAR_DIR.is_dir() else []
+        raise ValueError(f"no avatar {name_or_path!r}: expected a .safetensors file or one of the shipped "
+                         f"avatars {have} in {AVATAR_DIR}")
+    return shipped

@@ -22,21 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-AVATAR_DIR = Path(__file__).resolve().parent.parent / "assets" / "avatars"
-
-
-def resolve_avatar(name_or_path: str) -> Path:
-    """A .safetensors path, or the name of a shipped avatar in rsatalker_ros/assets/avatars/."""
-    p = Path(name_or_path)
-    if p.suffix == ".safetensors" or p.is_file():
-        if not p.is_file():
-            raise ValueError(f"avatar file {str(p)!r} does not exist")
-        return p
-    shipped = AVATAR_DIR / f"{name_or_path}.safetensors"
-    if not shipped.is_file():
-        have = sorted(x.stem for x in AVATAR_DIR.glob("*.safetensors")) if AVATAR_DIR.is_dir() else []
-        raise ValueError(f"no avatar {name_or_path!r}: expected a .safetensors file or one of {have}")
-    return shipped
+from rsatalker_ros.avatar.avatar_io import resolve_avatar
 
 
 def load_motion(path: str, participant: str | None = None, mix_audio: bool = False):

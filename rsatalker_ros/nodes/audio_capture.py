@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -47,6 +48,10 @@ class AudioCaptureNode(LifecycleNode):
         declare(self, "sample_format", "s16le", "'s16le' or 'f32le' sample format of AudioFrame.data")
         declare(self, "frame_id_suffix", "mic", "AudioFrame.header.frame_id = '<participant>/<suffix>'")
         declare(self, "diagnostics_period_s", 1.0, "period of the /diagnostics report [s]")
+        declare(self, "wait_for_subscribers", 0, "source 'wav': before playing, wait until every participant's audio "
+                "topic has this many matched subscriptions (or wait_timeout_s passes), so no listener misses the "
+                "start of the recording; 0 = play at once")
+        declare(self, "wait_timeout_s", 15.0, "longest wait for wait_for_subscribers [s]")
         declare(self, "autostart", True, "configure and activate on start (no lifecycle manager needed)")
         self.source = None
         self._pubs, self._info_pubs = {}, {}
@@ -114,12 +119,33 @@ class AudioCaptureNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         ret = super().on_activate(state)
+        wait = int(self.get_parameter("wait_for_subscribers").value)
+        if wait > 0 and self.get_parameter("source").value == "wav":
+            threading.Thread(target=self._start_when_heard, args=(wait,), daemon=True).start()
+            return ret
         try:
             self.source.start()
         except Exception as err:  # noqa: BLE001 - PortAudio raises its own error types
             self.get_logger().error(f"cannot start audio capture: {err}")
             return TransitionCallbackReturn.FAILURE
         return ret
+
+    def _start_when_heard(self, wait: int) -> None:
+        """A recording has a beginning: play it once every audio topic has ``wait`` subscribers (or on timeout)."""
+        deadline = time.monotonic() + float(self.get_parameter("wait_timeout_s").value)
+        counts = {}
+        while time.monotonic() < deadline:
+            counts = {pid: pub.get_subscription_count() for pid, pub in self._pubs.items()}
+            if counts and min(counts.values()) >= wait:
+                time.sleep(0.3)                       # let the subscribers' side of the match settle too
+                break
+            time.sleep(0.05)
+        else:
+            self.get_logger().warning(f"playing without waiting longer: subscriptions per audio topic {counts}, "
+                                      f"expected {wait}")
+        source = self.source
+        if source is not None and self.context.ok():
+            source.start()
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         if self.source is not None:

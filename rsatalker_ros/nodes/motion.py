@@ -233,9 +233,9 @@ class MotionNode(Node):
                                relation=rel_msg, turn_index=self.turn_index)
             ns_to_stamp(stamp, msg.header.stamp)
             msg.header.frame_id = head_frame
-            self.pub_motion.publish(msg)
-            if verts is not None:
+            if verts is not None:   # the mesh first: the renderer waits for it, the rest is bookkeeping
                 self.pub_mesh.publish(face_mesh_msg(verts[i], self.pid, self.topology_id, stamp, head_frame))
+            self.pub_motion.publish(msg)
             self._publish_pose(stamp)
             self.frames_out += 1
         if verts is not None and self.marker_period is not None and \

@@ -19,12 +19,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from rsatalker_ros.avatar.avatar_io import resolve_avatar
 from rsatalker_ros.msg import FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.nodes.common import (RejectLog, declare, diagnostic_status, make_diagnostics_publisher,
                                         publish_diagnostics, run)
@@ -32,23 +32,6 @@ from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import (camera_info_to_msg, compressed_image_to_msg, flame_params_to_motion,
                                        image_to_msg, mesh_from_msg, stamp_to_ns, topology_from_msg)
 from rsatalker_ros.ros.latest import LatestSlot
-
-AVATAR_DIR = Path(__file__).resolve().parent.parent / "assets" / "avatars"
-
-
-def resolve_avatar(name_or_path: str) -> Path:
-    """An avatar file path, or the name of a shipped avatar (rsatalker_ros/assets/avatars/<name>.safetensors)."""
-    p = Path(name_or_path)
-    if p.suffix == ".safetensors" or p.is_file():
-        if not p.is_file():
-            raise ValueError(f"avatar file {str(p)!r} does not exist")
-        return p
-    shipped = AVATAR_DIR / f"{name_or_path}.safetensors"
-    if not shipped.is_file():
-        have = sorted(x.stem for x in AVATAR_DIR.glob("*.safetensors")) if AVATAR_DIR.is_dir() else []
-        raise ValueError(f"no avatar {name_or_path!r}: expected a .safetensors file or one of the shipped "
-                         f"avatars {have} in {AVATAR_DIR}")
-    return shipped
 
 
 class RendererNode(Node):
@@ -77,17 +60,22 @@ class RendererNode(Node):
         self.ipd = declare(self, "ipd_m", 0.063, "stereo eye separation [m]", read_only=True)
         threads = declare(self, "render_threads", 0, "numba threads for the CPU rasteriser; 0 = all cores",
                           read_only=True)
+        max_gaussians = declare(self, "max_gaussians", 20000, "thin the avatar to at most this many Gaussians at "
+                                "load (every triangle keeps at least one; faster CPU renders); 0 = all",
+                                read_only=True)
         if self.input not in ("mesh", "motion"):
             raise ValueError(f"input is {self.input!r}; expected 'mesh' or 'motion'")
         if backend not in ("auto", "cpu", "gsplat"):
             raise ValueError(f"backend is {backend!r}; expected 'auto', 'cpu' or 'gsplat'")
         if len(offset) != 3 or len(bg) != 3:
             raise ValueError("camera_target_offset and background need 3 values each")
+        if max_gaussians < 0:
+            raise ValueError(f"max_gaussians is {max_gaussians}; expected 0 (all) or a positive count")
         if not (16 <= w <= 4096 and 16 <= h <= 4096):
             raise ValueError(f"image size {w} x {h} px; expected 16..4096 each")
         import torch
 
-        from rsatalker_ros.avatar.gaussians import FastBinder, bind, load_avatar
+        from rsatalker_ros.avatar.gaussians import FastBinder, bind, load_avatar, thin_to
         from rsatalker_ros.render.api import render_uint8
         self.torch, self.render_uint8, self.bind = torch, render_uint8, bind
         self.render_threads = int(threads)
@@ -98,6 +86,10 @@ class RendererNode(Node):
             from rsatalker_ros.face.head_model import load_head
             self.head = load_head(head_name)
         self.avatar = load_avatar(resolve_avatar(avatar or head_name))
+        self.n_gaussians_file = len(self.avatar)
+        if max_gaussians > 0:
+            n_covered = len(np.unique(self.avatar.parent.numpy()))
+            self.avatar = thin_to(self.avatar, max(int(max_gaussians), n_covered))
         self.n_vertices = int(self.avatar.faces.max()) + 1
         if self.head is not None:
             self.avatar.check_topology(self.head.faces)
@@ -135,7 +127,7 @@ class RendererNode(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"render_{self.pid}", daemon=True)
         self._thread.start()
-        self.get_logger().info(f"{self.pid}: avatar {len(self.avatar)} Gaussians on {len(self.avatar.faces)} "
+        self.get_logger().info(f"{self.pid}: avatar {len(self.avatar)} Gaussians (of {self.n_gaussians_file}) on {len(self.avatar.faces)} "
                                f"triangles, {w} x {h} px, backend {self.backend}, input {self.input}"
                                f"{', stereo' if self.stereo else ''}")
 

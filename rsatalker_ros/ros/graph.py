@@ -141,6 +141,17 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
         ren.update(participant=pid, head=e["head"], avatar=e.get("avatar", "") or "")
         specs.append(NodeSpec("motion", f"motion_{pid}", mot, grp(f"motion_{pid}") if grp else f"avatar_{pid}"))
         specs.append(NodeSpec("renderer", f"renderer_{pid}", ren, grp(f"renderer_{pid}") if grp else f"avatar_{pid}"))
+    if source == "wav":
+        # a recording has a beginning: play it once every node that listens to the audio is matched
+        listeners = {pid: 0 for pid in ids}
+        for spec in specs:
+            if spec.executable == "conversation":
+                for pid in ids:
+                    listeners[pid] += 1
+            elif spec.executable == "motion":
+                for pid in {spec.parameters.get("participant"), spec.parameters.get("partner")} & set(ids):
+                    listeners[pid] += 1
+        audio["wait_for_subscribers"] = min(listeners.values())
     if overrides:
         out = []
         for s in specs:
