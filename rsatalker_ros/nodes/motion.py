@@ -36,7 +36,7 @@ from rsatalker_ros.nodes.common import (RejectLog, declare, declare_relation, di
                                         make_diagnostics_publisher, publish_diagnostics, reject_parameters,
                                         relation_from_params, run)
 from rsatalker_ros.ros import qos, topics
-from rsatalker_ros.ros.convert import (face_mesh_msg, mono_audio_from_msg, motion_to_flame_params, ns_to_stamp,
+from rsatalker_ros.ros.convert import (mesh_to_msg, mono_audio_from_msg, motion_to_flame_params, ns_to_stamp,
                                        relation_from_msg, relation_to_msg, stamp_to_ns, topology_to_msg)
 from rsatalker_ros.ros.stream_align import AlignConfig, PairAligner
 from rsatalker_ros.ros.turn_taking import SpeechGate, TurnConfig
@@ -234,7 +234,7 @@ class MotionNode(Node):
             ns_to_stamp(stamp, msg.header.stamp)
             msg.header.frame_id = head_frame
             if verts is not None:   # the mesh first: the renderer waits for it, the rest is bookkeeping
-                self.pub_mesh.publish(face_mesh_msg(verts[i], self.pid, self.topology_id, stamp, head_frame))
+                self.pub_mesh.publish(mesh_to_msg(verts[i], self.pid, self.topology_id, stamp, head_frame))
             self.pub_motion.publish(msg)
             self._publish_pose(stamp)
             self.frames_out += 1
