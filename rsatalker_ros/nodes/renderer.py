@@ -60,7 +60,7 @@ class RendererNode(Node):
         self.ipd = declare(self, "ipd_m", 0.063, "stereo eye separation [m]", read_only=True)
         threads = declare(self, "render_threads", 0, "numba threads for the CPU rasteriser; 0 = all cores",
                           read_only=True)
-        max_gaussians = declare(self, "max_gaussians", 20000, "thin the avatar to at most this many Gaussians at "
+        max_gaussians = declare(self, "max_gaussians", 0, "thin the avatar to at most this many Gaussians at "
                                 "load (every triangle keeps at least one; faster CPU renders); 0 = all",
                                 read_only=True)
         if self.input not in ("mesh", "motion"):
