@@ -79,6 +79,16 @@ if [ -z "${ROS_DISTRO:-}" ]; then
   fi
 fi
 
+# 3b. the project itself, editable (console scripts such as rsatalker-demo, rsatalker-bringup on PATH)
+pkg_sum=$( (cat setup.py; echo "$ROOT") | sha256sum | cut -d' ' -f1)   # per checkout: the install points here
+if [ "$(cat "$STAMP_DIR/editable.sha" 2>/dev/null)" != "$pkg_sum" ] || [ ! -x "$VENV/bin/rsatalker-demo" ]; then
+  log "pip: installing rsatalker_ros (editable, no dependencies: they come from the requirements files)"
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 \
+    | grep -vE '^WARNING: Location .* is ignored' || true
+  [ -x "$VENV/bin/rsatalker-demo" ] || { echo "editable install of rsatalker_ros failed" >&2; exit 1; }
+  echo "$pkg_sum" > "$STAMP_DIR/editable.sha"
+fi
+
 # 4. colcon build of the interfaces (and the install tree with the Python package, launch and config files)
 src_sum=$(cat package.xml CMakeLists.txt msg/*.msg | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP_DIR/colcon.sha" 2>/dev/null)" != "$src_sum" ] || [ ! -f install/setup.bash ]; then
