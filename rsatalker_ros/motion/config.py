@@ -1,7 +1,8 @@
 """Configuration of the socially-aware motion model (one dataclass, stored as JSON in every checkpoint)."""
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from rsatalker_ros.config_keys import reject_unknown_keys
 from rsatalker_ros.motion.layout import MOTION_FPS
 from rsatalker_ros.social.relation import N_QUERY_SETS
 
@@ -63,8 +64,5 @@ class MotionModelConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "MotionModelConfig":
-        known = {f.name for f in fields(MotionModelConfig)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown motion model config keys {unknown}; expected a subset of {sorted(known)}")
+        reject_unknown_keys(d, MotionModelConfig, "motion model config")
         return MotionModelConfig(**d)

@@ -1,9 +1,11 @@
 """Training configuration for motion stages 1 and 2 (config/train_stage1.yaml, config/train_stage2.yaml)."""
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
+
+from rsatalker_ros.config_keys import reject_unknown_keys
 
 
 @dataclass
@@ -53,10 +55,7 @@ class TrainConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown training config keys {unknown}; expected a subset of {sorted(known)}")
+        reject_unknown_keys(d, TrainConfig, "training config")
         return TrainConfig(**d)
 
     @staticmethod

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from rsatalker_ros.config_keys import reject_unknown_keys
 from rsatalker_ros.avatar.densify import DensifyConfig, densify, faces_without_gaussians, fill_to_count, prune
 from rsatalker_ros.avatar.gaussians import GaussianAvatar, bind, save_avatar
 from rsatalker_ros.render.camera import Camera
@@ -74,15 +75,9 @@ class Stage3Config:
     def from_dict(d: dict) -> "Stage3Config":
         """Build from a (YAML) dict; unknown keys raise ValueError naming them."""
         d = dict(d or {})
-        known = {f.name for f in fields(Stage3Config)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown stage-3 config keys {unknown}; expected some of {sorted(known)}")
+        reject_unknown_keys(d, Stage3Config, "stage-3 config")
         if "densify" in d:
-            dk = {f.name for f in fields(DensifyConfig)}
-            bad = sorted(set(d["densify"] or {}) - dk)
-            if bad:
-                raise ValueError(f"unknown densify keys {bad}; expected some of {sorted(dk)}")
+            reject_unknown_keys(d["densify"] or {}, DensifyConfig, "densify")
             d["densify"] = DensifyConfig(**(d["densify"] or {}))
         if "background" in d:
             d["background"] = tuple(float(x) for x in d["background"])
