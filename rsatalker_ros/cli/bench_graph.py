@@ -53,16 +53,12 @@ def main(argv=None) -> None:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from rsatalker_ros.cli.bringup import Graph, parse_overrides
+    from rsatalker_ros.cli.bringup import Graph, parse_overrides, render_overrides
     from rsatalker_ros.ros import graph, topics
     from rsatalker_ros.ros.probe import GraphProbe, format_summary
 
     pids = ["alice", "bob"]
-    overrides = {"renderer": {"width": args.size, "height": args.size}}
-    if args.checkpoint:
-        overrides["motion"] = {"checkpoint": args.checkpoint}
-    for pid, av in zip(pids, args.avatars or []):
-        overrides[f"renderer_{pid}"] = {"avatar": av}
+    overrides = render_overrides(pids, args.size, args.checkpoint, args.avatars)
     for k, v in parse_overrides(args.set).items():
         overrides.setdefault(k, {}).update(v)
     specs = graph.describe(participants=pids, source="wav", loop=True, processes=args.processes,

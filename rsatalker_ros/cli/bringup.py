@@ -53,6 +53,17 @@ def parse_overrides(items) -> dict:
     return out
 
 
+def render_overrides(pids, size: int, checkpoint: str = "", avatars=None) -> dict:
+    """Per-node parameter overrides the demo and the graph benchmark share: image size [px], motion checkpoint
+    ("" = the shipped one) and one avatar file per participant (None = the shipped ones)."""
+    overrides = {"renderer": {"width": size, "height": size}}
+    if checkpoint:
+        overrides["motion"] = {"checkpoint": checkpoint}
+    for pid, av in zip(pids, avatars or []):
+        overrides[f"renderer_{pid}"] = {"avatar": av}
+    return overrides
+
+
 def specs_from_args(args) -> list[graph.NodeSpec]:
     return graph.describe(participants=args.participants, kinship=args.kinship, hierarchy=args.hierarchy,
                           senior=args.senior, label=args.label, source=args.source, wav_files=args.wav_files,

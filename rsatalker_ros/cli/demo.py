@@ -125,20 +125,16 @@ def run_demo(args) -> dict:
     import rclpy
 
     from rsatalker_ros.audio.ring_buffer import resample
-    from rsatalker_ros.cli.bringup import Graph
-    from rsatalker_ros.ros import graph, topics
     from rsatalker_ros.audio.wav_io import read_wav
+    from rsatalker_ros.cli.bringup import Graph, render_overrides
+    from rsatalker_ros.ros import graph, topics
     from rsatalker_ros.ros.probe import GraphProbe, format_summary
     from sensor_msgs.msg import Image
 
     meta = json.loads((DEMO_DIR / "conversation.json").read_text())
     wavs = [str(DEMO_DIR / meta["files"]["A"]), str(DEMO_DIR / meta["files"]["B"])]
     pids = ["alice", "bob"]
-    overrides = {"renderer": {"width": args.size, "height": args.size}}
-    if args.checkpoint:
-        overrides["motion"] = {"checkpoint": args.checkpoint}
-    for pid, av in zip(pids, args.avatars or []):
-        overrides[f"renderer_{pid}"] = {"avatar": av}
+    overrides = render_overrides(pids, args.size, args.checkpoint, args.avatars)
     specs = graph.describe(participants=pids, kinship=args.kinship, hierarchy=args.hierarchy, senior=args.senior,
                            label=args.label, source="wav", wav_files=wavs, processes=args.processes,
                            overrides=overrides)
