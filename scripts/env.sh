@@ -20,4 +20,9 @@ export PYTHONPATH="$_rsat_root${PYTHONPATH:+:$PYTHONPATH}"
 # DDS stays on this machine unless told otherwise (set SUBNET on a real robot network).
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+# On this machine only: Fast DDS's shared memory sized for 512 x 512 images (see config/fastdds_localhost.xml).
+if [ "$ROS_AUTOMATIC_DISCOVERY_RANGE" = LOCALHOST ] && [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ] \
+    && [ "${RMW_IMPLEMENTATION#rmw_fastrtps}" != "$RMW_IMPLEMENTATION" ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_rsat_root/config/fastdds_localhost.xml"
+fi
 unset _rsat_root _rsat_venv

@@ -7,6 +7,8 @@ import random
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+from rsatalker_ros.ros.dds import local_dds_defaults  # noqa: E402  (the graph's own DDS profile, as in bringup)
+local_dds_defaults()
 
 import pytest  # noqa: E402
 

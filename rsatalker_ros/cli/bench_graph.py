@@ -52,7 +52,8 @@ def main(argv=None) -> None:
     ap.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM=VALUE", help="extra parameter overrides")
     ap.add_argument("--out", default="", help="folder for timings.npz and latency.png ('' = print only)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    from rsatalker_ros.ros.dds import local_dds_defaults
+    local_dds_defaults()
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -108,11 +109,15 @@ def main(argv=None) -> None:
         rows = diag.get(f"renderer_{pid}", [])
         p95 = [float(r["stamp_to_publish_ms_p95"]) for r in rows if float(r.get("images_per_s", 0)) > 0]
         p50 = [float(r["stamp_to_publish_ms_p50"]) for r in rows if float(r.get("images_per_s", 0)) > 0]
-        drops = rows[-1]["dropped_replaced"] if rows else "?"
+        delta = {k: int(float(rows[-1][k])) - int(float(rows[0][k])) if len(rows) > 1 else 0
+                 for k in ("frames_received", "frames_rendered", "dropped_stale", "dropped_overflow",
+                           "dropped_out_of_order")}
         rms = [float(r["render_ms_p50"]) for r in rows if float(r.get("images_per_s", 0)) > 0]
         print(f"  {pid}: publish latency p50 {np.median(p50) if p50 else float('nan'):.0f} ms, p95 (median of "
               f"windows) {np.median(p95) if p95 else float('nan'):.0f} ms; render {np.median(rms) if rms else 0:.0f}"
-              f" ms/image; frames dropped as stale {drops}")
+              f" ms/image; in {len(rows) - 1} s: {delta['frames_received']} frames received, "
+              f"{delta['frames_rendered']} rendered, dropped: {delta['dropped_stale']} stale, "
+              f"{delta['dropped_overflow']} queue full, {delta['dropped_out_of_order']} out of order")
     print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
     print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS)")
@@ -120,10 +125,9 @@ def main(argv=None) -> None:
           "frame became an image; a receive-clock rate also carries the arrival jitter of the first and last image):")
     rates = {}
     for pid in pids:
-        rates[pid] = audio_clock_rate(timings[topics.participant(pid, "image_raw")][1],
-                                      timings[topics.participant(pid, "mesh")][1])
+        rates[pid] = audio_clock_rate(timings[topics.participant(pid, "image_raw")][1])
         r, got, of = rates[pid]
-        print(f"  {pid}: {r:.2f} Hz; {got} of the {of} meshes in that span became images")
+        print(f"  {pid}: {r:.2f} Hz; {got} of the {of} motion frames in that span arrived as images")
     print("\ntargets:")
     for pid in pids:
         s = summary[topics.participant(pid, "image_raw")]
@@ -139,15 +143,14 @@ def main(argv=None) -> None:
         print(f"\nwrote {', '.join(str(p) for p in write_timings(args.out, timings, pids))}")
 
 
-def audio_clock_rate(image_stamps: np.ndarray, mesh_stamps: np.ndarray) -> tuple[float, int, int]:
-    """image_stamps, mesh_stamps [ns] -> (images per second of audio between the first and last image's stamps,
-    images received in that span, meshes published in it). The stamps are the audio clock, 40 ms apart."""
+def audio_clock_rate(image_stamps: np.ndarray, fps: float = 25.0) -> tuple[float, int, int]:
+    """image_stamps [ns] (the audio clock: motion frames are 1/fps apart) -> (images per second of audio between
+    the first and last image's stamps, images received in that span, motion frames in it)."""
     img = np.unique(image_stamps)
     if img.size < 2:
-        return 0.0, int(img.size), 0
+        return 0.0, int(img.size), int(img.size)
     span = (img[-1] - img[0]) / 1e9
-    meshes = np.unique(mesh_stamps[(mesh_stamps >= img[0]) & (mesh_stamps <= img[-1])])
-    return float((img.size - 1) / span), int(img.size), int(meshes.size)
+    return float((img.size - 1) / span), int(img.size), int(round(span * fps)) + 1
 
 
 def write_timings(out: str, timings: dict, pids) -> list:

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from rsatalker_ros.ros import graph
+from rsatalker_ros.ros.dds import local_dds_defaults
 
 
 def add_graph_arguments(ap: argparse.ArgumentParser) -> None:
@@ -93,7 +94,7 @@ class Graph:
             yaml.safe_dump(graph.params_file_dict(specs), f, sort_keys=False)
         self.log_dir = log_dir
         self.env = dict(os.environ if env is None else env)
-        self.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        local_dds_defaults(self.env)
         self.env["PYTHONUNBUFFERED"] = "1"
         root = str(graph.PACKAGE_DIR.parent)
         if (Path(root) / "rsatalker_ros").is_dir():

@@ -128,6 +128,7 @@ def run_demo(args) -> dict:
     from rsatalker_ros.audio.wav_io import read_wav
     from rsatalker_ros.cli.bringup import Graph, render_overrides
     from rsatalker_ros.ros import graph, topics
+    from rsatalker_ros.ros.dds import local_dds_defaults
     from rsatalker_ros.ros.probe import GraphProbe, format_summary
     from sensor_msgs.msg import Image
 
@@ -147,7 +148,7 @@ def run_demo(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="rsatalker_demo_"))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    local_dds_defaults()
     rclpy.init()
     probe = GraphProbe(pids, keep_messages=False)
     rec = {p: DiskRecorder(tmp, p) for p in pids}

@@ -87,7 +87,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="how long the talker publishes [s]")
     ap.add_argument("--role", choices=["talker", "listener"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    from rsatalker_ros.ros.dds import local_dds_defaults
+    local_dds_defaults()
     if args.role == "talker":
         return talker(args.seconds)
     if args.role == "listener":
