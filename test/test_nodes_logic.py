@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from rsatalker_ros.ros.latest import LatestSlot
+from rsatalker_ros.ros.latest import FrameQueue
 from rsatalker_ros.ros.stream_align import AlignConfig, PairAligner
 from rsatalker_ros.ros.turn_taking import OVERLAP, SILENCE, SINGLE, TurnConfig, TurnTracker
 
@@ -100,19 +100,49 @@ def test_aligner_treats_a_silent_partner_as_absent_and_restarts_on_jumps():
     assert al.pop()[3] is True and al.t0_ns == t0 + 8 * 20_000_000
 
 
-def test_latest_slot_drops_instead_of_queueing():
-    slot = LatestSlot()
+def test_frame_queue_renders_fresh_frames_in_order_and_drops_stale_ones():
+    q = FrameQueue(max_age_ns=100)
+    q.put("a", 1000)
+    q.put("b", 1040)                                   # two frames arrived together (a hiccup upstream)
+    assert q.take(now_ns=1060, timeout=0) == ("a", 1000)   # both fresh: nothing lost
+    assert q.take(now_ns=1070, timeout=0) == ("b", 1040)
+    for i in range(3):                                 # the renderer fell behind: 1080 and 1120 are stale now
+        q.put(f"f{i}", 1080 + 40 * i)
+    assert q.take(now_ns=1250, timeout=0) == ("f2", 1160)
+    assert q.stats.dropped_late == 2
+    assert q.put("old", 1100) is False and q.stats.dropped_out_of_order == 1
+    assert q.take(now_ns=1300, timeout=0) is None
+    q.put("lonely", 1200)                              # stale but nothing newer waits: still rendered
+    assert q.take(now_ns=10**9, timeout=0) == ("lonely", 1200)
+    assert q.stats.taken + q.stats.dropped == q.stats.received
+
+
+def test_frame_queue_bounds_the_backlog_and_newest_only_mode():
+    q = FrameQueue(max_age_ns=10**12, depth=3)
     for i in range(5):
-        slot.put(f"frame{i}", i * 40)
-    assert slot.take(0) == ("frame4", 160)
-    assert slot.stats.dropped_replaced == 4
-    assert slot.put("old", 80) is False and slot.stats.dropped_stale == 1
-    assert slot.take(0) is None
-    assert slot.put("restarted", 160 - 5 * 10**9) is True   # far older = the source restarted, not stale
+        q.put(i, 40 * (i + 1))
+    assert q.stats.dropped_overflow == 2
+    assert [q.take(now_ns=0, timeout=0)[0] for _ in range(3)] == [2, 3, 4]
+    newest = FrameQueue(max_age_ns=0)
+    for i in range(5):
+        newest.put(f"frame{i}", i * 40)
+    assert newest.take(now_ns=0, timeout=0) == ("frame4", 160)
+    assert newest.stats.dropped_late == 4
+    with pytest.raises(ValueError):
+        FrameQueue(max_age_ns=-1)
+
+
+def test_frame_queue_restarted_source_and_waiting_take():
+    q = FrameQueue(max_age_ns=0)
+    q.put("x", 10**10)
+    q.put("y", 10**10 + 40)
+    assert q.stats.dropped_late == 1                    # newest only: "x" went stale when "y" arrived
+    assert q.put("restarted", 160) is True              # far older = the source restarted, not out of order
+    assert q.stats.dropped_overflow == 1                # the old stream's waiting frame is gone
+    assert q.take(timeout=0) == ("restarted", 160)
     got = []
-    th = threading.Thread(target=lambda: got.append(slot.take(2.0)))
-    slot.take(0)
+    th = threading.Thread(target=lambda: got.append(q.take(timeout=2.0)))
     th.start()
-    slot.put("late", 10**10)
+    q.put("late", 10**10)
     th.join()
     assert got == [("late", 10**10)]

@@ -90,8 +90,8 @@ def test_stale_frames_are_dropped_not_queued_and_bad_meshes_rejected(ros, tmp_pa
         last = t0 + 39 * 40_000_000
         assert h.spin_until(lambda: images[-1].header.stamp.sec * 10**9 + images[-1].header.stamp.nanosec == last, 20)
         h.spin(0.5)
-        stats = node.slot.stats
-        assert len(images) - n0 < 40 and stats.dropped_replaced > 0
+        stats = node.frames.stats
+        assert len(images) - n0 < 40 and stats.dropped_late > 0
         assert stats.taken + stats.dropped == stats.received
         # malformed: wrong vertex count, NaN, someone else's mesh
         bad_nan = v.copy()

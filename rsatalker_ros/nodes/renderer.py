@@ -4,8 +4,9 @@ images.
     python -m rsatalker_ros.nodes.renderer --ros-args -r __node:=renderer_alice -p participant:=alice
 
 Subscribes /rsatalker/<p>/mesh (``input: mesh``, the default) or /rsatalker/<p>/motion (``input: motion``; the
-head model skins it here). Only the newest frame is rendered: a frame that a newer one replaces before the render
-loop gets to it is dropped, never queued, and counted in /diagnostics.
+head model skins it here). Frames are rendered in order while they are fresh; a stale frame (older than
+``max_frame_age_ms`` while a newer one is already waiting) is dropped, never worked through as a backlog, and
+counted in /diagnostics (``ros/latest.py``).
 
 Publishes, stamped with the incoming frame's stamp (the audio clock), reliable QoS:
   /rsatalker/<p>/image_raw (sensor_msgs/Image rgb8) and /rsatalker/<p>/camera_info;
@@ -31,7 +32,7 @@ from rsatalker_ros.nodes.common import (RejectLog, declare, diagnostic_status, m
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import (camera_info_to_msg, compressed_image_to_msg, flame_params_to_motion,
                                        image_to_msg, mesh_from_msg, stamp_to_ns, topology_from_msg)
-from rsatalker_ros.ros.latest import LatestSlot
+from rsatalker_ros.ros.latest import FrameQueue
 
 
 class RendererNode(Node):
@@ -60,6 +61,9 @@ class RendererNode(Node):
         self.ipd = declare(self, "ipd_m", 0.063, "stereo eye separation [m]", read_only=True)
         threads = declare(self, "render_threads", 0, "numba threads for the CPU rasteriser; 0 = all cores",
                           read_only=True)
+        max_age = declare(self, "max_frame_age_ms", 200.0, "a waiting frame older than this (audio stamp to now) "
+                          "is dropped when a newer one is waiting [ms]; 0 = always render only the newest",
+                          read_only=True)
         max_gaussians = declare(self, "max_gaussians", 0, "thin the avatar to at most this many Gaussians at "
                                 "load (every triangle keeps at least one; faster CPU renders); 0 = all",
                                 read_only=True)
@@ -69,6 +73,8 @@ class RendererNode(Node):
             raise ValueError(f"backend is {backend!r}; expected 'auto', 'cpu' or 'gsplat'")
         if len(offset) != 3 or len(bg) != 3:
             raise ValueError("camera_target_offset and background need 3 values each")
+        if max_age < 0:
+            raise ValueError(f"max_frame_age_ms is {max_age}; expected >= 0 (0 = only the newest frame)")
         if max_gaussians < 0:
             raise ValueError(f"max_gaussians is {max_gaussians}; expected 0 (all) or a positive count")
         if not (16 <= w <= 4096 and 16 <= h <= 4096):
@@ -105,7 +111,7 @@ class RendererNode(Node):
         self.cameras = None
         self._warm_up()
         self.reject = RejectLog(self)
-        self.slot = LatestSlot()
+        self.frames = FrameQueue(max_age_ns=int(max_age * 1e6))
 
         P = lambda leaf: topics.participant(self.pid, leaf)  # noqa: E731
         self.pub_image = self.create_publisher(Image, P("image_raw"), qos.FRAMES)
@@ -171,7 +177,7 @@ class RendererNode(Node):
         except ValueError as err:
             self.reject("FaceMesh", err)
             return
-        self.slot.put(v, stamp_to_ns(msg.header.stamp))
+        self.frames.put(v, stamp_to_ns(msg.header.stamp))
 
     def _on_motion(self, msg: SocialMotion) -> None:
         try:
@@ -182,7 +188,7 @@ class RendererNode(Node):
         except ValueError as err:
             self.reject("SocialMotion", err)
             return
-        self.slot.put(m, stamp_to_ns(msg.header.stamp))
+        self.frames.put(m, stamp_to_ns(msg.header.stamp))
 
     # ---- render loop (own thread) ----------------------------------------------------------------------------
     def _setup_cameras(self, verts: np.ndarray) -> None:
@@ -203,7 +209,7 @@ class RendererNode(Node):
     def _loop(self) -> None:
         self._set_threads()
         while not self._stop.is_set():
-            got = self.slot.take(timeout=0.2)
+            got = self.frames.take(self.get_clock().now().nanoseconds, timeout=0.2)
             if got is None:
                 continue
             item, stamp = got
@@ -244,17 +250,18 @@ class RendererNode(Node):
         self._render_ms, self._latency_ms = [], []
         n = self.rendered - self._rendered_reported
         self._rendered_reported = self.rendered
-        s = self.slot.stats
+        s = self.frames.stats
         pct = lambda a, q: a[min(len(a) - 1, int(q * len(a)))] if a else 0.0  # noqa: E731
         vals = {"images_per_s": float(n), "render_ms_p50": pct(ms, 0.5), "render_ms_p95": pct(ms, 0.95),
                 "stamp_to_publish_ms_p50": pct(lat, 0.5), "stamp_to_publish_ms_p95": pct(lat, 0.95),
-                "frames_received": s.received, "frames_rendered": s.taken, "dropped_replaced": s.dropped_replaced,
-                "dropped_stale": s.dropped_stale, "rejected_inputs": self.reject.total, "backend": self.backend}
+                "frames_received": s.received, "frames_rendered": s.taken, "dropped_stale": s.dropped_late,
+                "dropped_overflow": s.dropped_overflow, "dropped_out_of_order": s.dropped_out_of_order,
+                "rejected_inputs": self.reject.total, "backend": self.backend}
         publish_diagnostics(self, self.diag, [diagnostic_status(self.get_name(), self.pid, vals)])
 
     def shutdown(self) -> None:
         self._stop.set()
-        self.slot.wake()
+        self.frames.wake()
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
 

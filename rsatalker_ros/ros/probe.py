@@ -59,11 +59,11 @@ class GraphProbe(Node):
         for p in self.participants:
             self.create_subscription(FaceTopology, topics.participant(p, "mesh_topology"),
                                      lambda m, p=p: self.topologies.__setitem__(p, m), qos.LATCHED)
-            self._watch(Image, topics.participant(p, "image_raw"), qos.FRAMES, p)
+            self._watch(Image, topics.participant(p, "image_raw"), qos.RECORD, p)
             if "motion" in extra:
                 self._watch(SocialMotion, topics.participant(p, "motion"), qos.STATE)
             if "mesh" in extra:
-                self._watch(FaceMesh, topics.participant(p, "mesh"), qos.FRAMES)
+                self._watch(FaceMesh, topics.participant(p, "mesh"), qos.RECORD)
         if "conversation" in extra:
             self._watch(ConversationState, topics.CONVERSATION, qos.STATE)
 

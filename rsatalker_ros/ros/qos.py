@@ -9,10 +9,14 @@ AUDIO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Reliabi
 SENSOR_IN = qos_profile_sensor_data
 #: conversation state, motion, is_speaking: reliable, keep last 10
 STATE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
-#: meshes and images: reliable, keep last 2 (a display wants the newest frame, not a backlog)
-FRAMES = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-#: subscribers of frames that render only the newest one
-LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+#: meshes and images: reliable, keep last 4 (the writer's resend buffer: 160 ms at 25 Hz, so a reader whose
+#: process is briefly starved of CPU still gets every frame; each reader's own depth decides its backlog)
+FRAMES = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.RELIABLE)
+#: subscribers that decide themselves which frames to drop (the renderer's FrameQueue): deep enough that DDS never
+#: discards a frame before the node has seen and counted it
+LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.RELIABLE)
+#: recorders and measurement probes: every frame, even when the recording process falls behind for a second
+RECORD = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
 #: latched topics (topology, relation, audio info): reliable, transient local, keep last 1
 LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
