@@ -122,15 +122,19 @@ def test_lookahead_is_bounded():
     assert np.abs(np.stack([m for _, m in alt2])[t] - a[t]).max() > 1e-6
 
 
-def test_frames_emitted_once_lookahead_arrived():
-    model = small_model()
+@pytest.mark.parametrize("lookahead, need, flushed", [
+    (1, 3800, [5]),       # 640 * 5 + 37.5 ms; 3800 samples: mel frames 0..22 complete -> feature frames 0..5
+    (2, 4440, [5, 6]),    # 640 * 5 + 77.5 ms; 4440 samples: mel frames 0..26 complete -> feature frames 0..6
+])
+def test_frames_emitted_once_lookahead_arrived(lookahead, need, flushed):
+    model = small_model(lookahead=lookahead)
+    assert need == 640 * 5 + int(model.cfg.lookahead_ms * 16)     # frames 0..4 complete
     sm = StreamingMotion(model, None, "me")
     w = speechlike(20, 6)
-    need = 640 * 5 + int(model.cfg.lookahead_ms * 16)          # frames 0..4 complete
     assert [i for i, _ in sm.push(w[:need - 1])] == [0, 1, 2, 3]
     assert [i for i, _ in sm.push(w[need - 1:need])] == [4]
     out = sm.flush()
-    assert [i for i, _ in out] == [5, 6]    # 4440 samples: feature frames 0..6 are complete (27 mel frames)
+    assert [i for i, _ in out] == flushed
     assert all(m.shape == (64,) and m.dtype == np.float32 for _, m in out)
 
 

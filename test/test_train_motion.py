@@ -22,7 +22,7 @@ TINY = {"d_model": 32, "n_heads": 2, "window": 8, "n_query_tokens": 2, "n_encode
 def data(tmp_path_factory):
     from rsatalker_ros.data.synthetic import generate_dataset
     root = tmp_path_factory.mktemp("motion_data")
-    generate_dataset(root, 4, 2, 0, 4.0, seed=3)
+    generate_dataset(root, 12, 2, 0, 4.0, seed=3)   # enough speakers for a tiny model to generalise a little
     return root
 
 

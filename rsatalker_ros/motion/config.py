@@ -32,7 +32,7 @@ class MotionModelConfig:
     n_query_sets: int = N_QUERY_SETS + 1  # 6 relationship sets + 1 neutral (NEUTRAL_QUERY)
     share_queries: bool = False       # ablation: every relationship uses the neutral set (no specialisation)
     window: int = 32                  # attention window in frames (1.28 s)
-    lookahead: int = 2                # audio look-ahead in frames (2 = 80 ms)
+    lookahead: int = 1                # audio look-ahead in frames (1 -> 37.5 ms, 2 -> 77.5 ms; see lookahead_ms)
     past_context: int = 2             # audio convolution past context in frames
     motion_delay: int = 2             # partner motion used up to t - motion_delay
     dropout: float = 0.1
@@ -55,7 +55,7 @@ class MotionModelConfig:
     def lookahead_ms(self) -> float:
         """Audio needed past the end of a motion frame before it can be computed, in ms, feature extraction
         included (rsatalker_ros.motion.features: a feature frame is complete 2.5 ms before its motion frame
-        ends): lookahead * 40 - 2.5 = 77.5 ms for lookahead = 2."""
+        ends): lookahead * 40 - 2.5 = 37.5 ms for lookahead = 1 (the shipped model), 77.5 ms for 2."""
         from rsatalker_ros.motion.features import LATENCY_MS
         return self.lookahead * 1000.0 / MOTION_FPS + LATENCY_MS
 

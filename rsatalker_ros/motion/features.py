@@ -3,7 +3,8 @@
 The model's feature frame t stacks the 4 mel frames 4t-1, 4t, 4t+1, 4t+2 (10 ms hops; mel frame -1 is silence):
 one hop earlier than the motion frame's own hops (4t..4t+3). The log-mel extractor emits mel frame i 7.5 ms after
 its hop ends, so feature frame t is complete 2.5 ms *before* the end of motion frame t, and with a look-ahead of
-L frames the model needs audio up to L * 40 - 2.5 ms past the end of the frame it outputs (77.5 ms for L = 2).
+L frames the model needs audio up to L * 40 - 2.5 ms past the end of the frame it outputs (37.5 ms for L = 1,
+77.5 ms for L = 2).
 Batch (``frame_features``) and streaming (``FrameFeatureStream``) give the same numbers.
 """
 
