@@ -247,6 +247,7 @@ class RendererNode(Node):
 
     def _report(self) -> None:
         ms, lat = sorted(self._render_ms), sorted(self._latency_ms)
+        self._latency_order = self._latency_ms
         self._render_ms, self._latency_ms = [], []
         n = self.rendered - self._rendered_reported
         self._rendered_reported = self.rendered
@@ -254,6 +255,8 @@ class RendererNode(Node):
         pct = lambda a, q: a[min(len(a) - 1, int(q * len(a)))] if a else 0.0  # noqa: E731
         vals = {"images_per_s": float(n), "render_ms_p50": pct(ms, 0.5), "render_ms_p95": pct(ms, 0.95),
                 "stamp_to_publish_ms_p50": pct(lat, 0.5), "stamp_to_publish_ms_p95": pct(lat, 0.95),
+                # every image of this window, in publish order: percentiles over any span can be computed from these
+                "stamp_to_publish_ms_each": ",".join(f"{v:.1f}" for v in self._latency_order),
                 "frames_received": s.received, "frames_rendered": s.taken, "dropped_stale": s.dropped_late,
                 "dropped_overflow": s.dropped_overflow, "dropped_out_of_order": s.dropped_out_of_order,
                 "rejected_inputs": self.reject.total, "backend": self.backend}
