@@ -42,6 +42,9 @@ def test_two_participant_launch_matches_bringup():
     assert from_launch["motion_alice"][1]["relation_senior"] == "bob"
     assert from_launch["conversation"][1]["relation_kinship"] == "blood"
     assert from_launch["motion_bob"][1]["partner"] == "alice"
+    # the two participants' frames (and renders) are staggered by half a frame
+    assert (from_launch["motion_alice"][1]["frame_phase_ms"], from_launch["motion_bob"][1]["frame_phase_ms"]) == \
+        (0.0, 20.0)
     # and without arguments: the defaults of config/graph.yaml on both sides
     assert launch_nodes(os.path.join(LAUNCH, "rsatalker.launch.py")) == bringup_nodes([])
 

@@ -143,3 +143,22 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
         assert h.spin_until(lambda: len(motion) >= n + 10, 10)
     finally:
         h.close()
+
+
+def test_frame_phase_shifts_the_frame_grid_on_the_audio_clock(ros, tmp_path):
+    """A second participant's node (frame_phase_ms 20, as bringup sets it) stamps its frames 20 ms off the first's:
+    frame k is centred at 40 k ms, still the centre of its 40 ms of audio. Invalid phases are refused."""
+    from rsatalker_ros.msg import SocialMotion
+    from rsatalker_ros.ros import qos
+    node = make_motion(tmp_path, frame_phase_ms=20.0)
+    h = Harness(node)
+    try:
+        got = h.collect(SocialMotion, "/rsatalker/alice/motion", qos.STATE)
+        motion, msgs = feed_listener(h, node, got, T0)
+    finally:
+        h.close()
+    stamps = np.array([m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in msgs])
+    np.testing.assert_array_equal(stamps[:10] - T0, 40_000_000 * np.arange(10))
+    assert np.isfinite(motion).all()
+    with pytest.raises(ValueError, match="frame_phase_ms"):
+        make_motion(tmp_path, frame_phase_ms=40.0)

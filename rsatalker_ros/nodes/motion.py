@@ -10,7 +10,8 @@ once its look-ahead (<= 80 ms) has arrived. The relationship comes from the Conv
 (``relation_source: conversation``, the default; the relation_* parameters apply until one arrives) or from the
 relation_* parameters only (``relation_source: parameters``).
 
-Publishes, per frame, stamped with the audio-clock time of the frame's centre:
+Publishes, per frame, stamped with the audio-clock time of the frame's centre (frames start at ``frame_phase_ms``
+on the audio clock, plus multiples of 40 ms):
   /rsatalker/<p>/motion (SocialMotion), /rsatalker/<p>/mesh (FaceMesh, head frame "<p>/head"),
   /rsatalker/<p>/head_pose (geometry_msgs/TransformStamped world -> <p>/head; also on /tf where tf2_msgs exists);
 and /rsatalker/<p>/mesh_marker (visualization_msgs/Marker TRIANGLE_LIST, at most marker_rate_hz),
@@ -86,10 +87,18 @@ class MotionNode(Node):
         yaw = declare(self, "head_yaw_deg", 0.0, "head heading about world z [deg]; 0 = facing +x")
         self.rate = declare(self, "sample_rate", AUDIO_RATE, "expected AudioFrame.sample_rate [Hz]", read_only=True)
         self.max_chunk_s = declare(self, "max_chunk_s", 1.0, "longest accepted AudioFrame [s]", read_only=True)
+        phase = declare(self, "frame_phase_ms", 0.0, "where this node's 40 ms frames start on the audio clock [ms], "
+                        "0 <= phase < 40; participants of one graph get different phases so that their frames, "
+                        "and so their renders, come at different times (bringup: 40 / n ms apart)", read_only=True)
         max_lag = declare(self, "max_partner_lag_s", 0.2, "a stream lagging the other by more than this counts "
                           "as silent [s]", read_only=True)
         vad_backend = declare(self, "vad_backend", "energy", "own-voice activity for the SPEAKING / LISTENING role "
                               "when no ConversationState arrives: 'energy', 'silero' or 'auto'", read_only=True)
+        if not 0.0 <= phase < 1000.0 / 25:
+            raise ValueError(f"frame_phase_ms is {phase}; expected 0 <= phase < 40 (one 40 ms frame)")
+        # the frame grid starts `lead` samples before the stream: that much silence goes into the model first
+        self.lead = int(round(phase * self.rate / 1000.0))
+        self._lead_due = True
         self.relation = self._check_relation(declare_relation(self))
         if self.relation_source not in ("conversation", "parameters"):
             raise ValueError(f"relation_source is {self.relation_source!r}; expected 'conversation' or 'parameters'")
@@ -207,8 +216,14 @@ class MotionNode(Node):
             self.dyad.reset()
             self.vad.reset()
             self._vad_pending = 0
+            self._lead_due = True
         if own.shape[0] == 0:
             return
+        if self._lead_due:
+            self._lead_due = False
+            if self.lead:
+                silence = np.zeros(self.lead, np.float32)
+                self.dyad.push(silence, silence)
         t0 = time.perf_counter()
         for j, prob in enumerate(self.vad.push(own)):
             end = start + (j + 1) * 512 - self._vad_pending
@@ -228,7 +243,7 @@ class MotionNode(Node):
         rel_msg = relation_to_msg(self.relation)
         head_frame = topics.head_frame(self.pid)
         for i, (k, m) in enumerate(frames):
-            stamp = self.aligner.stamp_of(k * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME / 2)
+            stamp = self.aligner.stamp_of(k * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME / 2 - self.lead)
             msg = SocialMotion(participant_id=self.pid, role=role, params=motion_to_flame_params(m, self.layout),
                                relation=rel_msg, turn_index=self.turn_index)
             ns_to_stamp(stamp, msg.header.stamp)

@@ -135,6 +135,10 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
         mot = _node_defaults(config_dir, "motion")
         mot.update(participant=pid, partner=partner, head=e["head"], head_position=[float(x) for x in e["position"]],
                    head_yaw_deg=float(e["yaw_deg"]), **relation)
+        # participants' frame grids evenly staggered (0 and 20 ms for two): their frames, and so the renderers'
+        # work, alternate instead of landing on the CPU at the same moment
+        mot.setdefault("frame_phase_ms", 0.0)
+        mot["frame_phase_ms"] = (float(mot["frame_phase_ms"]) + 40.0 * i / len(ids)) % 40.0
         if not with_conversation:
             mot["relation_source"] = "parameters"
         ren = _node_defaults(config_dir, "renderer")
