@@ -24,3 +24,10 @@ def test_duplicates_count_once_and_too_few_images_give_zero():
     frames = FRAME_NS * np.arange(10)
     assert audio_clock_rate(np.concatenate([frames, frames[:3]]))[0] == 25.0
     assert audio_clock_rate(frames[:1])[0] == 0.0
+
+
+def test_publish_latencies_gather_every_image_of_every_renderer_report():
+    from rsatalker_ros.ros.probe import publish_latencies
+    reports = [{"stamp_to_publish_ms_each": "100.0,110.5"}, {"stamp_to_publish_ms_each": ""}, {"images_per_s": "0"},
+               {"stamp_to_publish_ms_each": "90.0"}]
+    np.testing.assert_array_equal(publish_latencies(reports), [100.0, 110.5, 90.0])

@@ -59,7 +59,7 @@ def main(argv=None) -> None:
 
     from rsatalker_ros.cli.bringup import Graph, parse_overrides, render_overrides
     from rsatalker_ros.ros import graph, topics
-    from rsatalker_ros.ros.probe import GraphProbe, format_summary
+    from rsatalker_ros.ros.probe import GraphProbe, format_summary, publish_latencies
 
     pids = ["alice", "bob"]
     overrides = render_overrides(pids, args.size, args.checkpoint, args.avatars)
@@ -108,8 +108,7 @@ def main(argv=None) -> None:
     publish = {}
     for pid in pids:
         rows = diag.get(f"renderer_{pid}", [])
-        each = np.array([float(v) for r in rows for v in r.get("stamp_to_publish_ms_each", "").split(",") if v])
-        publish[pid] = each
+        publish[pid] = each = publish_latencies(rows)
         delta = {k: int(float(rows[-1][k])) - int(float(rows[0][k])) if len(rows) > 1 else 0
                  for k in ("frames_received", "frames_rendered", "dropped_stale", "dropped_overflow",
                            "dropped_out_of_order")}

@@ -73,12 +73,12 @@ class GraphProbe(Node):
             self.diagnostics.setdefault(st.name, []).append({kv.key: kv.value for kv in st.values})
 
     def publish_latency(self, pid: str, since: int = 0) -> tuple[float, float]:
-        """(median over 1 s windows of the renderer's audio-stamp -> publish p50, and of its p95) [ms]."""
-        rows = [r for r in self.diagnostics.get(f"renderer_{pid}", [])[since:] if float(r.get("images_per_s", 0)) > 0]
-        if not rows:
+        """(p50, p95) of the renderer's audio-stamp -> publish latency over every image it reported from its
+        ``since``-th diagnostics report on [ms]."""
+        each = publish_latencies(self.diagnostics.get(f"renderer_{pid}", [])[since:])
+        if not each.size:
             return float("nan"), float("nan")
-        return (float(np.median([float(r["stamp_to_publish_ms_p50"]) for r in rows])),
-                float(np.median([float(r["stamp_to_publish_ms_p95"]) for r in rows])))
+        return float(np.percentile(each, 50)), float(np.percentile(each, 95))
 
     def _watch(self, msg_type, topic, profile, image_of: str | None = None):
         self.logs[topic] = TopicLog()
@@ -126,6 +126,11 @@ class GraphProbe(Node):
                               "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
                               "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else float("nan")}
         return out
+
+
+def publish_latencies(reports: list[dict]) -> np.ndarray:
+    """Every image's audio-stamp -> publish latency [ms] from a renderer's diagnostics reports (key/value dicts)."""
+    return np.array([float(v) for r in reports for v in r.get("stamp_to_publish_ms_each", "").split(",") if v])
 
 
 def format_summary(summary: dict) -> str:
