@@ -33,45 +33,24 @@ import torch
 from rsatalker_ros.avatar.gaussians import WorldGaussians
 from rsatalker_ros.render.api import RenderResult
 from rsatalker_ros.render.camera import Camera
+from rsatalker_ros.render.cpu_tiles import TILE, _bin
 from rsatalker_ros.render.reference_torch import ALPHA_MIN, T_MIN, project_torch
 from rsatalker_ros.render.sh import sh_to_rgb
 
-TILE = 16
 
 
 @numba.njit(cache=True)
-def _box(m2, ext, g, n_tx, n_ty):
-    """Tile range (tx0, tx1, ty0, ty1) of Gaussian g's pixel box (1 px margin beyond the 1/255 extent)."""
-    tx0 = max(int(np.floor((m2[g, 0] - ext[g, 0] - 1.0) / TILE)), 0)
-    tx1 = min(int(np.floor((m2[g, 0] + ext[g, 0] + 1.0) / TILE)), n_tx - 1)
-    ty0 = max(int(np.floor((m2[g, 1] - ext[g, 1] - 1.0) / TILE)), 0)
-    ty1 = min(int(np.floor((m2[g, 1] + ext[g, 1] + 1.0) / TILE)), n_ty - 1)
-    return tx0, tx1, ty0, ty1
-
-
-@numba.njit(cache=True)
-def _bin(order, m2, ext, n_tx, n_ty):
-    """order [M] Gaussian indices in depth order -> (tile_start [T+1], tile_list [I]) depth-ordered per tile."""
-    n_tiles = n_tx * n_ty
-    counts = np.zeros(n_tiles + 1, np.int64)
-    for k in range(order.shape[0]):
-        tx0, tx1, ty0, ty1 = _box(m2, ext, order[k], n_tx, n_ty)
-        for ty in range(ty0, ty1 + 1):
-            for tx in range(tx0, tx1 + 1):
-                counts[ty * n_tx + tx + 1] += 1
-    for t in range(n_tiles):
-        counts[t + 1] += counts[t]
-    fill = counts[:n_tiles].copy()
-    lst = np.empty(counts[n_tiles], np.int64)
-    for k in range(order.shape[0]):
-        g = order[k]
-        tx0, tx1, ty0, ty1 = _box(m2, ext, g, n_tx, n_ty)
-        for ty in range(ty0, ty1 + 1):
-            for tx in range(tx0, tx1 + 1):
-                t = ty * n_tx + tx
-                lst[fill[t]] = g
-                fill[t] += 1
-    return counts, lst
+def _pixel_boxes(m2, ext, width, height):
+    """Every Gaussian's pixel box [N, 4] int32 (u0, u1, v0, v1 inclusive; 1 px margin beyond the 1/255 extent,
+    clipped to the image; empty where u0 > u1 or v0 > v1), for the live renderer's tile binning
+    (``render.cpu_tiles._bin``): binning is the same in training and at run time."""
+    box = np.empty((m2.shape[0], 4), np.int32)
+    for g in range(m2.shape[0]):
+        box[g, 0] = max(int(np.floor(m2[g, 0] - ext[g, 0] - 1.0)), 0)
+        box[g, 1] = min(int(np.floor(m2[g, 0] + ext[g, 0] + 1.0)), width - 1)
+        box[g, 2] = max(int(np.floor(m2[g, 1] - ext[g, 1] - 1.0)), 0)
+        box[g, 3] = min(int(np.floor(m2[g, 1] + ext[g, 1] + 1.0)), height - 1)
+    return box
 
 
 @numba.njit(cache=True, inline="always")
@@ -231,7 +210,8 @@ class _RasterizeFn(torch.autograd.Function):
         m2, cn, op, cl = _np32(mean2d), _np32(conic), _np32(opacities), _np32(colors)
         ext, dp, bg = _np32(extent), _np32(depth), _np32(background)
         n_tx, n_ty = (width + TILE - 1) // TILE, (height + TILE - 1) // TILE
-        tile_start, tile_list = _bin(order.cpu().numpy().astype(np.int64), m2, ext, n_tx, n_ty)
+        tile_start, tile_list = _bin(order.cpu().numpy().astype(np.int64), _pixel_boxes(m2, ext, width, height),
+                                     n_tx, n_ty)
         rgb = np.empty((height, width, 3), np.float32)
         alpha = np.empty((height, width), np.float32)
         dep = np.empty((height, width), np.float32)
