@@ -109,7 +109,7 @@ def test_frame_queue_renders_fresh_frames_in_order_and_drops_stale_ones():
     for i in range(3):                                 # the renderer fell behind: 1080 and 1120 are stale now
         q.put(f"f{i}", 1080 + 40 * i)
     assert q.take(now_ns=1250, timeout=0) == ("f2", 1160)
-    assert q.stats.dropped_late == 2
+    assert q.stats.dropped_stale == 2
     assert q.put("old", 1100) is False and q.stats.dropped_out_of_order == 1
     assert q.take(now_ns=1300, timeout=0) is None
     q.put("lonely", 1200)                              # stale but nothing newer waits: still rendered
@@ -127,7 +127,7 @@ def test_frame_queue_bounds_the_backlog_and_newest_only_mode():
     for i in range(5):
         newest.put(f"frame{i}", i * 40)
     assert newest.take(now_ns=0, timeout=0) == ("frame4", 160)
-    assert newest.stats.dropped_late == 4
+    assert newest.stats.dropped_stale == 4
     with pytest.raises(ValueError):
         FrameQueue(max_age_ns=-1)
 
@@ -136,7 +136,7 @@ def test_frame_queue_restarted_source_and_waiting_take():
     q = FrameQueue(max_age_ns=0)
     q.put("x", 10**10)
     q.put("y", 10**10 + 40)
-    assert q.stats.dropped_late == 1                    # newest only: "x" went stale when "y" arrived
+    assert q.stats.dropped_stale == 1                    # newest only: "x" went stale when "y" arrived
     assert q.put("restarted", 160) is True              # far older = the source restarted, not out of order
     assert q.stats.dropped_overflow == 1                # the old stream's waiting frame is gone
     assert q.take(timeout=0) == ("restarted", 160)

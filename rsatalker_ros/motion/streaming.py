@@ -4,8 +4,8 @@
 used by evaluation and demos) take 16 kHz float audio in chunks of any size and return each 25 fps motion frame as
 soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of the frame, feature extraction
 included: 37.5 ms with the shipped model). Inside, both participants of the dyad are predicted together, each
-conditioned on the other's *predicted* past motion, ``motion_delay`` frames at a time. The numbers equal the batch model (``SocialMotionModel.forward``)
-run on the whole audio with the partner motion that the stream predicted.
+conditioned on the other's *predicted* past motion, ``motion_delay`` frames at a time. The numbers equal the batch
+model (``SocialMotionModel.forward``) run on the whole audio with the partner motion that the stream predicted.
 """
 
 import numpy as np

@@ -94,8 +94,9 @@ class MotionNode(Node):
                           "as silent [s]", read_only=True)
         vad_backend = declare(self, "vad_backend", "energy", "own-voice activity for the SPEAKING / LISTENING role "
                               "when no ConversationState arrives: 'energy', 'silero' or 'auto'", read_only=True)
-        if not 0.0 <= phase < 1000.0 / 25:
-            raise ValueError(f"frame_phase_ms is {phase}; expected 0 <= phase < 40 (one 40 ms frame)")
+        frame_ms = 1000.0 * SAMPLES_PER_FRAME / AUDIO_RATE
+        if not 0.0 <= phase < frame_ms:
+            raise ValueError(f"frame_phase_ms is {phase}; expected 0 <= phase < {frame_ms:g} (one frame)")
         # the frame grid starts `lead` samples before the stream: that much silence goes into the model first
         self.lead = int(round(phase * self.rate / 1000.0))
         self._lead_due = True

@@ -246,9 +246,9 @@ class RendererNode(Node):
             pub_info.publish(camera_info_to_msg(c.to_camera_info_dict(), stamp, f))
 
     def _report(self) -> None:
-        ms, lat = sorted(self._render_ms), sorted(self._latency_ms)
-        self._latency_order = self._latency_ms
-        self._render_ms, self._latency_ms = [], []
+        each, self._latency_ms = self._latency_ms, []        # this window's images, in publish order
+        ms, self._render_ms = sorted(self._render_ms), []
+        lat = sorted(each)
         n = self.rendered - self._rendered_reported
         self._rendered_reported = self.rendered
         s = self.frames.stats
@@ -256,8 +256,8 @@ class RendererNode(Node):
         vals = {"images_per_s": float(n), "render_ms_p50": pct(ms, 0.5), "render_ms_p95": pct(ms, 0.95),
                 "stamp_to_publish_ms_p50": pct(lat, 0.5), "stamp_to_publish_ms_p95": pct(lat, 0.95),
                 # every image of this window, in publish order: percentiles over any span can be computed from these
-                "stamp_to_publish_ms_each": ",".join(f"{v:.1f}" for v in self._latency_order),
-                "frames_received": s.received, "frames_rendered": s.taken, "dropped_stale": s.dropped_late,
+                "stamp_to_publish_ms_each": ",".join(f"{v:.1f}" for v in each),
+                "frames_received": s.received, "frames_rendered": s.taken, "dropped_stale": s.dropped_stale,
                 "dropped_overflow": s.dropped_overflow, "dropped_out_of_order": s.dropped_out_of_order,
                 "rejected_inputs": self.reject.total, "backend": self.backend}
         publish_diagnostics(self, self.diag, [diagnostic_status(self.get_name(), self.pid, vals)])

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 class QueueStats:
     received: int = 0
     taken: int = 0
-    dropped_late: int = 0          # stale: a newer frame was waiting and this one was older than max_age
+    dropped_stale: int = 0          # stale: a newer frame was waiting and this one was older than max_age
     dropped_overflow: int = 0      # more than `depth` frames were waiting
     dropped_out_of_order: int = 0  # arrived stamped before the newest frame seen
 
     @property
     def dropped(self) -> int:
-        return self.dropped_late + self.dropped_overflow + self.dropped_out_of_order
+        return self.dropped_stale + self.dropped_overflow + self.dropped_out_of_order
 
 
 class FrameQueue:
@@ -48,7 +48,7 @@ class FrameQueue:
                 self.stats.dropped_overflow += len(self._frames)   # a restarted source: the old stream's frames
                 self._frames.clear()
             if self.max_age_ns == 0:                    # newest only: whatever waits is stale now
-                self.stats.dropped_late += len(self._frames)
+                self.stats.dropped_stale += len(self._frames)
                 self._frames.clear()
             self._frames.append((stamp_ns, item))
             self._newest = stamp_ns
@@ -68,7 +68,7 @@ class FrameQueue:
                 return None
             while len(self._frames) > 1 and self._stale(self._frames[0][0], now_ns):
                 self._frames.popleft()
-                self.stats.dropped_late += 1
+                self.stats.dropped_stale += 1
             stamp, item = self._frames.popleft()
             self.stats.taken += 1
             return item, stamp
