@@ -1,6 +1,6 @@
 """renderer node in-process, fed FaceMesh by a tester node over DDS: images of the right size, encoding and stamp
-(the mesh's audio-clock stamp), camera_info, JPEG and stereo pair; stale frames dropped, not queued; malformed
-meshes rejected while it keeps rendering."""
+(the mesh's audio-clock stamp), camera_info, JPEG and stereo pair; fresh frames all rendered in order, stale ones
+dropped, not queued; malformed meshes rejected while it keeps rendering."""
 
 import numpy as np
 import pytest
@@ -104,5 +104,35 @@ def test_stale_frames_are_dropped_not_queued_and_bad_meshes_rejected(ros, tmp_pa
         assert "vertices" in errs and "NaN" in errs and "bob" in errs
         pub.publish(mesh_msg(v, last + 10**8))                # and it still renders
         assert h.spin_until(lambda: images[-1].header.stamp.nanosec == (last + 10**8) % 10**9, 10)
+    finally:
+        h.close()
+
+
+def test_fresh_frames_arriving_together_are_all_rendered_in_order(ros, tmp_path):
+    """A hiccup upstream delivers frames in bursts: while they are fresh (stamped within max_frame_age_ms of now)
+    every one becomes an image, in stamp order; none is dropped."""
+    from sensor_msgs.msg import Image
+
+    from rsatalker_ros.msg import FaceMesh
+    from rsatalker_ros.ros import qos
+    node = make_renderer(tmp_path, max_frame_age_ms=5000.0)
+    h = Harness(node)
+    try:
+        images = h.collect(Image, "/rsatalker/alice/image_raw", qos.RECORD)
+        v, _ = neutral_vertices("default_older")
+        pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+        now = node.get_clock().now().nanoseconds
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, now)), h.spin(0.1))[1] is None and images, 30)
+        t0 = now + 10**8
+        stamps = [t0 + k * 40_000_000 for k in range(4)]
+        for k, s in enumerate(stamps):                  # two bursts of two, far faster than it renders
+            pub.publish(mesh_msg(v, s))
+            if k % 2:
+                h.spin(0.01)
+        assert h.spin_until(lambda: sum(i.header.stamp.sec * 10**9 + i.header.stamp.nanosec >= t0 for i in images)
+                            >= 4, 20)
+        got = [i.header.stamp.sec * 10**9 + i.header.stamp.nanosec for i in images]
+        assert [s for s in got if s >= t0] == stamps
+        assert node.frames.stats.dropped == 0
     finally:
         h.close()
