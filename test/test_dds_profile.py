@@ -3,6 +3,8 @@
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from rsatalker_ros.ros.dds import local_dds_defaults
 
 NS = {"d": "http://www.eprosima.com"}
@@ -34,3 +36,21 @@ def test_a_users_own_settings_are_kept():
     assert robot["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET" and "FASTDDS_DEFAULT_PROFILES_FILE" not in robot
     cyclone = local_dds_defaults({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"})
     assert "FASTDDS_DEFAULT_PROFILES_FILE" not in cyclone
+
+
+@pytest.mark.ros
+def test_fast_dds_accepts_the_profile_and_processes_talk_through_it():
+    """Two processes (the smoke talker and listener) under the shipped profile: Fast DDS parses it without an
+    error (a broken file is reported as 'XMLPARSER Error' and silently falls back to the defaults) and the
+    audio -> conversation -> motion chain runs across them."""
+    import subprocess
+    import sys
+
+    from support.processes import REPO, child_env
+    env = child_env()
+    assert env["FASTDDS_DEFAULT_PROFILES_FILE"].endswith("config/fastdds_localhost.xml")
+    out = subprocess.run([sys.executable, "-m", "rsatalker_ros.cli.smoke", "--seconds", "1"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert "XMLPARSER" not in text and "Error parsing" not in text, text
+    assert out.returncode == 0 and "SMOKE OK" in text, text
