@@ -27,7 +27,17 @@ def window_mask(rel_bias: torch.Tensor, n_cached: int, n_new: int) -> torch.Tens
 
 
 class _WindowMasked(nn.Module):
-    """Caches window masks by (cached, new) frame counts while not training (live streams reuse a few shapes)."""
+    """Multi-head attention over a window of W frames: q, kv and output projections and a learned bias by
+    distance (rel_bias [h, W]). Caches window masks by (cached, new) frame counts while not training (live
+    streams reuse a few shapes)."""
+
+    def __init__(self, d: int, n_heads: int, window: int):
+        super().__init__()
+        self.h, self.dh, self.window = n_heads, d // n_heads, window
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.o = nn.Linear(d, d)
+        self.rel_bias = nn.Parameter(torch.zeros(n_heads, window))
 
     def mask(self, n_cached: int, n_new: int) -> torch.Tensor:
         if self.training or torch.is_grad_enabled():
@@ -46,14 +56,6 @@ class WindowAttention(_WindowMasked):
 
     Used as self-attention (x_kv is x_q) and as cross-attention between two frame-aligned sequences.
     """
-
-    def __init__(self, d: int, n_heads: int, window: int):
-        super().__init__()
-        self.h, self.dh, self.window = n_heads, d // n_heads, window
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.o = nn.Linear(d, d)
-        self.rel_bias = nn.Parameter(torch.zeros(n_heads, window))
 
     def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, cache):
         """x_q, x_kv: [B, k, d]; cache: None or (K, V) each [B, h, c, dh] with c < W.
@@ -74,20 +76,12 @@ class WindowAttention(_WindowMasked):
         return out, (K[:, :, -keep:], V[:, :, -keep:]) if keep else (K[:, :, :0], V[:, :, :0])
 
 
-class SocialAttention(nn.Module):
+class SocialAttention(_WindowMasked):
     """z_t = CrossAttn(Q = social query tokens, K = V = the last W frames of the encoded sequence), per frame.
 
     The query tokens are the same for every frame of a sequence: scores are computed once per key frame and
     each frame takes the W scores of its window (unfold), with the learned bias by distance.
     """
-
-    def __init__(self, d: int, n_heads: int, window: int):
-        super().__init__()
-        self.h, self.dh, self.window = n_heads, d // n_heads, window
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.o = nn.Linear(d, d)
-        self.rel_bias = nn.Parameter(torch.zeros(n_heads, window))
 
     def forward(self, queries: torch.Tensor, x: torch.Tensor, cache):
         """queries: [B, Nq, d]; x: [B, k, d]; cache: None or (K, V) [B, h, c, dh] with c < W.
