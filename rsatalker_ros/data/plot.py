@@ -11,6 +11,17 @@ from rsatalker_ros.face.arkit import ARKIT52_INDEX as IX
 from rsatalker_ros.motion.layout import SAMPLES_PER_FRAME, MotionLayout
 
 
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_clip(clip: Clip, path: str | Path, dpi: int = 90) -> Path:
     """Write a PNG with, per participant: waveform + speaking flag, jaw/lip channels, smile/blink/brow, neck
     rotation (nods) and gaze. ARKit channels are only drawn for the arkit52 basis."""
@@ -62,12 +73,7 @@ def plot_clip(clip: Clip, path: str | Path, dpi: int = 90) -> Path:
         ax.set_xlabel("time (s)")
         ax.legend(loc="upper right", fontsize=6, ncol=2)
     fig.suptitle(f"clip {clip.clip_id}: {clip.n_frames} frames at {clip.fps} fps, basis {clip.basis}")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi)
 
 
 
@@ -104,12 +110,7 @@ def plot_behaviour(table: dict[str, dict[str, float]], path: str | Path, dpi: in
         ax.set_title(title, fontsize=9)
     n = sum(int(v["n"]) for v in table.values())
     fig.suptitle(f"synthetic listener behaviour per relationship and direction ({n} participant-clips)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi)
 
 
 __all__ = ["plot_clip", "behaviour_table", "plot_behaviour"]
