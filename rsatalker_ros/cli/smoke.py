@@ -2,18 +2,22 @@
 
     rsatalker-smoke [--seconds 3]
 
-The talker process publishes 20 ms AudioFrames (a spoken-vowel-like test signal), a ConversationState and a
-SocialMotion stream; the listener process decodes them with rsatalker_ros.ros.convert and prints rates and values.
+The talker process waits until the listener's three subscriptions have matched (DDS discovery; at most
+``--discovery-timeout`` seconds), then publishes 20 ms AudioFrames (a spoken-vowel-like test signal), a
+ConversationState and a SocialMotion stream for ``--seconds``; the listener process decodes them with
+rsatalker_ros.ros.convert, stops once the stream has gone quiet, and prints counts and values.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 
 
-def talker(seconds: float) -> None:
+QUIET_S = 1.0        # the listener stops this long after the last message [s]
+
+
+def talker(seconds: float, discovery_timeout: float) -> None:
     import numpy as np
     import rclpy
     from rsatalker_ros.motion.layout import ARKIT_LAYOUT
@@ -27,6 +31,14 @@ def talker(seconds: float) -> None:
     pub_state = node.create_publisher(ConversationState, "rsatalker/conversation", 10)
     pub_motion = node.create_publisher(SocialMotion, "rsatalker/alice/motion", 10)
     relation = Relation.parse("blood", "unequal", senior="alice", label="mother-daughter")
+    pubs = (pub_audio, pub_state, pub_motion)
+    waited = time.monotonic()
+    while not all(p.get_subscription_count() for p in pubs):   # messages sent before matching are lost (volatile)
+        if time.monotonic() - waited > discovery_timeout:
+            missing = [p.topic_name for p in pubs if not p.get_subscription_count()]
+            print(f"smoke talker: no subscriber matched {missing} within {discovery_timeout:.0f} s", file=sys.stderr)
+            break
+        time.sleep(0.05)
     t = np.arange(320) / 16000.0
     start = time.monotonic()
     i = 0
@@ -53,7 +65,7 @@ def talker(seconds: float) -> None:
     rclpy.try_shutdown()
 
 
-def listener(seconds: float) -> None:
+def listener(deadline_s: float) -> None:
     import numpy as np
     import rclpy
     from rsatalker_ros.msg import AudioFrame, ConversationState, SocialMotion
@@ -62,13 +74,21 @@ def listener(seconds: float) -> None:
     rclpy.init()
     node = rclpy.create_node("smoke_listener")
     got = {"audio": [], "state": [], "motion": []}
-    node.create_subscription(AudioFrame, "rsatalker/alice/audio", lambda m: got["audio"].append(audio_from_msg(m)), 10)
-    node.create_subscription(ConversationState, "rsatalker/conversation", lambda m: got["state"].append(m), 10)
+    last = [None]       # monotonic time of the last message
+
+    def keep(key, value):
+        got[key].append(value)
+        last[0] = time.monotonic()
+
+    node.create_subscription(AudioFrame, "rsatalker/alice/audio", lambda m: keep("audio", audio_from_msg(m)), 10)
+    node.create_subscription(ConversationState, "rsatalker/conversation", lambda m: keep("state", m), 10)
     node.create_subscription(SocialMotion, "rsatalker/alice/motion",
-                             lambda m: got["motion"].append(flame_params_to_motion(m.params)[0]), 10)
+                             lambda m: keep("motion", flame_params_to_motion(m.params)[0]), 10)
     start = time.monotonic()
-    while time.monotonic() - start < seconds:
+    while time.monotonic() - start < deadline_s:
         rclpy.spin_once(node, timeout_sec=0.05)
+        if last[0] is not None and time.monotonic() - last[0] > QUIET_S:
+            break
     n_audio = sum(a.shape[0] for a in got["audio"])
     print(f"audio: {len(got['audio'])} frames, {n_audio / 16000:.2f} s, rms {np.sqrt(np.mean(np.concatenate(got['audio']) ** 2)) if got['audio'] else 0:.3f}")
     if got["state"]:
@@ -85,18 +105,21 @@ def listener(seconds: float) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=3.0, help="how long the talker publishes [s]")
+    ap.add_argument("--discovery-timeout", type=float, default=20.0,
+                    help="how long the talker waits for the listener's subscriptions to match [s]")
     ap.add_argument("--role", choices=["talker", "listener"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     from rsatalker_ros.ros.dds import local_dds_defaults
     local_dds_defaults()
     if args.role == "talker":
-        return talker(args.seconds)
+        return talker(args.seconds, args.discovery_timeout)
     if args.role == "listener":
-        return listener(args.seconds)
+        return listener(args.seconds)       # here --seconds is the listener's overall deadline
     cmd = [sys.executable, "-m", "rsatalker_ros.cli.smoke", "--seconds"]
-    lis = subprocess.Popen(cmd + [str(args.seconds + 3.0), "--role", "listener"])
-    time.sleep(0.5)
-    tal = subprocess.Popen(cmd + [str(args.seconds), "--role", "talker"])
+    deadline = args.discovery_timeout + args.seconds + QUIET_S + 5.0
+    lis = subprocess.Popen(cmd + [str(deadline), "--role", "listener"])
+    tal = subprocess.Popen(cmd + [str(args.seconds), "--discovery-timeout", str(args.discovery_timeout),
+                                  "--role", "talker"])
     tal.wait()
     sys.exit(lis.wait())
 
