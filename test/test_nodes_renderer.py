@@ -139,3 +139,29 @@ def test_fresh_frames_arriving_together_are_all_rendered_in_order(ros, tmp_path)
         assert node.stage.frames.stats.dropped == dropped_before
     finally:
         h.close()
+
+
+def test_diagnostics_go_warn_when_the_renderer_is_starved(ros, tmp_path):
+    """Meshes at ~4 per second where 25 are expected (a starved renderer): /diagnostics says WARN and why."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from rsatalker_ros.msg import FaceMesh
+    from rsatalker_ros.ros import qos
+    node = make_renderer(tmp_path, diagnostics_period_s=0.5)
+    h = Harness(node)
+    try:
+        diags = h.collect(DiagnosticArray, "/diagnostics", 50)
+        v, _ = neutral_vertices("default_older")
+        pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+
+        def starved():
+            pub.publish(mesh_msg(v, node.get_clock().now().nanoseconds))
+            h.spin(0.25)                                         # paces the feed at ~4 frames per second
+            return [s for a in diags for s in a.status if s.name == "renderer" and s.level == DiagnosticStatus.WARN
+                    and 0 < float({kv.key: kv.value for kv in s.values}["images_per_s"]) < 20]
+        assert h.spin_until(starved, 30), [(s.level, s.message) for a in diags for s in a.status]
+        warn = starved()[-1]
+        assert "images_per_s" in warn.message and "below target 25" in warn.message
+        assert warn.hardware_id == "alice"
+    finally:
+        h.close()
