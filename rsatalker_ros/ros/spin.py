@@ -1,13 +1,16 @@
 """``run``: one node per process (``ros2 run`` style) or several in one process (a component container), until
 Ctrl-C / SIGTERM, then a quiet shutdown: exit code 0, no tracebacks.
 
-rclpy's signal handlers shut the context down on SIGINT / SIGTERM, which ends ``spin``; the nodes' own threads are
+rclpy's signal handlers shut the context down on SIGINT / SIGTERM, which ends ``spin``; from then on further signals
+are ignored (Ctrl-C in a terminal reaches every process of the group, and ``ros2 launch`` forwards it once more:
+a second SIGINT must not interrupt the teardown with a KeyboardInterrupt traceback); the nodes' own threads are
 stopped (``shutdown``) before any node is destroyed, so nothing publishes through a destroyed publisher.
 """
 
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 
 import rclpy
@@ -33,9 +36,9 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
         for cls in node_classes:
             nodes.append(cls())
         for n in nodes:
-            if hasattr(n, "autostart") and not n.autostart():
-                code = 1
-        if code == 0:
+            if hasattr(n, "autostart") and not n.autostart() and rclpy.ok():
+                code = 1                 # (not ok: a signal during startup ended it; that is no failure)
+        if code == 0 and rclpy.ok():
             # everything built so far (torch, models, avatars: millions of objects) lives as long as the process:
             # move it out of the garbage collector's sight, so that a full collection does not stall the stream
             # for 100+ ms every few seconds
@@ -54,6 +57,8 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
         print(f"[ERROR] {err}", file=sys.stderr, flush=True)
         code = 1
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):   # the teardown below is bounded: let it finish
+            signal.signal(sig, signal.SIG_IGN)
         for n in nodes:                  # threads first: nothing may publish through a destroyed publisher
             if hasattr(n, "shutdown"):
                 n.shutdown()
