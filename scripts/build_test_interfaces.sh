@@ -11,13 +11,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${1:-${RSATALKER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/rsatalker_ros/venv}}
 SHARED=${RSATALKER_THIRD_PARTY:-$ROOT/../shared/third_party}
 OUT=$ROOT/build/test_interfaces
-paths=("$ROOT/test/support/ros_interfaces")
+mkdir -p "$OUT"
+# (test/support/ros_interfaces holds a COLCON_IGNORE, so a workspace build never picks its tf2_msgs up: copied)
+rm -rf "$OUT/src" && mkdir -p "$OUT/src" && cp -r "$ROOT/test/support/ros_interfaces/tf2_msgs" "$OUT/src/"
+paths=("$OUT/src")
 [ -d "$SHARED/ros2_rcl_interfaces/composition_interfaces" ] && paths+=("$SHARED/ros2_rcl_interfaces/composition_interfaces")
 sum=$( (for p in "${paths[@]}"; do find "$p" -type f \( -name '*.msg' -o -name '*.srv' -o -name '*.txt' -o -name '*.xml' \) -print0 | sort -z | xargs -0 cat; done; echo "${paths[*]}") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$OUT/stamp.sha" 2>/dev/null)" = "$sum" ] && [ -f "$OUT/install/setup.bash" ]; then
   echo "test interfaces: up to date"; exit 0
 fi
-mkdir -p "$OUT"
 (
   export PATH=$VENV/bin:$PATH
   if [ -z "${ROS_DISTRO:-}" ]; then export CMAKE_PREFIX_PATH=$VENV AMENT_PREFIX_PATH=$VENV; fi

@@ -50,6 +50,12 @@ def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_p
         jpegs = h.collect(CompressedImage, "/rsatalker/alice/image_raw/compressed", qos.FRAMES)
         right = h.collect(Image, "/rsatalker/alice/stereo/right/image_raw", qos.FRAMES)
         right_info = h.collect(CameraInfo, "/rsatalker/alice/stereo/right/camera_info", qos.FRAMES)
+        from tf2_msgs.msg import TFMessage
+
+        from rsatalker_ros.ros.tf import TF_STATIC_QOS
+        tf = {}
+        h.tester.create_subscription(TFMessage, "/tf_static",
+                                     lambda m: tf.update({t.child_frame_id: t for t in m.transforms}), TF_STATIC_QOS)
         v, _ = neutral_vertices("default_older")
         pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
         stamp = 1_234_567_890_123
@@ -67,6 +73,12 @@ def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_p
         assert right[-1].header.stamp == img.header.stamp
         assert right_info[-1].p[3] < 0                        # the right eye's P carries Tx = -fx * ipd
         assert not np.array_equal(image_from_msg(right[-1]), rgb)
+        # the optical frames on /tf_static, in front of the face (head +z), the two eyes ipd apart
+        assert h.spin_until(lambda: len(tf) == 3, 10), sorted(tf)
+        cam = tf["alice/camera_optical_frame"]
+        assert cam.header.frame_id == "alice/head" and cam.transform.translation.z > 0.5
+        left, right_eye = (tf[f"alice/camera_{e}_optical_frame"].transform.translation for e in ("left", "right"))
+        assert abs((right_eye.x - left.x) - 0.063) < 1e-6
     finally:
         h.close()
 

@@ -176,3 +176,35 @@ def test_starved_renderer_reports_warn(render_stage):
     stage.rate.tick(25)
     stage.report(fed, now_s=2.0)
     assert fed.level == health.OK, fed.message
+
+
+# ---- frames ------------------------------------------------------------------------------------------------------
+def rotate(q, v):
+    x, y, z, w = q
+    R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                  [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                  [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return R @ np.asarray(v, float)
+
+
+def test_frames_follow_rep103():
+    from rsatalker_ros.render.camera import Camera
+    from rsatalker_ros.stages.frames import camera_pose, head_rotation, quaternion_from_matrix
+    # the head frame (x left, y up, z out of the face) in a REP-103 world facing +x: face along +x, up along +z
+    q = head_rotation(0.0)
+    np.testing.assert_allclose(rotate(q, [0, 0, 1]), [1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(rotate(q, [0, 1, 0]), [0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(rotate(head_rotation(90.0), [0, 0, 1]), [0, 1, 0], atol=1e-12)
+    # the renderer's camera in front of the face: optical z (forward) looks along head -z, optical y (down) is -y
+    cam = Camera.look_at((0.1, 0.0, 0.7), (0.1, 0.0, 0.1), (0.0, 1.0, 0.0), 64, 64, 30.0)
+    origin, qc = camera_pose(cam.world_to_cam)
+    np.testing.assert_allclose(origin, [0.1, 0.0, 0.7], atol=1e-12)
+    np.testing.assert_allclose(rotate(qc, [0, 0, 1]), [0, 0, -1], atol=1e-12)
+    np.testing.assert_allclose(rotate(qc, [0, 1, 0]), [0, -1, 0], atol=1e-12)
+    # half turns (w = 0) about any axis round-trip, where a sign-of-differences formula loses the axis
+    for axis in ([1, 1, 0], [0, 1, 1], [1, -1, 1]):
+        a = np.asarray(axis, float) / np.linalg.norm(axis)
+        R = 2 * np.outer(a, a) - np.eye(3)                    # 180 degrees about a
+        qh = quaternion_from_matrix(R)
+        np.testing.assert_allclose(abs(qh[:3] @ a), 1.0, atol=1e-12)
+        np.testing.assert_allclose(rotate(qh, [1, 2, 3]), R @ [1, 2, 3], atol=1e-12)
