@@ -135,7 +135,7 @@ def test_diagnostics_warn_on_missed_rate_and_rejected_input(ros):
     from rsatalker_ros.ros import qos
     node = tick_node_class()("tick_diag", parameter_overrides=[Parameter("diagnostics_period_s", value=0.25),
                                                                 Parameter("rate_hz", value=20.0),
-                                                                Parameter("target_hz", value=20.0)])
+                                                                Parameter("target_hz", value=5.0)])
     h = Harness(node)
     try:
         diags = h.collect(DiagnosticArray, "/diagnostics", 50)
@@ -146,12 +146,14 @@ def test_diagnostics_warn_on_missed_rate_and_rejected_input(ros):
         node.set_parameters([Parameter("target_hz", value=500.0)])             # now it misses its target
         assert h.spin_until(lambda: mine()[-1].level != DiagnosticStatus.OK, 10)
         assert "ticks_per_s" in mine()[-1].message
-        node.set_parameters([Parameter("target_hz", value=20.0)])
+        node.set_parameters([Parameter("target_hz", value=5.0)])    # well below 20 Hz: OK even on a busy machine
         assert h.spin_until(lambda: mine()[-1].level == DiagnosticStatus.OK, 10)
-        h.publisher(String, "/adapter_test/input", qos.STATE).publish(String(data="x1"))
-        assert h.spin_until(lambda: mine()[-1].level == DiagnosticStatus.WARN and "1 input" in mine()[-1].message, 10)
+        pub = h.publisher(String, "/adapter_test/input", qos.STATE)      # (re-sent until discovery has matched)
+        assert h.spin_until(lambda: (pub.publish(String(data="x1")), h.spin(0.1))[1] is None
+                            and node.reject.counts.get("input"), 10)
+        assert h.spin_until(lambda: mine()[-1].level == DiagnosticStatus.WARN and " input" in mine()[-1].message, 10)
         values = {kv.key: kv.value for kv in mine()[-1].values}
-        assert values["rejected: input"] == "1"
+        assert int(values["rejected: input"]) >= 1
         assert any("'x1' is not a number" in e for e in h.errors("tick_diag"))
     finally:
         h.close()

@@ -59,7 +59,8 @@ def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_p
         v, _ = neutral_vertices("default_older")
         pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
         stamp = 1_234_567_890_123
-        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp)), h.spin(0.2))[1] is None and len(right) > 0, 30)
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp)), h.spin(0.2))[1] is None and len(right) > 0
+                            and len(right_info) > 0 and len(jpegs) > 0 and len(infos) > 0, 30)
         img = images[-1]
         assert (img.width, img.height, img.encoding, img.step) == (160, 120, "rgb8", 480)
         assert img.header.stamp.sec * 10**9 + img.header.stamp.nanosec == stamp
