@@ -143,6 +143,12 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
         h.publish_audio("alice", a[:8000], t, spin_s=0.003)
         h.publish_audio("bob", b[:8000], t, spin_s=0.003)
         assert h.spin_until(lambda: len(motion) >= n + 10, 10)
+        # the world frame is a runtime parameter: the next frames' head pose hangs from the new one
+        assert node.set_parameters([Parameter("world_frame", value="map")])[0].successful
+        t += 10**9
+        h.publish_audio("alice", a[:8000], t, spin_s=0.003)
+        h.publish_audio("bob", b[:8000], t, spin_s=0.003)
+        assert h.spin_until(lambda: poses[-1].header.frame_id == "map", 10)
     finally:
         h.close()
 

@@ -80,6 +80,21 @@ def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_p
         assert cam.header.frame_id == "alice/head" and cam.transform.translation.z > 0.5
         left, right_eye = (tf[f"alice/camera_{e}_optical_frame"].transform.translation for e in ("left", "right"))
         assert abs((right_eye.x - left.x) - 0.063) < 1e-6
+        # runtime parameters act on the running node: JPEG quality, compression off, the eyes' separation
+        from rclpy.parameter import Parameter
+        assert node.set_parameters([Parameter("jpeg_quality", value=5), Parameter("ipd_m", value=0.2)])[0].successful
+        big = len(jpegs[-1].data)
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp + 10**9)), h.spin(0.2))[1] is None
+                            and len(jpegs[-1].data) < big / 2, 30)
+        assert h.spin_until(lambda: abs(tf["alice/camera_right_optical_frame"].transform.translation.x
+                                        - tf["alice/camera_left_optical_frame"].transform.translation.x - 0.2) < 1e-6, 10)
+        assert node.set_parameters([Parameter("publish_compressed", value=False)])[0].successful
+        n_jpeg, n_img = len(jpegs), len(images)
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp + 2 * 10**9 + len(images))), h.spin(0.2))[1]
+                            is None and len(images) >= n_img + 3, 30)
+        assert len(jpegs) <= n_jpeg + 1                       # at most one already on its way
+        res = node.set_parameters([Parameter("jpeg_quality", value=500)])[0]
+        assert not res.successful and "jpeg_quality" in res.reason and "100" in res.reason   # the ROS range check
     finally:
         h.close()
 

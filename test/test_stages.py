@@ -147,6 +147,14 @@ def test_render_runtime_parameters_act(render_stage):
     stage.reconfigure(narrow, {"fov_y_deg"})
     zoomed = stage.render(v, 0).views[""][0]
     assert (zoomed != blue).any(axis=2).mean() > 2 * (blue != blue[0, 0]).any(axis=2).mean()   # fills more
+    stage.reconfigure(params.update(narrow, {"camera_distance_m": 3.0}), {"camera_distance_m"})
+    far = stage.render(v, 0).views[""][0]
+    assert (far != far[0, 0]).any(axis=2).mean() < (zoomed != zoomed[0, 0]).any(axis=2).mean()    # smaller
+    moved = params.update(narrow, {"camera_distance_m": 3.0, "camera_target_offset": [0.05, 0.0, 0.0]})
+    stage.reconfigure(moved, {"camera_target_offset"})
+    shifted = stage.render(v, 0).views[""][0]
+    cols = lambda img: np.nonzero((img != img[0, 0]).any(axis=2).any(axis=0))[0].mean()  # noqa: E731
+    assert cols(shifted) < cols(far) - 1            # looking further to the head's left moves the face right->left
     stage.reconfigure(params.update(narrow, {"max_frame_age_ms": 0.0, "target_rate_hz": 5.0,
                                              "target_latency_ms": 50.0}), {"max_frame_age_ms"})
     assert stage.frames.max_age_ns == 0 and stage.rate.target_hz == 5.0 and stage.latency.target_ms == 50.0
