@@ -122,6 +122,47 @@ def test_motion_runtime_parameters_act(motion_stage):
         stage.on_conversation(5, ["alice", "bob"], [0.1, 0.9], Relation.parse("blood", "unequal", "carol"), 7.0)
 
 
+def listener_motion(stage, t0_ns, seconds=1.2):
+    """Alice listens (silent) while bob speaks (the demo's second turn), from audio-clock time t0_ns: her frames."""
+    from support.ros_harness import demo_audio
+    _, b, _ = demo_audio(4.6 + seconds)
+    bob = b[int(4.6 * 16000):int((4.6 + seconds) * 16000)]
+    frames = []
+    for k in range(0, bob.size, 640):
+        frames += stage.push_audio(1, bob[k:k + 640], t0_ns + k * 62_500)[0]
+        frames += stage.push_audio(0, np.zeros(640, np.float32), t0_ns + k * 62_500)[0]
+    return frames
+
+
+def test_relationship_changes_the_listeners_motion_and_frames_sit_on_the_audio_clock(tmp_path):
+    """The relationship parameters change the listener's motion (the same relationship reproduces it); a jump of
+    the audio clock restarts the stream; frame k is stamped at the centre of its 40 ms of audio, shifted by
+    frame_phase_ms."""
+    from rsatalker_ros.stages.motion import MotionConfig, MotionStage
+    base = {"checkpoint": motion_checkpoint(tmp_path), "relation_source": "parameters"}
+    cfg = params.build(MotionConfig, base)
+    stage = MotionStage(cfg)
+    t0 = 2 * 10**12
+    peer = listener_motion(stage, t0)
+    stage.reconfigure(params.update(cfg, {"relation_kinship": "blood", "relation_hierarchy": "unequal",
+                                          "relation_senior": "bob"}))
+    junior = listener_motion(stage, t0 + 100 * 10**9)             # a clock jump: the stream restarts
+    stage.reconfigure(cfg)
+    again = listener_motion(stage, t0 + 200 * 10**9)
+    n = min(len(peer), len(junior), len(again))
+    assert n >= 25
+    m = lambda frames: np.stack([f.motion for f in frames[:n]])  # noqa: E731
+    np.testing.assert_allclose(m(peer), m(again), atol=1e-5)
+    assert np.abs(m(peer) - m(junior)).mean() > 1e-3, "the relationship did not change the listener's motion"
+    assert not stage.speaking(time.monotonic())                  # alice is silent: SocialMotion.ROLE_LISTENING
+    stamps = np.array([f.stamp_ns for f in junior[:10]])
+    np.testing.assert_array_equal(stamps - t0 - 100 * 10**9, 20_000_000 + 40_000_000 * np.arange(10))
+    shifted = MotionStage(params.build(MotionConfig, dict(base, frame_phase_ms=20.0)))
+    frames = listener_motion(shifted, t0, seconds=0.6)
+    np.testing.assert_array_equal(np.array([f.stamp_ns for f in frames[:10]]) - t0, 40_000_000 * np.arange(10))
+    assert np.isfinite(np.stack([f.motion for f in frames])).all()
+
+
 # ---- render ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def render_stage(tmp_path_factory):
