@@ -71,7 +71,8 @@ if [ -z "${ROS_DISTRO:-}" ]; then
     py_inc=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     np_inc=$("$PY" -c 'import numpy, os; print(os.path.realpath(numpy.get_include()))')
     log "cmake: rewriting wheel include paths -> $py_inc, $np_inc"
-    grep -rlE '/opt/python/cp311-cp311/' "$VENV/share" "$VENV/lib/cmake" 2>/dev/null | while read -r f; do
+    # (nothing left to rewrite after an earlier run: grep finds nothing, which is fine)
+    { grep -rlE '/opt/python/cp311-cp311/' "$VENV/share" "$VENV/lib/cmake" 2>/dev/null || true; } | while read -r f; do
       sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_inc#g" \
              -e "s#/opt/python/cp311-cp311/include/python3.11#$py_inc#g" "$f"
     done
