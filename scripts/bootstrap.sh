@@ -15,7 +15,7 @@ t0=$SECONDS
 log() { printf '[bootstrap %3ds] %s\n' $((SECONDS - t0)) "$*"; }
 
 # 1. Debian packages -------------------------------------------------------------------------------------------
-APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins)
+APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins chromium)  # chromium: the kiosk page test
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -2,7 +2,7 @@
 
     source scripts/env.sh && python scripts/make_test_bag.py --seconds 5
 
-Starts the graph on the bundled demo conversation (renderers at 64 px: images are not recorded), waits until
+Starts the graph on the bundled demo conversation (mother-son) (renderers at 64 px: images are not recorded), waits until
 every node is up, starts rsatalker-record on the voices, the conversation state, is_speaking and the motion, then
 lets the audio play; the recorder stops --seconds after its first message.
 """
@@ -32,7 +32,9 @@ def main():
     local_dds_defaults()
     out = Path(args.out)
     out.unlink(missing_ok=True)
-    specs = graph.describe(source="wav", overrides={"renderer": {"width": 64, "height": 64},
+    # the demo conversation is a mother and her son
+    specs = graph.describe(source="wav", kinship="blood", hierarchy="unequal", senior="alice", label="mother-son",
+                           overrides={"renderer": {"width": 64, "height": 64},
                                                      "motion": {"marker_rate_hz": 0.0},
                                                      # motion x 2 + conversation, and the recorder
                                                      "audio_capture": {"wait_for_subscribers": 4}})
