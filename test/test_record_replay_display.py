@@ -144,7 +144,7 @@ def test_foxglove_client_subscribes_and_decodes_an_image(running):
 def test_kiosk_page_in_chromium_shows_both_avatars_with_the_sound_in_sync(running):
     from PIL import Image
     probe, ports, tmp = running
-    browser = Chromium(width=900, height=560)
+    browser = Chromium(width=960, height=600)
     try:
         browser.goto(f"http://127.0.0.1:{ports['kiosk']}/")
         # offsets count from the last change of the playout delay (the page raises it past late frames)

@@ -38,6 +38,7 @@ class Chromium:
         page = next(p for p in pages if p["type"] == "page")
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=64 << 20)
         self.ids = itertools.count(1)
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 
     def call(self, method: str, **params) -> dict:
         i = next(self.ids)
