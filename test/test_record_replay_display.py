@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support.assets import avatar_path, motion_checkpoint
+from support.assets import graph_overrides
 from support.chromium import Chromium, chromium_binary
 from support.processes import child_env
 
@@ -43,10 +43,7 @@ def running(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("replay")
     # recorded as blood / unequal (mother-son); re-rendered as friends
     specs = graph.describe(source="wav", kinship="non_blood", hierarchy="equal", senior="", label="friends",
-                           overrides={"motion": {"checkpoint": motion_checkpoint(tmp), "marker_rate_hz": 0.0},
-                                      "renderer": {"width": SIZE, "height": SIZE, "render_threads": 1},
-                                      "renderer_alice": {"avatar": avatar_path("default_older", tmp)},
-                                      "renderer_bob": {"avatar": avatar_path("default_younger", tmp)}})
+                           overrides=graph_overrides(tmp, SIZE))
     ports = {"kiosk": free_port(), "foxglove": free_port()}
     env = child_env()
     logs = tmp / "logs"

@@ -98,8 +98,11 @@ def main(argv=None) -> int:
         if args.duration and first and time.monotonic() - first[0] >= args.duration:
             raise SystemExit(0)
 
+    def stop(*_):
+        raise SystemExit(0)
+
     node.create_timer(0.5, progress)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    signal.signal(signal.SIGTERM, stop)          # a clean stop closes the file properly, like Ctrl-C
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, SystemExit, ExternalShutdownException):

@@ -120,8 +120,8 @@ def main(argv=None) -> int:
                 pubs[info.name].publish(msg)
                 sent += 1
                 bar.n = round((log_ns - first_ns) / 1e9, 1)
-                bar.set_postfix_str(f"loop {loop + 1}, {sent} msgs" + (f", {bad} bad" if bad else ""), refresh=False)
-                bar.refresh() if sent % 25 == 0 else None
+                bar.set_postfix_str(f"loop {loop + 1}, {sent} msgs" + (f", {bad} bad" if bad else ""),
+                                    refresh=sent % 25 == 0)
             if not args.loop:
                 break
             loop += 1
