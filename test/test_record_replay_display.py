@@ -42,8 +42,10 @@ def running(tmp_path_factory):
     from rsatalker_ros.ros.probe import GraphProbe
     tmp = tmp_path_factory.mktemp("replay")
     # recorded as blood / unequal (mother-son); re-rendered as friends
+    overrides = graph_overrides(tmp, SIZE)
+    overrides["renderer_bob"]["publish_compressed"] = True       # JPEG frames for Foxglove too
     specs = graph.describe(source="wav", kinship="non_blood", hierarchy="equal", senior="", label="friends",
-                           overrides=graph_overrides(tmp, SIZE))
+                           overrides=overrides)
     ports = {"kiosk": free_port(), "foxglove": free_port()}
     env = child_env()
     logs = tmp / "logs"
@@ -116,25 +118,34 @@ def test_foxglove_client_subscribes_and_decodes_an_image(running):
     with connect(f"ws://127.0.0.1:{ports['foxglove']}", subprotocols=["foxglove.sdk.v1"], max_size=1 << 24) as ws:
         assert ws.subprotocol == "foxglove.sdk.v1"
         channels = {}
-        while "/rsatalker/alice/image_raw" not in channels:
+        while not {"/rsatalker/alice/image_raw", "/rsatalker/bob/image_raw/compressed"} <= set(channels):
             m = ws.recv(timeout=30)
             if isinstance(m, str) and json.loads(m)["op"] == "advertise":
                 channels.update({c["topic"]: c for c in json.loads(m)["channels"]})
-        for topic in ("/rsatalker/bob/camera_info", "/rsatalker/conversation", "/diagnostics"):
+        for topic in ("/rsatalker/bob/camera_info", "/rsatalker/conversation", "/diagnostics",
+                      "/rsatalker/bob/image_raw/compressed"):
             assert topic in channels, sorted(channels)
         ch = channels["/rsatalker/alice/image_raw"]
         assert (ch["encoding"], ch["schemaName"], ch["schemaEncoding"]) == ("cdr", "sensor_msgs/msg/Image", "ros2msg")
         assert "MSG: std_msgs/Header" in ch["schema"] and "std_msgs/msg/Header" not in ch["schema"].split("MSG:", 1)[1]
-        ws.send(json.dumps({"op": "subscribe", "subscriptions": [{"id": 1, "channelId": ch["id"]}]}))
-        while True:
+        jpeg_ch = channels["/rsatalker/bob/image_raw/compressed"]
+        assert jpeg_ch["schemaName"] == "sensor_msgs/msg/CompressedImage"
+        ws.send(json.dumps({"op": "subscribe", "subscriptions": [{"id": 1, "channelId": ch["id"]},
+                                                                 {"id": 2, "channelId": jpeg_ch["id"]}]}))
+        got = {}
+        while len(got) < 2:
             m = ws.recv(timeout=30)
-            if isinstance(m, bytes) and m[0] == 0x01 and int.from_bytes(m[1:5], "little") == 1:
-                break
-    decode = generate_dynamic("sensor_msgs/msg/Image", ch["schema"])["sensor_msgs/msg/Image"]
-    img = decode(m[13:])                                 # opcode, subscription id, log time, CDR payload
+            if isinstance(m, bytes) and m[0] == 0x01:    # message data: opcode, subscription id, log time, CDR
+                got[int.from_bytes(m[1:5], "little")] = m[13:]
+    img = generate_dynamic("sensor_msgs/msg/Image", ch["schema"])["sensor_msgs/msg/Image"](got[1])
     assert (img.width, img.height, img.encoding) == (SIZE, SIZE, "rgb8")
     rgb = np.frombuffer(img.data, np.uint8).reshape(SIZE, SIZE, 3)
     assert rgb[SIZE // 4: 3 * SIZE // 4, SIZE // 4: 3 * SIZE // 4].mean() < 230   # a face, not a blank image
+    jpeg = generate_dynamic("sensor_msgs/msg/CompressedImage", jpeg_ch["schema"])[
+        "sensor_msgs/msg/CompressedImage"](got[2])
+    from PIL import Image
+    face = np.asarray(Image.open(io.BytesIO(bytes(jpeg.data))).convert("RGB"))
+    assert face.shape == (SIZE, SIZE, 3) and face[SIZE // 4: 3 * SIZE // 4, SIZE // 4: 3 * SIZE // 4].mean() < 230
 
 
 @pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed (scripts/bootstrap.sh installs it)")
