@@ -92,6 +92,9 @@ def main(argv=None) -> int:
         print("error: nothing to replay", file=sys.stderr)
         return 2
     try:
+        if args.wait_for_subscribers:
+            print(f"waiting for {args.wait_for_subscribers} subscriber(s) on each of {sorted(pubs)}", file=sys.stderr,
+                  flush=True)
         while args.wait_for_subscribers and not all(p.get_subscription_count() >= args.wait_for_subscribers
                                                     for p in pubs.values()):
             rclpy.spin_once(node, timeout_sec=0.1)
