@@ -170,6 +170,8 @@ def test_kiosk_page_in_chromium_shows_both_avatars_with_the_sound_in_sync(runnin
         browser.close()
     print("kiosk page:", json.dumps(stats))
     assert stats["audio_state"] == "running" and stats["audio_chunks"] > 100
+    # the voices play whole: chunks arrive before their time on the AudioContext
+    assert stats["audio_late"] <= 0.05 * stats["audio_chunks"], stats
     # the page's measured audio-video offset: when a frame appeared minus when its sound was heard
     assert abs(stats["offset_ms_p50"]) <= 40.0, stats
     # the page shows the frames the graph delivers, at its rate (25 Hz on an idle machine): of the graph's images
