@@ -42,6 +42,9 @@ def test_page_and_stream(server):
         assert stamp_ms == pytest.approx(1_700_000_000_123.456789, abs=1e-3)
         kind, idx, rate, stamp_ms, payload = unpack(ws.recv(timeout=10))
         assert (kind, idx, payload) == (KIND_IMAGE, 0, b"\xff\xd8jpeg") and stamp_ms == 1_700_000_000_160.0
+    with connect(server.url.replace("http", "ws") + "ws") as late:      # a page that connects later
+        assert json.loads(late.recv(timeout=10))["type"] == "config"
+        assert json.loads(late.recv(timeout=10))["active_speaker"] == "bob"  # gets who is speaking at once
     with pytest.raises(ValueError, match="at least"):
         unpack(b"\x01\x00")
 

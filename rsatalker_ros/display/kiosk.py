@@ -96,7 +96,7 @@ class KioskServer:
         self._stop: asyncio.Event | None = None
         self.port = 0
         self.sent = {"frames": 0, "audio": 0, "states": 0}
-        self.last_state: dict | None = None
+        self.last_state: str | None = None       # the newest state (JSON), for pages that connect later
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -160,11 +160,12 @@ class KioskServer:
 
     async def _handler(self, ws) -> None:
         client = _Client(ws, self.config.max_queue)
+        # queued in the loop's thread with no await in between: every later message comes after these, once
+        client.put(json.dumps(self.page_config()), droppable=False)
+        if self.last_state is not None:
+            client.put(self.last_state, droppable=True)
         self._clients.add(client)
         try:
-            await ws.send(json.dumps(self.page_config()))
-            if self.last_state is not None:
-                await ws.send(json.dumps(self.last_state))
             while True:
                 await client.ready.wait()
                 client.ready.clear()
@@ -186,12 +187,14 @@ class KioskServer:
         self.config = config
         self._broadcast(json.dumps(self.page_config()), droppable=False)
 
-    def _broadcast(self, message, droppable: bool) -> None:
+    def _broadcast(self, message, droppable: bool, is_state: bool = False) -> None:
         loop = self._loop
-        if loop is None or not self._clients:
+        if loop is None:
             return
 
-        def fan_out():
+        def fan_out():                       # in the loop's thread, so a new page gets each state once
+            if is_state:
+                self.last_state = message
             for c in list(self._clients):
                 c.put(message, droppable)
         loop.call_soon_threadsafe(fan_out)
@@ -207,5 +210,4 @@ class KioskServer:
     def send_state(self, state: dict) -> None:
         """state: {"stamp_ms", "active_speaker", "activity", "speaking": {pid: p}, "relation": {...}}."""
         self.sent["states"] += 1
-        self.last_state = dict(state, type="state")
-        self._broadcast(json.dumps(self.last_state), droppable=True)
+        self._broadcast(json.dumps(dict(state, type="state")), droppable=True, is_state=True)
