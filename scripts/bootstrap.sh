@@ -28,6 +28,15 @@ else
   log "apt: all present"
 fi
 
+# 1b. Foxglove's own JavaScript ros2msg parser and CDR reader, for the bag test (npm, pinned; outside the tree) -
+FOXGLOVE_JS=$(dirname "$VENV")/foxglove_js
+FOXGLOVE_JS_PKGS=(@foxglove/rosmsg@5.0.5 @foxglove/rosmsg2-serialization@3.1.0)
+if command -v npm >/dev/null && [ "$(cat "$FOXGLOVE_JS/.pkgs" 2>/dev/null)" != "${FOXGLOVE_JS_PKGS[*]}" ]; then
+  log "npm: installing ${FOXGLOVE_JS_PKGS[*]} into $FOXGLOVE_JS"
+  npm install --prefix "$FOXGLOVE_JS" --no-audit --no-fund --silent "${FOXGLOVE_JS_PKGS[@]}" >/dev/null
+  echo "${FOXGLOVE_JS_PKGS[*]}" > "$FOXGLOVE_JS/.pkgs"
+fi
+
 # 2. Python environment ----------------------------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
@@ -105,14 +114,5 @@ if [ "$(cat "$STAMP_DIR/colcon.sha" 2>/dev/null)" != "$src_sum" ] || [ ! -f inst
   echo "$src_sum" > "$STAMP_DIR/colcon.sha"
 else
   log "colcon: up to date"
-fi
-
-# 5. Foxglove's own JavaScript ros2msg parser and CDR reader, for the bag test (npm, pinned; outside the tree) ------
-FOXGLOVE_JS=$(dirname "$VENV")/foxglove_js
-FOXGLOVE_JS_PKGS=(@foxglove/rosmsg@5.0.5 @foxglove/rosmsg2-serialization@3.1.0)
-if command -v npm >/dev/null && [ "$(cat "$FOXGLOVE_JS/.pkgs" 2>/dev/null)" != "${FOXGLOVE_JS_PKGS[*]}" ]; then
-  log "npm: installing ${FOXGLOVE_JS_PKGS[*]} into $FOXGLOVE_JS"
-  npm install --prefix "$FOXGLOVE_JS" --no-audit --no-fund --silent "${FOXGLOVE_JS_PKGS[@]}" >/dev/null
-  echo "${FOXGLOVE_JS_PKGS[*]}" > "$FOXGLOVE_JS/.pkgs"
 fi
 log "done"

@@ -7,7 +7,7 @@ node mid-conversation, its renderer resumes."""
 import numpy as np
 import pytest
 
-from support.assets import graph_overrides
+from support.assets import avatar_path, motion_checkpoint
 from support.processes import child_env
 
 pytestmark = pytest.mark.ros
@@ -24,7 +24,10 @@ def running(tmp_path_factory):
     from rsatalker_ros.ros.probe import GraphProbe
     tmp = tmp_path_factory.mktemp("graph")
     specs = graph.describe(source="wav", kinship="blood", hierarchy="unequal", senior="alice", label="mother-son",
-                           overrides=graph_overrides(tmp, SIZE))
+                           overrides={"motion": {"checkpoint": motion_checkpoint(tmp), "marker_rate_hz": 0.0},
+                                      "renderer": {"width": SIZE, "height": SIZE, "render_threads": 1},
+                                      "renderer_alice": {"avatar": avatar_path("default_older", tmp)},
+                                      "renderer_bob": {"avatar": avatar_path("default_younger", tmp)}})
     rclpy.init()
     probe = GraphProbe(["alice", "bob"])
     g = Graph(specs, log_dir=str(tmp / "logs"), env=child_env())
