@@ -115,4 +115,11 @@ if [ "$(cat "$STAMP_DIR/colcon.sha" 2>/dev/null)" != "$src_sum" ] || [ ! -f inst
 else
   log "colcon: up to date"
 fi
+
+# 5. interfaces only the tests need (tf2_msgs; composition_interfaces where ../shared/third_party exists, for the
+#    launch tests), into their own prefix build/test_interfaces/install (sourced by scripts/env.sh)
+if [ -z "${ROS_DISTRO:-}" ]; then
+  log "colcon: test interfaces"
+  scripts/build_test_interfaces.sh "$VENV"
+fi
 log "done"

@@ -23,8 +23,9 @@ def make_node(**params):
     from rclpy.parameter import Parameter
 
     from rsatalker_ros.nodes.conversation import ConversationNode
-    overrides = [Parameter(k, value=v) for k, v in params.items()]
-    return ConversationNode(parameter_overrides=overrides)
+    node = ConversationNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    assert node.autostart()
+    return node
 
 
 def test_speaker_turns_and_is_speaking_follow_the_audio(ros):

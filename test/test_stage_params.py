@@ -64,7 +64,8 @@ def test_config_yaml_lists_every_default_with_its_description():
     import yaml
     text = params.config_yaml("demo", DemoConfig, "a demo node", skip=("names",))
     doc = yaml.safe_load(text)["demo"]["ros__parameters"]
-    assert doc == {"width": 512, "quality": 85, "backend": "auto", "gain": 1.0, "offset": [0.0, 0.0]}
+    assert doc == {"width": 512, "quality": 85, "backend": "auto", "gain": 1.0, "offset": [0.0, 0.0],
+                   "autostart": True, "diagnostics_period_s": 1.0}
     assert "# image width [px] (16 .. 4096)" in text and "JPEG quality (1 .. 100) (runtime)" in text
 
 
@@ -117,3 +118,34 @@ def test_drops_and_rejections_are_counted_by_cause_and_warn_only_when_new():
     st = health.Status("")
     drops.check(st, 200, {"stale": 30, "overflow": 1})
     assert st.level == health.WARN and "28 stale" in st.message and st.values["dropped_stale"] == 30
+
+
+def test_shipped_config_files_are_generated_from_the_dataclasses():
+    from rsatalker_ros.stages import write_config
+    assert write_config.main(["--check"]) == 0, "config/*.yaml differ from the dataclasses: run write_config"
+
+
+@pytest.mark.parametrize("processes", ["separate", "single"])
+def test_every_node_of_the_described_graph_gets_valid_parameters(processes):
+    """graph.py's parameters (config/*.yaml + graph.yaml + arguments) build every node's config: nothing unknown,
+    nothing out of range."""
+    from rsatalker_ros.ros import graph
+    from rsatalker_ros.stages.write_config import SECTIONS
+    node_fields = {s.name for s in params.specs(params.LifecycleFields)}
+    specs = graph.describe(source="wav", kinship="blood", hierarchy="unequal", senior="alice", processes=processes)
+    assert {s.executable for s in specs} == set(SECTIONS)
+    for s in specs:
+        cfg = params.build(SECTIONS[s.executable][0], {k: v for k, v in s.parameters.items() if k not in node_fields})
+        if s.executable == "motion":
+            assert cfg.relation_senior == "alice" and cfg.relation_hierarchy == "unequal"
+
+
+def test_wav_files_given_by_the_user_are_relative_to_the_current_directory(tmp_path, monkeypatch):
+    from rsatalker_ros.ros import graph
+    monkeypatch.chdir(tmp_path)
+    specs = graph.describe(source="wav", wav_files=["a.wav", "sub/b.wav"])
+    audio = next(s for s in specs if s.executable == "audio_capture")
+    assert audio.parameters["wav_files"] == [str(tmp_path / "a.wav"), str(tmp_path / "sub" / "b.wav")]
+    shipped = graph.describe(source="wav")                # graph.yaml's own files stay package-relative
+    files = next(s for s in shipped if s.executable == "audio_capture").parameters["wav_files"]
+    assert all(f.startswith(str(graph.PACKAGE_DIR)) for f in files)

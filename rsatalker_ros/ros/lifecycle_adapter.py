@@ -30,7 +30,7 @@ How a node is written with it (one small class per file, ``main()`` at the botto
 What the base does:
   - declares one ROS parameter per config field with a descriptor generated from the field (description + units,
     FloatingPointRange / IntegerRange, allowed values, read_only unless the field is ``runtime``), plus
-    ``autostart`` and ``diagnostics_period_s``;
+    ``autostart`` and ``diagnostics_period_s`` (stages.params.LifecycleFields);
   - on_configure reads the parameters into ``self.config`` (checked: a bad value fails the transition with the
     reason logged) and calls ``make_stage``; on_activate calls ``open``; on_deactivate calls ``close`` and then
     destroys every entity made with ``publisher`` / ``subscription`` / ``timer``; on_cleanup / on_shutdown also
@@ -87,13 +87,8 @@ class StageNode(LifecycleNode):
     def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
         self._specs = {s.name: s for s in params.specs(self.config_class)}
-        for s in self._specs.values():
+        for s in list(self._specs.values()) + params.specs(params.LifecycleFields):
             self.declare_parameter(s.name, params.as_ros_value(s.default), descriptor(s))
-        self.declare_parameter("autostart", True, ParameterDescriptor(
-            description="configure and activate on start (no lifecycle manager needed)", read_only=True))
-        self.declare_parameter("diagnostics_period_s", 1.0, ParameterDescriptor(
-            description="period of the /diagnostics report [s]", read_only=True,
-            floating_point_range=[FloatingPointRange(from_value=0.1, to_value=60.0, step=0.0)]))
         self.config = None               # the config dataclass, from on_configure on
         self.stage = None
         self.active = False
@@ -175,13 +170,13 @@ class StageNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
+        self.active = True                 # threads that open() starts may check it
         try:
             self.open()
         except (ValueError, OSError) as err:
             self.get_logger().error(f"cannot activate: {err}")
             self._deactivate()
             return TransitionCallbackReturn.FAILURE
-        self.active = True
         return super().on_activate(state)
 
     def _deactivate(self) -> None:
@@ -209,6 +204,12 @@ class StageNode(LifecycleNode):
             self._deactivate()
         if self.stage is not None:
             self.release()
+
+    def destroy_node(self) -> None:
+        super().destroy_node()
+        # rclpy's LifecycleNode keeps its state machine, and with it the rcl node, alive after destroy_node: a later
+        # node of the same name would then lose its /rosout logs (and leak the old one's entities)
+        self._state_machine.destroy_when_not_in_use()
 
     def autostart(self) -> bool:
         """Configure and activate when the ``autostart`` parameter is true; False when a transition failed."""

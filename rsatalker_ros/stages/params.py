@@ -130,6 +130,13 @@ def update(cfg, changes: dict):
     return dataclasses.replace(cfg, **{k: check_value(known[k], v) for k, v in changes.items()})
 
 
+@dataclass(frozen=True)
+class LifecycleFields:
+    """Parameters every lifecycle adapter declares besides its stage's (rsatalker_ros.ros.lifecycle_adapter)."""
+    autostart: bool = param(True, "configure and activate on start (no lifecycle manager needed)")
+    diagnostics_period_s: float = param(1.0, "period of the /diagnostics report", units="s", low=0.1, high=60.0)
+
+
 def as_ros_value(value):
     """Tuples become lists (what rclpy and YAML take)."""
     return list(value) if isinstance(value, tuple) else value
@@ -139,15 +146,16 @@ def config_yaml(section: str, cls, header: str, skip: tuple = ()) -> str:
     """The commented ROS 2 parameter file for ``section`` (the node name) holding every default of ``cls``
     except ``skip`` (per-node values graph.py fills in)."""
     import json
+    import textwrap
     lines = [f"# {line}".rstrip() for line in header.strip().splitlines()]
     lines += ["# Generated from the config dataclass (python -m rsatalker_ros.stages.write_config): edit the dataclass,",
               "# not this file, or copy it elsewhere to override values. (runtime) = may be changed with ros2 param set.",
               f"{section}:", "  ros__parameters:"]
-    for s in specs(cls):
+    for s in specs(cls) + specs(LifecycleFields):
         if s.name in skip:
             continue
-        value = json.dumps(as_ros_value(s.default))
-        limits = [f"{s.low} .. {s.high}"] if s.low is not None or s.high is not None else []
-        note = s.full_description() + (f" ({'; '.join(limits)})" if limits else "") + (" (runtime)" if s.runtime else "")
-        lines.append(f"    {s.name}: {value}  # {note}")
+        limits = f" ({s.low} .. {s.high})" if s.low is not None or s.high is not None else ""
+        note = s.full_description() + limits + (" (runtime)" if s.runtime else "")
+        lines += textwrap.wrap(note, 116, initial_indent="    # ", subsequent_indent="    #   ")
+        lines.append(f"    {s.name}: {json.dumps(as_ros_value(s.default))}")
     return "\n".join(lines) + "\n"
