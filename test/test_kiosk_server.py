@@ -58,3 +58,19 @@ def test_a_slow_browser_loses_frames_not_audio():
     assert len(kinds) == 16 and kinds.count(KIND_AUDIO) == 10 and c.dropped == 4
     # the frames kept are the newest
     assert [unpack(m)[3] for _, m in c.queue if unpack(m)[0] == KIND_IMAGE] == [i / 1e6 for i in range(4, 10)]
+
+
+@pytest.mark.parametrize("module", ["rsatalker_ros.display.kiosk", "rsatalker_ros.display.foxglove_stage"])
+def test_config_files_match_the_config_dataclasses(module):
+    """config/kiosk.yaml and config/foxglove_bridge.yaml hold every default of the config dataclass with its
+    description (the dataclass is the one source: change a field, rewrite the file with config_yaml)."""
+    import dataclasses
+    import importlib
+    from pathlib import Path
+
+    from rsatalker_ros.stages.params import config_yaml
+    m = importlib.import_module(module)
+    cls = next(v for v in vars(m).values() if dataclasses.is_dataclass(v) and v.__name__.endswith("Config"))
+    path = Path(__file__).resolve().parents[1] / "config" / f"{m.NODE_NAME}.yaml"
+    assert path.read_text() == config_yaml(m.NODE_NAME, cls, m.CONFIG_HEADER), \
+        f"{path} differs from {cls.__name__}: write config_yaml({m.NODE_NAME!r}, {cls.__name__}, CONFIG_HEADER) to it"

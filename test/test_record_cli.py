@@ -15,6 +15,7 @@ pytestmark = pytest.mark.ros
 
 def test_recorder_writes_what_was_published_with_its_qos(tmp_path):
     import rclpy
+    from rclpy.qos import ReliabilityPolicy
     from rosbags.highlevel import AnyReader
     from std_msgs.msg import String
 
@@ -51,7 +52,8 @@ def test_recorder_writes_what_was_published_with_its_qos(tmp_path):
         conns = {c.topic: c for c in reader.connections}
         got = [(c.topic, reader.deserialize(raw, c.msgtype)) for c, _, raw in reader.messages()]
     assert {"/rsatalker/alice/audio", "/rsatalker/alice/audio_info"} <= set(conns)
-    assert conns["/rsatalker/alice/audio"].ext.offered_qos_profiles[0].reliability.name.lower() == "best_effort"
+    offered = "reliable" if qos.AUDIO.reliability == ReliabilityPolicy.RELIABLE else "best_effort"
+    assert conns["/rsatalker/alice/audio"].ext.offered_qos_profiles[0].reliability.name.lower() == offered
     assert conns["/rsatalker/alice/audio_info"].ext.offered_qos_profiles[0].durability.name.lower() == \
         "transient_local"
     assert [m.data for t, m in got if t == "/rsatalker/alice/audio_info"] == ['{"rate": 16000}']

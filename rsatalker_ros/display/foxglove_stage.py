@@ -16,6 +16,13 @@ from dataclasses import dataclass
 from rsatalker_ros.stages.params import param
 
 
+#: header of config/foxglove_bridge.yaml (config_yaml(NODE_NAME, FoxgloveConfig, CONFIG_HEADER); a test checks it)
+NODE_NAME = "foxglove_bridge"
+CONFIG_HEADER = """\
+foxglove_bridge: the graph live in Foxglove (rsatalker_ros/nodes/foxglove_bridge.py).
+    python -m rsatalker_ros.nodes.foxglove_bridge --ros-args --params-file config/foxglove_bridge.yaml"""
+
+
 @dataclass(frozen=True)
 class FoxgloveConfig:
     host: str = param("127.0.0.1", "address the WebSocket server binds (loopback: this machine only; 0.0.0.0: "

@@ -33,6 +33,13 @@ HEADER = struct.Struct("<BBHId")
 PAGE = Path(__file__).with_name("kiosk.html")
 
 
+#: header of config/kiosk.yaml (config_yaml(NODE_NAME, KioskConfig, CONFIG_HEADER); a test checks the file)
+NODE_NAME = "kiosk"
+CONFIG_HEADER = """\
+kiosk: the kiosk / telepresence page (rsatalker_ros/nodes/kiosk.py), served on host:port.
+    python -m rsatalker_ros.nodes.kiosk --ros-args --params-file config/kiosk.yaml"""
+
+
 @dataclass(frozen=True)
 class KioskConfig:
     host: str = param("127.0.0.1", "address the page is served on (loopback: this machine only; 0.0.0.0: every "

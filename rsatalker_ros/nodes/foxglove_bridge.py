@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from rsatalker_ros.bag.msgdef import message_definition
 from rsatalker_ros.bag.select import graph_topics
-from rsatalker_ros.display.foxglove_stage import FoxgloveBridge, FoxgloveConfig
-from rsatalker_ros.nodes.common import run
+from rsatalker_ros.display.foxglove_stage import NODE_NAME, FoxgloveBridge, FoxgloveConfig
 from rsatalker_ros.nodes.raw_topics import discover, message_class, subscription_qos
 from rsatalker_ros.ros.lifecycle_adapter import StageNode
+from rsatalker_ros.ros.spin import run
 from rsatalker_ros.stages.health import Status
 
 
@@ -24,7 +24,7 @@ class FoxgloveBridgeNode(StageNode):
     config_class = FoxgloveConfig
     hardware_id = "foxglove"
 
-    def __init__(self, name: str = "foxglove_bridge", **kwargs):
+    def __init__(self, name: str = NODE_NAME, **kwargs):
         super().__init__(name, **kwargs)
         self._subs: dict = {}
         self._types: dict[str, str] = {}

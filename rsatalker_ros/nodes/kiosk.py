@@ -17,12 +17,12 @@ import io
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
-from rsatalker_ros.display.kiosk import KioskConfig, KioskServer
+from rsatalker_ros.display.kiosk import NODE_NAME, KioskConfig, KioskServer
 from rsatalker_ros.msg import AudioFrame, ConversationState
-from rsatalker_ros.nodes.common import run
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import audio_from_msg, image_from_msg, relation_from_msg, stamp_to_ns
 from rsatalker_ros.ros.lifecycle_adapter import StageNode
+from rsatalker_ros.ros.spin import run
 from rsatalker_ros.stages.health import Status
 
 ACTIVITY = {ConversationState.ACTIVITY_SILENCE: "silence", ConversationState.ACTIVITY_SINGLE: "single",
@@ -46,7 +46,7 @@ class KioskNode(StageNode):
     config_class = KioskConfig
     hardware_id = "kiosk"
 
-    def __init__(self, name: str = "kiosk", **kwargs):
+    def __init__(self, name: str = NODE_NAME, **kwargs):
         super().__init__(name, **kwargs)
 
     def make_stage(self, cfg: KioskConfig) -> KioskServer:
