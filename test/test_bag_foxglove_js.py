@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 BAG = HERE / "data" / "conversation.mcap"
 FOXGLOVE_JS = Path(os.environ.get("RSATALKER_FOXGLOVE_JS", Path(sys.prefix).parent / "foxglove_js"))
 pytestmark = pytest.mark.skipif(shutil.which("node") is None or not (FOXGLOVE_JS / "node_modules").is_dir(),
-                                reason=f"node or Foxglove's JS libraries missing ({FOXGLOVE_JS}); run scripts/bootstrap.sh")
+                                reason=f"node or Foxglove's JS libraries missing ({FOXGLOVE_JS}); "
+                                "run scripts/bootstrap.sh")
 
 
 def decode_in_foxglove(entries: dict) -> dict:

@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     ap.add_argument("--all", action="store_true", help="every topic in the ROS graph")
     ap.add_argument("--participants", nargs="+", help="participant ids for the default topics (default: config/)")
     ap.add_argument("--exclude", nargs="*", default=[], help="topic patterns to leave out")
-    ap.add_argument("--duration", type=float, default=0.0, help="stop this long [s] after the first message; 0 = until Ctrl-C")
+    ap.add_argument("--duration", type=float, default=0.0,
+                    help="stop this long [s] after the first message; 0 = until Ctrl-C")
     ap.add_argument("--compression", choices=["zstd", "lz4", "none"], default="zstd", help="MCAP chunk compression")
     ap.add_argument("--quiet", action="store_true", help="no progress line")
     args = ap.parse_args(argv)

@@ -102,7 +102,8 @@ def main(argv=None) -> int:
         first_ns = next(bag.messages(list(pubs)))[1]
         sched = Schedule(first_ns, bag.end_ns - first_ns, time.time_ns(), args.rate, int(args.loop_gap * 1e9))
         sent, bad, loop = 0, 0, 0
-        bar = tqdm(total=round(sched.bag_duration_ns / 1e9, 1), unit=" s", desc=f"replaying {args.bag}", disable=args.quiet,
+        bar = tqdm(total=round(sched.bag_duration_ns / 1e9, 1), unit=" s", desc=f"replaying {args.bag}",
+                   disable=args.quiet,
                    file=sys.stderr, dynamic_ncols=True, bar_format="{desc}: {n:.1f}/{total:.1f} s |{bar}| {postfix}")
         while True:
             shift = sched.stamp_shift_ns(loop)

@@ -27,18 +27,24 @@ class Chromium:
              "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={self.dir.name}",
              "--remote-debugging-port=0", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        port_file = os.path.join(self.dir.name, "DevToolsActivePort")
-        deadline = time.monotonic() + 60
-        while not os.path.exists(port_file) or not open(port_file).read().strip():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("chromium did not start its DevTools endpoint")
-            time.sleep(0.05)
-        port = int(open(port_file).read().split()[0])
-        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
-        page = next(p for p in pages if p["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=64 << 20)
-        self.ids = itertools.count(1)
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.ws = None
+        try:
+            port_file = os.path.join(self.dir.name, "DevToolsActivePort")
+            deadline = time.monotonic() + 60
+            while not os.path.exists(port_file) or not open(port_file).read().strip():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("chromium did not start its DevTools endpoint")
+                time.sleep(0.05)
+            port = int(open(port_file).read().split()[0])
+            pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
+            page = next(p for p in pages if p["type"] == "page")
+            self.ws = connect(page["webSocketDebuggerUrl"], max_size=64 << 20)
+            self.ids = itertools.count(1)
+            self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                      mobile=False)
+        except BaseException:
+            self.close()                      # never leave a browser behind
+            raise
 
     def call(self, method: str, **params) -> dict:
         i = next(self.ids)
@@ -76,7 +82,8 @@ class Chromium:
 
     def close(self) -> None:
         try:
-            self.ws.close()
+            if self.ws is not None:
+                self.ws.close()
         finally:
             self.proc.terminate()
             try:
