@@ -15,7 +15,8 @@ t0=$SECONDS
 log() { printf '[bootstrap %3ds] %s\n' $((SECONDS - t0)) "$*"; }
 
 # 1. Debian packages -------------------------------------------------------------------------------------------
-APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins)
+APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins
+          chromium fonts-dejavu-core)  # chromium + a font: the kiosk page test
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -25,6 +26,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   log "apt: all present"
+fi
+
+# 1b. Foxglove's own JavaScript ros2msg parser and CDR reader, for the bag test (npm, pinned; outside the tree) -
+FOXGLOVE_JS=$(dirname "$VENV")/foxglove_js
+FOXGLOVE_JS_PKGS=(@foxglove/rosmsg@5.0.5 @foxglove/rosmsg2-serialization@3.1.0)
+if command -v npm >/dev/null && [ "$(cat "$FOXGLOVE_JS/.pkgs" 2>/dev/null)" != "${FOXGLOVE_JS_PKGS[*]}" ]; then
+  log "npm: installing ${FOXGLOVE_JS_PKGS[*]} into $FOXGLOVE_JS"
+  npm install --prefix "$FOXGLOVE_JS" --no-audit --no-fund --silent "${FOXGLOVE_JS_PKGS[@]}" >/dev/null
+  echo "${FOXGLOVE_JS_PKGS[*]}" > "$FOXGLOVE_JS/.pkgs"
 fi
 
 # 2. Python environment ----------------------------------------------------------------------------------------
