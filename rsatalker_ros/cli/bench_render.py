@@ -200,20 +200,20 @@ def capacity_setup(avatar_name: str, size: int, count: int):
     return avatar, verts, cams
 
 
-def single_stream_fps(binder, camera: Camera, vertices, iters: int = 200, backend: str = "gsplat") -> float:
-    """Frames/s of one stream, bind + render (image left on the device), vertices [T, V, 3] already there."""
+def single_stream_fps(bind_fn, camera: Camera, vertices: torch.Tensor, iters: int = 200,
+                      backend: str = "gsplat") -> float:
+    """Frames/s of one stream: ``render(bind_fn(vertices[t]), camera)`` with the image left where it was drawn;
+    vertices [T, V, 3] already on the device (CUDA synchronised around the timed loop)."""
     from ..render.api import render
-    cuda = torch.device(getattr(binder, "device", "cpu")).type == "cuda"
     for i in range(5):
-        render(binder(vertices[i % len(vertices)]), camera, backend=backend)
-    if cuda:
+        render(bind_fn(vertices[i % len(vertices)]), camera, backend=backend)
+    if vertices.is_cuda:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for i in tqdm(range(iters), desc="single stream", leave=False):
-        img = render(binder(vertices[i % len(vertices)]), camera, backend=backend).image
-    if cuda:
+        render(bind_fn(vertices[i % len(vertices)]), camera, backend=backend)
+    if vertices.is_cuda:
         torch.cuda.synchronize()
-    del img
     return iters / (time.perf_counter() - t0)
 
 

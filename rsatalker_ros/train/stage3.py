@@ -353,6 +353,8 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
     head = head.to(device)
 
     motions = torch.from_numpy(views.motions.astype(np.float32)).to(device)
+    # on a GPU all images go over once, as uint8, instead of one float image per step
+    images_dev = torch.from_numpy(views.images).to(device) if device.type == "cuda" else None
     motion_delta = torch.zeros_like(motions, requires_grad=True) if cfg.finetune_motion else None
     with torch.no_grad():
         all_verts = None if cfg.finetune_motion else head.from_motion(motions)
@@ -370,7 +372,7 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
         if (it - 1) % len(views) == len(views) - 1:
             order = rng.permutation(len(views))
         cam = views.camera(i)
-        target = views.image(i).to(device)
+        target = views.image(i) if images_dev is None else images_dev[i].float() / 255.0
         if cfg.finetune_motion:
             verts = head.from_motion(motions[i:i + 1] + motion_delta[i:i + 1])[0]
         else:
