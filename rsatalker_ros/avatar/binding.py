@@ -85,9 +85,15 @@ _K_LIN = _K_LIN.reshape(9, 16)
 _K_CONST = torch.eye(4).reshape(16)
 
 
+_K_ON = {}  # (device, dtype) -> the two constants there, copied once
+
+
 def shepperd_constants(device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """(k_lin [9, 16], k_const [16]) of ``matrix_to_quat`` on ``device``."""
-    return _K_LIN.to(device, dtype), _K_CONST.to(device, dtype)
+    """(k_lin [9, 16], k_const [16]) of ``matrix_to_quat`` on ``device`` (copied there once, then cached)."""
+    key = (torch.device(device), dtype)
+    if key not in _K_ON:
+        _K_ON[key] = (_K_LIN.to(device, dtype), _K_CONST.to(device, dtype))
+    return _K_ON[key]
 
 
 def matrix_to_quat(R: torch.Tensor, k_lin: torch.Tensor | None = None,

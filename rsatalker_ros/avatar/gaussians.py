@@ -290,8 +290,9 @@ class TorchBinder:
     ``TorchBinder(avatar, device="cuda")(vertices [V, 3] or [B, V, 3]) -> WorldGaussians`` with [N, ...] or
     [B, N, ...] fields on ``device`` (opacities and sh of a batch are broadcast views). Vertices may be numpy or
     torch on any device. ``compile``: wrap the bind in ``torch.compile`` (fuses it into a few kernels; "auto" =
-    on CUDA only; the first call per vertex shape then compiles, seconds). The avatar's tensors are read when the
-    binder is built; build a new one after changing the avatar.
+    on CUDA only; the first call compiles (seconds), and so does the first call with another batch size, after which
+    the batch size is left dynamic). The avatar's tensors are read when the binder is built; build a new one after
+    changing the avatar.
     """
 
     def __init__(self, avatar: GaussianAvatar, device=None, compile="auto"):
@@ -309,7 +310,7 @@ class TorchBinder:
         if compile == "auto":
             compile = self.device.type == "cuda"
         self.compiled = bool(compile)
-        self._bind = torch.compile(bind_fused, dynamic=False) if self.compiled else bind_fused
+        self._bind = torch.compile(bind_fused) if self.compiled else bind_fused
 
     def __len__(self) -> int:
         return self.parent.shape[0]

@@ -50,9 +50,10 @@ class ParticipantRenderer:
     """Renders the latest frame of each of several participants per tick (see module docstring).
 
     backend: "auto" | "cpu" | "gsplat"; device: the GPU for "gsplat" (default "cuda"); compile: TorchBinder's
-    ``torch.compile`` switch ("auto" = on CUDA)."""
+    ``torch.compile`` switch (off by default: one bind call serves a whole group, so launches are few already,
+    and a live renderer should not stall compiling when the set of participants changes)."""
 
-    def __init__(self, participants, backend: str = "auto", device=None, compile="auto"):
+    def __init__(self, participants, backend: str = "auto", device=None, compile=False):
         participants = list(participants)
         names = [p.name for p in participants]
         if not participants or len(set(names)) != len(names):
