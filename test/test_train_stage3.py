@@ -146,6 +146,20 @@ def test_stage3_draws_densify_and_fill_randomness_on_the_parameters_device(monke
     assert len(result.avatar) == 6 * head.faces.shape[0] and result.avatar.means.device == torch.device("cpu")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="stage 3 on CUDA needs a CUDA GPU")
+def test_stage3_densifies_and_fills_on_cuda():
+    """Issue #13's crash (a CPU generator for CUDA parameters) stays fixed: gsplat training with densification
+    and the final fill on the GPU."""
+    pytest.importorskip("gsplat")
+    head = SphereHead()
+    train = _sphere_views(head, 4, 32, seed=5)
+    cfg = Stage3Config(iterations=8, renderer="gsplat", device="cuda", densify_from=4, densify_until=8,
+                       densify_every=4, init_per_triangle=1, min_gaussians=6 * head.faces.shape[0],
+                       init_colors_from_views=False)
+    result = train_stage3(head, train, cfg, show_progress=False)
+    assert len(result.avatar) == 6 * head.faces.shape[0] and result.avatar.means.device.type == "cpu"
+
+
 def test_viewset_roundtrip_and_validation(tmp_path):
     head = SphereHead()
     vs = _sphere_views(head, 2, 16, seed=3)

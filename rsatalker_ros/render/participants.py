@@ -11,6 +11,13 @@ On the GPU (backend "gsplat"), participants that share one GaussianAvatar object
 in one ``render_batch_uint8`` call, with the per-camera tensors and a page-locked host buffer built once per set of
 participants. On the CPU (backend "cpu", or "auto" without CUDA and gsplat) each participant is bound by the numba
 ``FastBinder`` and drawn by the CPU rasteriser, one after another. Stamps are carried through untouched.
+
+Wiring into a renderer node that serves a list of participants: load each avatar file once (participants naming
+the same file share the GaussianAvatar object, so they are bound together); keep one ``ros.latest.FrameQueue`` per
+participant; in the render thread, per tick, ``take(now, timeout=0)`` from every queue, pass what came to
+``render_tick`` and publish each RenderedFrame on that participant's topics with its own stamp (before the next
+tick: the images are views of a reused buffer); ``set_camera`` when a participant's camera is framed from its
+first mesh.
 """
 
 from dataclasses import dataclass, field
