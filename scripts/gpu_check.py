@@ -12,6 +12,7 @@ the next one still runs):
   agreement      gsplat vs the CPU renderer: random scenes (SH 0 and 3), the shipped default_older avatar at
                  --size, one batched call of three different scenes; the fused bind (eager and torch.compile'd)
                  vs bind(). Mean abs difference in 1/255 units must stay below 1.
+  cuda_tests     the test suite's CUDA-only tests (gsplat vs CPU; stage 3 densifying and filling on CUDA).
   single_stream  one stream's bind + render frames/s at --size with the shipped avatar (image left on the GPU):
                  bind() + render() (the old path), TorchBinder eager, TorchBinder compiled, and gsplat's
                  rasterization alone with prebuilt tensors (the floor). Target >= 1000 frames/s.
@@ -276,7 +277,25 @@ def section_stage3(check: Check) -> dict:
     return out
 
 
-SECTIONS = {"agreement": section_agreement, "single_stream": section_single_stream,
+CUDA_TESTS = ["test/test_render_backends.py::test_gsplat_matches_cpu",
+              "test/test_train_stage3.py::test_stage3_densifies_and_fills_on_cuda"]
+
+
+def section_cuda_tests(check: Check) -> dict:
+    """The test suite's CUDA-only tests (skipped on CPU machines), in a pytest subprocess."""
+    import subprocess
+    tests = CUDA_TESTS
+    if check.dry:  # no CUDA: a quick CPU test stands in, to check the subprocess plumbing
+        tests = ["test/test_train_stage3_densify.py::test_fill_to_count_reaches_target_and_keeps_binding"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    tail = (run.stdout + run.stderr)[-2000:]
+    print(tail)
+    return {"tests": tests, "rc": run.returncode, "ok": run.returncode == 0 and "skipped" not in tail,
+            "output_tail": tail}
+
+
+SECTIONS = {"agreement": section_agreement, "cuda_tests": section_cuda_tests, "single_stream": section_single_stream,
             "capacity": section_capacity, "stage3": section_stage3}
 
 

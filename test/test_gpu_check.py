@@ -20,6 +20,7 @@ def test_gpu_check_dry_run_writes_every_section(tmp_path):
     a = report["agreement"]
     assert a["ok"] and max(a["batched_mae255_per_scene"]) < 1.0
     assert max(a["default_older_fused_bind_max_abs_diff_means_quats"]) < 1e-4
+    assert report["cuda_tests"]["rc"] == 0
     s = report["single_stream"]
     assert s["bind_render_frames_per_s"] > 0 and s["fused_eager_render_frames_per_s"] > 0
     c = report["capacity"]
