@@ -40,8 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rsatalker_ros.avatar.avatar_io import resolve_avatar  # noqa: E402
-from rsatalker_ros.avatar.gaussians import TorchBinder, WorldGaussians, bind, load_avatar  # noqa: E402
+from rsatalker_ros.avatar.gaussians import TorchBinder, WorldGaussians, bind  # noqa: E402
 from rsatalker_ros.cli import bench_render  # noqa: E402
 from rsatalker_ros.render.api import render  # noqa: E402
 from rsatalker_ros.render.batch import camera_batch, render_batch  # noqa: E402

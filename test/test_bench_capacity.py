@@ -17,12 +17,12 @@ from test_render_gsplat_adapter import fake_rasterization  # noqa: E402
 
 def test_cpu_capacity_benchmark_writes_one_row_per_avatar_count(tmp_path):
     out = tmp_path / "cap.json"
-    res = bench_render.main(["--backend", "cpu", "--avatars", "3", "--size", "24", "--ticks", "1",
-                             "--json", str(out)])
+    assert bench_render.main(["--backend", "cpu", "--avatars", "3", "--size", "24", "--ticks", "1",
+                              "--json", str(out)]) is None  # the console script's exit status stays 0
+    res = json.loads(out.read_text())
     assert [r["avatars"] for r in res["rows"]] == [1, 2, 3]
     assert all(r["host_tick_ms_p50"] > 0 and r["host_frames_per_s"] > 0 for r in res["rows"])
     assert all(r["covered_fraction"] > 0.1 for r in res["rows"])  # the heads are in view
-    assert json.loads(out.read_text())["rows"][-1]["avatars"] == 3
     assert res["gaussians"] > 10000  # the shipped avatar, not a toy
 
 

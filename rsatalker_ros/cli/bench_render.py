@@ -96,7 +96,8 @@ def main(argv=None):
     add_capacity_arguments(ap)
     args = ap.parse_args(argv)
     if args.avatars:
-        return capacity_main(args)
+        capacity_main(args)
+        return
     numba.config.THREADING_LAYER = args.threading_layer
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
