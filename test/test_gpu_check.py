@@ -14,13 +14,15 @@ def test_gpu_check_dry_run_writes_every_section(tmp_path):
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
     gpu_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu_check)
-    rc = gpu_check.main(["--dry-run", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    sections = ["agreement", "single_stream", "capacity", "stage3"]  # cuda_tests: a pytest subprocess, skipped
+    rc = gpu_check.main(["--dry-run", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+                         "--sections", *sections])
     report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     assert rc == 0 and report["ok"] and report["dry_run"], report
     a = report["agreement"]
     assert a["ok"] and max(a["batched_mae255_per_scene"]) < 1.0
     assert max(a["default_older_fused_bind_max_abs_diff_means_quats"]) < 1e-4
-    assert report["cuda_tests"]["rc"] == 0
+    assert "cuda_tests" not in report
     s = report["single_stream"]
     assert s["bind_render_frames_per_s"] > 0 and s["fused_eager_render_frames_per_s"] > 0
     c = report["capacity"]
