@@ -4,20 +4,37 @@ stamped with that participant's own mesh stamps and framed in its own optical fr
 participant."""
 
 import signal
-import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from support.assets import avatar_path, neutral_vertices
-from support.processes import child_env
+from support.processes import node_process
 
 pytestmark = pytest.mark.ros
 
 
+HEADS = {"alice": "default_older", "bob": "default_younger"}
+
+
 def test_one_renderer_process_serves_two_participants(tmp_path):
+    import rclpy
+    avatars = [avatar_path(h, tmp_path) for h in HEADS.values()]
+    cmd = [sys.executable, "-m", "rsatalker_ros.nodes.renderer", "--ros-args", "-r", "__node:=renderer_pair",
+           "-p", "participants:=[alice, bob]", "-p", "heads:=[default_older, default_younger]",
+           "-p", f"avatars:=[{', '.join(avatars)}]", "-p", "width:=64", "-p", "height:=48", "-p", "backend:=cpu",
+           "-p", "max_frame_age_ms:=60000.0", "-p", "diagnostics_period_s:=0.5"]
+    with node_process(cmd) as (proc, lines):
+        rclpy.init()
+        try:
+            exercise(proc, lines)
+        finally:
+            rclpy.try_shutdown()
+    assert "Traceback" not in "".join(lines), "".join(lines)[-3000:]
+
+
+def exercise(proc, lines):
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
@@ -25,17 +42,7 @@ def test_one_renderer_process_serves_two_participants(tmp_path):
     from rsatalker_ros.msg import FaceMesh
     from rsatalker_ros.ros import qos
     from rsatalker_ros.ros.convert import image_from_msg, mesh_to_msg
-    heads = {"alice": "default_older", "bob": "default_younger"}
-    avatars = [avatar_path(h, tmp_path) for h in heads.values()]
-    cmd = [sys.executable, "-m", "rsatalker_ros.nodes.renderer", "--ros-args", "-r", "__node:=renderer_pair",
-           "-p", "participants:=[alice, bob]", "-p", "heads:=[default_older, default_younger]",
-           "-p", f"avatars:=[{', '.join(avatars)}]", "-p", "width:=64", "-p", "height:=48", "-p", "backend:=cpu",
-           "-p", "max_frame_age_ms:=60000.0", "-p", "diagnostics_period_s:=0.5"]
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    rclpy.init()
+    heads = HEADS
     node = rclpy.create_node("multi_render_tester")
     images = {pid: [] for pid in heads}
     diags = []
@@ -85,9 +92,3 @@ def test_one_renderer_process_serves_two_participants(tmp_path):
         assert proc.wait(timeout=30) == 0, "".join(lines)[-3000:]
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=5)
-    assert "Traceback" not in "".join(lines), "".join(lines)[-3000:]
