@@ -1,6 +1,7 @@
 """One render stage serving several participants (no ROS): each frame goes to its own participant with its own
 stamp and is the image of that participant's own mesh; participants naming one avatar file share it; a bad mesh of
-one participant is counted against it while the others are still rendered; diagnostics per participant."""
+one participant is counted against it while the others are still rendered; diagnostics per participant; motion
+input skinned per participant."""
 
 import queue
 
@@ -107,3 +108,25 @@ def test_list_parameters_are_checked():
         params.build(RenderConfig, {"avatars": ["default_older"]})
     one = params.build(RenderConfig, {"participant": "bob", "head": "default_younger"}).served()
     assert [(s.participant, s.head, s.avatar) for s in one] == [("bob", "default_younger", "")]
+
+
+def test_motion_input_skins_each_participant_with_its_own_head(tmp_path):
+    """input: motion: heads named twice are loaded once; a motion of the wrong length for one participant is
+    counted against it, while the other's motion is skinned and rendered."""
+    import torch
+
+    from rsatalker_ros.stages.render import RenderConfig, RenderStage
+    cfg = params.build(RenderConfig, {"participants": ["alice", "bob"], "heads": ["default_older"] * 2,
+                                      "avatars": [avatar_path("default_older", tmp_path)] * 2, "input": "motion",
+                                      "width": 32, "height": 32, "backend": "cpu"})
+    stage = RenderStage(cfg, lambda cause, err: None, lambda: 10**10, log=lambda s: None)
+    head = stage.streams["alice"].head
+    assert head is stage.streams["bob"].head and stage.streams["alice"].avatar is stage.streams["bob"].avatar
+    with pytest.raises(ValueError, match="does not take meshes"):
+        stage.put_mesh(np.zeros((stage.n_vertices, 3), np.float32), 1, "bob")
+    motion = np.zeros(head.layout.dim, np.float32)
+    frames, failed = stage.render_tick({"alice": (motion, 5), "bob": (motion[:-1], 6)})
+    assert [(f.participant, f.stamp_ns) for f in frames] == [("alice", 5)] and list(failed) == ["bob"]
+    assert "motion must be" in failed["bob"]
+    v = head.from_motion(torch.from_numpy(motion[None]))[0].numpy()
+    np.testing.assert_array_equal(frames[0].views[""][0], reference(stage, "alice", v, frames[0].views[""][1]))
