@@ -174,7 +174,7 @@ class RenderStage:
             if head is not None:
                 avatar.check_topology(head.faces)
             self.streams[s.participant] = Stream(s.participant, head, avatar, int(cfg.max_frame_age_ms * 1e6), cfg)
-        bg = np.asarray(cfg.background, np.float32)   # as the rasteriser takes it (float64 is slower)
+        bg = np.asarray(cfg.background, np.float32)   # rgb 0..1, as the single-participant path passed it
         self.renderer = ParticipantRenderer(
             [Participant(_eye_name(st.pid, eye), st.avatar, cam, bg)
              for st in self.streams.values() for eye, cam in self._aim(np.zeros(3)).items()], backend=self.backend)
@@ -276,7 +276,7 @@ class RenderStage:
             st.rate.target_hz = cfg.target_rate_hz
             st.latency.target_ms = cfg.target_latency_ms
         if "background" in changed:
-            bg = np.asarray(cfg.background, np.float32)   # as the rasteriser takes it (float64 is slower)
+            bg = np.asarray(cfg.background, np.float32)   # rgb 0..1, as the single-participant path passed it
             for name, p in self.renderer.participants.items():
                 p.background = bg
                 self.renderer.set_camera(name, p.camera)     # drops the cached per-camera tensors (backgrounds)
