@@ -1,15 +1,19 @@
-"""renderer (one per participant): the posed head -> Gaussian-splatted avatar images.
+"""renderer (one per participant, or one for a list of them): the posed head -> Gaussian-splatted avatar images.
 
     python -m rsatalker_ros.nodes.renderer --ros-args -r __node:=renderer_alice -p participant:=alice
+    python -m rsatalker_ros.nodes.renderer --ros-args -r __node:=renderer -p "participants:=[alice, bob]" \
+        -p "heads:=[default_older, default_younger]"
 
-A lifecycle node around rsatalker_ros.stages.render (parameters: RenderConfig). Subscribes
-/rsatalker/<p>/mesh (FaceMesh; ``input: mesh``, the default) and /rsatalker/<p>/mesh_topology, or
-/rsatalker/<p>/motion (SocialMotion; ``input: motion``: skinned here). Publishes /rsatalker/<p>/image_raw
+A lifecycle node around rsatalker_ros.stages.render (parameters: RenderConfig). For each participant <p> it serves
+(``participant``, or the list ``participants``: all rendered in one batched call per tick, each with its own
+stamps) it subscribes /rsatalker/<p>/mesh (FaceMesh; ``input: mesh``, the default) and /rsatalker/<p>/mesh_topology,
+or /rsatalker/<p>/motion (SocialMotion; ``input: motion``: skinned here), and publishes /rsatalker/<p>/image_raw
 (sensor_msgs/Image rgb8), camera_info, image_raw/compressed (JPEG, ``publish_compressed``), with ``stereo`` also
 stereo/{left,right}/image_raw + camera_info; every image is stamped with its frame's audio-clock stamp, in frame
 <p>/camera_optical_frame (stereo: <p>/camera_{left,right}_optical_frame), placed on /tf_static relative to <p>/head
 once the camera is aimed. /diagnostics: images per second and stamp-to-publish latency against their targets,
-render time, frames dropped by cause (WARN when the renderer is starved or falls behind).
+frames dropped by cause, per participant (one status each when several), and render time per tick (WARN when the
+renderer is starved or falls behind).
 Backends: 'cpu' (numba tile rasteriser), 'gsplat' (CUDA), 'auto' (gsplat where CUDA and gsplat exist, else cpu).
 """
 
@@ -36,28 +40,33 @@ class RendererNode(StageNode):
         super().__init__(name, **kwargs)
 
     def make_stage(self, cfg: RenderConfig) -> RenderStage:
-        self.hardware_id = cfg.participant
+        self.hardware_id = ",".join(s.participant for s in cfg.served())
         return RenderStage(cfg, self.reject, lambda: self.get_clock().now().nanoseconds, self.get_logger().info)
 
     def open(self) -> None:
+        self.outputs = {pid: self._open_participant(pid) for pid in self.stage.streams}
+        self.tf = StaticFrames(self, self.publisher)
+        self._tf_cameras = {}                    # participant -> the cameras last put on /tf_static
+        self.stage.start(self._publish)
+
+    def _open_participant(self, pid: str) -> dict:
+        """One participant's subscriptions and publishers -> {"image", "info", "jpeg", "stereo": {eye: (image,
+        info)}}."""
         cfg = self.config
-        P = lambda leaf: topics.participant(cfg.participant, leaf)  # noqa: E731
-        self.pub_image = self.publisher(Image, P("image_raw"), qos.FRAMES)
-        self.pub_info = self.publisher(CameraInfo, P("camera_info"), qos.FRAMES)
-        self.pub_jpeg = self.publisher(CompressedImage, P("image_raw/compressed"), qos.FRAMES)
-        self.pub_stereo = {}
+        P = lambda leaf: topics.participant(pid, leaf)  # noqa: E731
+        out = {"image": self.publisher(Image, P("image_raw"), qos.FRAMES),
+               "info": self.publisher(CameraInfo, P("camera_info"), qos.FRAMES),
+               "jpeg": self.publisher(CompressedImage, P("image_raw/compressed"), qos.FRAMES), "stereo": {}}
         if cfg.stereo:
             for eye in ("left", "right"):
-                self.pub_stereo[eye] = (self.publisher(Image, P(f"stereo/{eye}/image_raw"), qos.FRAMES),
-                                        self.publisher(CameraInfo, P(f"stereo/{eye}/camera_info"), qos.FRAMES))
-        self.tf = StaticFrames(self, self.publisher)
-        self._tf_cameras = None                  # the cameras last put on /tf_static
+                out["stereo"][eye] = (self.publisher(Image, P(f"stereo/{eye}/image_raw"), qos.FRAMES),
+                                      self.publisher(CameraInfo, P(f"stereo/{eye}/camera_info"), qos.FRAMES))
         if cfg.input == "mesh":
-            self.subscription(FaceMesh, P("mesh"), self._on_mesh, qos.LATEST)
-            self.subscription(FaceTopology, P("mesh_topology"), self._on_topology, qos.LATCHED)
+            self.subscription(FaceMesh, P("mesh"), lambda m: self._on_mesh(pid, m), qos.LATEST)
+            self.subscription(FaceTopology, P("mesh_topology"), lambda m: self._on_topology(pid, m), qos.LATCHED)
         else:
-            self.subscription(SocialMotion, P("motion"), self._on_motion, qos.LATEST)
-        self.stage.start(self._publish)
+            self.subscription(SocialMotion, P("motion"), lambda m: self._on_motion(pid, m), qos.LATEST)
+        return out
 
     def close(self) -> None:
         if self.stage is not None:
@@ -67,53 +76,53 @@ class RendererNode(StageNode):
         self.stage.reconfigure(cfg, changed)
 
     # ---- input (executor thread): validate, queue ---------------------------------------------------------------
-    def _on_topology(self, msg: FaceTopology) -> None:
+    def _on_topology(self, pid: str, msg: FaceTopology) -> None:
         try:
-            self.stage.avatar.check_topology(topology_from_msg(msg))
+            self.stage.streams[pid].avatar.check_topology(topology_from_msg(msg))
         except ValueError as err:
             self.reject(f"FaceTopology {msg.topology_id!r}", err)
 
-    def _on_mesh(self, msg: FaceMesh) -> None:
+    def _on_mesh(self, pid: str, msg: FaceMesh) -> None:
         try:
-            if msg.participant_id != self.config.participant:
-                raise ValueError(f"FaceMesh.participant_id is {msg.participant_id!r}; expected "
-                                 f"{self.config.participant!r}")
-            self.stage.put_mesh(mesh_from_msg(msg, self.stage.n_vertices), stamp_to_ns(msg.header.stamp))
+            if msg.participant_id != pid:
+                raise ValueError(f"FaceMesh.participant_id is {msg.participant_id!r}; expected {pid!r}")
+            self.stage.put_mesh(mesh_from_msg(msg, self.stage.streams[pid].n_vertices),
+                                stamp_to_ns(msg.header.stamp), pid)
         except ValueError as err:
             self.reject("FaceMesh", err)
 
-    def _on_motion(self, msg: SocialMotion) -> None:
+    def _on_motion(self, pid: str, msg: SocialMotion) -> None:
         try:
             m, layout = flame_params_to_motion(msg.params)
-            self.stage.put_motion(m, layout.basis, stamp_to_ns(msg.header.stamp))
+            self.stage.put_motion(m, layout.basis, stamp_to_ns(msg.header.stamp), pid)
         except ValueError as err:
             self.reject("SocialMotion", err)
 
     # ---- output (render thread) ---------------------------------------------------------------------------------
     def _publish(self, frame: RenderedFrame) -> None:
-        cfg, pid, stamp = self.config, self.config.participant, frame.stamp_ns
+        cfg, pid, stamp = self.config, frame.participant, frame.stamp_ns
+        out = self.outputs[pid]
         img, cam = frame.views[""]
         optical = topics.camera_frame(pid)
-        self.pub_image.publish(image_to_msg(img, stamp, optical))
-        self.pub_info.publish(camera_info_to_msg(cam.to_camera_info_dict(), stamp, optical))
+        out["image"].publish(image_to_msg(img, stamp, optical))
+        out["info"].publish(camera_info_to_msg(cam.to_camera_info_dict(), stamp, optical))
         if cfg.publish_compressed:
-            self.pub_jpeg.publish(compressed_image_to_msg(img, stamp, optical, cfg.jpeg_quality))
-        for eye, (pub_img, pub_info) in self.pub_stereo.items():
+            out["jpeg"].publish(compressed_image_to_msg(img, stamp, optical, cfg.jpeg_quality))
+        for eye, (pub_img, pub_info) in out["stereo"].items():
             eye_img, eye_cam = frame.views[eye]
             f = topics.camera_frame(pid, eye)
             pub_img.publish(image_to_msg(eye_img, stamp, f))
             pub_info.publish(camera_info_to_msg(eye_cam.to_camera_info_dict(), stamp, f))
-        cams = self.stage.cameras                # a new dict whenever the camera is (re-)aimed
-        if cams is not self._tf_cameras:
-            self._tf_cameras = cams
-            head = topics.head_frame(pid)
+        cams = self.stage.streams[pid].cameras  # a new dict whenever the camera is (re-)aimed
+        if cams is not self._tf_cameras.get(pid):
+            self._tf_cameras[pid] = cams
+            head = topics.head_frame(pid)        # StaticFrames keeps the other participants' frames on /tf_static
             self.tf.set(*(transform_msg(head, topics.camera_frame(pid, eye), *camera_pose(c.world_to_cam), stamp)
                           for eye, c in cams.items()))
 
     def status(self) -> list[health.Status]:
         st = health.Status("")
-        self.stage.report(st)
-        return [st]
+        return [st] + self.stage.report(st)
 
 
 def main(args=None):

@@ -33,8 +33,9 @@ The section applies to every motion node; graph.py adds participant, partner, he
 head_yaw_deg and relation_* per participant from graph.yaml (and staggers frame_phase_ms).""",
                ("participant", "partner", "head", "head_position", "head_yaw_deg") + RELATION),
     "renderer": (RenderConfig, """\
-renderer (one per participant, named renderer_<id>): the posed head -> avatar images.
-The section applies to every renderer; graph.py adds participant, head and avatar per participant.""",
+renderer (one per participant, named renderer_<id>; or one for a list: participants, heads, avatars): the posed
+head -> avatar images. The section applies to every renderer; graph.py adds participant, head and avatar per
+participant.""",
                  ("participant", "head", "avatar")),
 }
 

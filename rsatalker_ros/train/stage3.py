@@ -31,7 +31,8 @@ import torch
 from tqdm import tqdm
 
 from rsatalker_ros.config_keys import reject_unknown_keys
-from rsatalker_ros.avatar.densify import DensifyConfig, densify, faces_without_gaussians, fill_to_count, prune
+from rsatalker_ros.avatar.densify import (DensifyConfig, densify, faces_without_gaussians, fill_to_count,
+                                          generator_on, prune)
 from rsatalker_ros.avatar.gaussians import GaussianAvatar, bind, save_avatar
 from rsatalker_ros.render.camera import Camera
 from rsatalker_ros.train.ssim import psnr, ssim
@@ -332,7 +333,7 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
     device = torch.device(cfg.device)
     if cfg.renderer == "gsplat" and device.type != "cuda":
         raise ValueError("renderer 'gsplat' needs device 'cuda'")
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = generator_on(device, cfg.seed)  # split offsets are drawn on the parameters' device
     rng = np.random.default_rng(cfg.seed)
     faces = head.faces
     n_faces = faces.shape[0]
@@ -352,6 +353,8 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
     head = head.to(device)
 
     motions = torch.from_numpy(views.motions.astype(np.float32)).to(device)
+    # on a GPU all images go over once, as uint8, instead of one float image per step
+    images_dev = torch.from_numpy(views.images).to(device) if device.type == "cuda" else None
     motion_delta = torch.zeros_like(motions, requires_grad=True) if cfg.finetune_motion else None
     with torch.no_grad():
         all_verts = None if cfg.finetune_motion else head.from_motion(motions)
@@ -369,7 +372,7 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
         if (it - 1) % len(views) == len(views) - 1:
             order = rng.permutation(len(views))
         cam = views.camera(i)
-        target = views.image(i).to(device)
+        target = views.image(i) if images_dev is None else images_dev[i].float() / 255.0
         if cfg.finetune_motion:
             verts = head.from_motion(motions[i:i + 1] + motion_delta[i:i + 1])[0]
         else:
@@ -412,10 +415,11 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
             save_avatar(Path(out_dir) / f"ckpt_{it:06d}.safetensors", _detached(avatar, device="cpu"))
     bar.close()
     head.to("cpu")  # HeadModel.to moves in place: hand the head back on the CPU
-    final = _detached(avatar, device="cpu")
-    if len(final) < cfg.min_gaussians:
+    final = _detached(avatar, device=device)
+    if len(final) < cfg.min_gaussians:  # filled on the training device, where ``gen`` lives
         p, par, _, _ = fill_to_count(_params(final), final.parent, n_faces, cfg.min_gaussians, cfg.densify, gen)
         final = GaussianAvatar(**p, parent=par, faces=final.faces, head=final.head)
+    final = _detached(final, device="cpu")
     empty = faces_without_gaussians(final.parent, n_faces)
     if empty.numel():
         raise RuntimeError(f"{empty.numel()} triangles lost all their Gaussians (densify/prune bug)")
