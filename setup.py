@@ -46,5 +46,6 @@ setup(
         "rsatalker-bench-render=rsatalker_ros.cli.bench_render:main",
         "rsatalker-render=rsatalker_ros.cli.render:main",
         "rsatalker-train-avatar=rsatalker_ros.cli.train_avatar:main",
+        "rsatalker-train-levels=rsatalker_ros.cli.train_levels:main",
     ]},
 )
