@@ -194,12 +194,12 @@ def main(argv=None) -> None:
         p95 = np.percentile(publish[pid], 95) if publish[pid].size else float("nan")
         print(f"  {pid} audio stamp -> image publish p95 <= 150 ms: {p95:.0f} ms -> {'PASS' if p95 <= 150 else 'FAIL'} "
               f"(at the subscriber, transport included: {s['latency_ms_p95']:.0f} ms)")
-    print(f"\nrow: cores {len(cpus)} | load {args.load} | " + " | ".join(
-        f"{pid} {rates[pid][0]:.1f} Hz, p95 {np.percentile(publish[pid], 95) if publish[pid].size else float('nan'):.0f} ms, "
-        f"level {level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids))
     print(f"  graph memory <= 2500 MB: {max(rss):.0f} MB -> {'PASS' if max(rss) <= 2500 else 'FAIL'}")
     if not ok:
         print(f"  processes died during the run: {alive}")
+    print(f"\nrow: cores {len(cpus)} | load {args.load} | " + " | ".join(
+        f"{pid} {rates[pid][0]:.1f} Hz, p95 {np.percentile(publish[pid], 95) if publish[pid].size else float('nan'):.0f} ms, "
+        f"level {level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids))
     if args.out:
         print(f"\nwrote {', '.join(str(p) for p in write_timings(args.out, timings, pids))}")
 

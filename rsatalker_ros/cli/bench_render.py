@@ -9,7 +9,7 @@ wall-clock frame rate and the CPU time per frame summed over threads (less sensi
 the cores). Also renders one frame with the torch reference at the same size and prints the speed ratio and the
 mean absolute difference.
 
-Old vs new rasteriser (``--baseline REF``, default ``main``): loads ``render/cpu_tiles.py`` as it is at git revision REF
+Old vs new rasteriser (``--baseline REF``, default: the last revision before issue #9's rasteriser work): loads ``render/cpu_tiles.py`` as it is at git revision REF
 into a throwaway module and times both rasterisers in the same run, frames interleaved, on the shipped avatars
 (every level found) and the benchmark avatar of the first count: median time per frame, the ratio, and each
 one's mean difference from the torch reference (in 1/255 units, on a 128 x 128 frame of the same camera: the dense
@@ -88,6 +88,9 @@ def _save_examples(folder: Path, binder: FastBinder, verts, cam: Camera) -> None
     print(f"example images written to {folder}/render_{{head,stereo,depth}}.png")
 
 
+BASELINE = "73e393002734d0fd470722dcdae3bd99c8685812"  # the rasteriser before issue #9
+
+
 def _baseline_rasteriser(ref: str):
     """render_cpu of ``render/cpu_tiles.py`` at git revision ``ref`` (loaded from ``git show`` into a module), or None
     with the reason printed (no git, no such revision)."""
@@ -152,8 +155,8 @@ def main(argv=None):
                     help="numba threading layer (set before the first parallel call)")
     ap.add_argument("--no-reference", action="store_true", help="skip the torch reference frame")
     ap.add_argument("--save", type=str, default="", help="folder for example images (render_*.png)")
-    ap.add_argument("--baseline", default="main", help="git revision whose rasteriser is timed against this one "
-                    "(old vs new, same run); '' skips")
+    ap.add_argument("--baseline", default=BASELINE, help="git revision whose rasteriser is timed against this one "
+                    "(old vs new, same run; default: the one before issue #9); '' skips")
     ap.add_argument("--compare-frames", type=int, default=30, help="interleaved frames per avatar, old vs new")
     args = ap.parse_args(argv)
     numba.config.THREADING_LAYER = args.threading_layer
