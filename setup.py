@@ -50,5 +50,6 @@ setup(
         "rsatalker-replay=rsatalker_ros.cli.replay:main",
         "rsatalker-kiosk=rsatalker_ros.nodes.kiosk:main",
         "rsatalker-foxglove-bridge=rsatalker_ros.nodes.foxglove_bridge:main",
+        "rsatalker-train-levels=rsatalker_ros.cli.train_levels:main",
     ]},
 )

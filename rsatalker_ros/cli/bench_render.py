@@ -8,7 +8,13 @@ ARKit expressions); the posed meshes are computed before timing (that is the mot
 renderer's). Every timed frame runs ``FastBinder(avatar)(vertices)`` then ``render_uint8``; the figures are the
 wall-clock frame rate and the CPU time per frame summed over threads (less sensitive to other processes sharing
 the cores). Also renders one frame with the torch reference at the same size and prints the speed ratio and the
-mean absolute difference. Prints the machine load next to the figures. On a busy machine, OpenMP threads spin
+mean absolute difference.
+
+Old vs new rasteriser (``--baseline REF``, default: the last revision before issue #9's rasteriser work): loads ``render/cpu_tiles.py`` as it is at git revision REF
+into a throwaway module and times both rasterisers in the same run, frames interleaved, on the shipped avatars
+(every level found) and the benchmark avatar of the first count: median time per frame, the ratio, and each
+one's mean difference from the torch reference (in 1/255 units, on a 128 x 128 frame of the same camera: the dense
+reference takes minutes at 512 x 512 on a busy core). ``--baseline ""`` skips it. Prints the machine load next to the figures. On a busy machine, OpenMP threads spin
 while they wait; ``OMP_WAIT_POLICY=PASSIVE`` or ``--threading-layer workqueue`` lowers that cost.
 """
 
@@ -83,6 +89,63 @@ def _save_examples(folder: Path, binder: FastBinder, verts, cam: Camera) -> None
     print(f"example images written to {folder}/render_{{head,stereo,depth}}.png")
 
 
+BASELINE = "73e393002734d0fd470722dcdae3bd99c8685812"  # the rasteriser before issue #9
+
+
+def _baseline_rasteriser(ref: str):
+    """render_cpu of ``render/cpu_tiles.py`` at git revision ``ref`` (loaded from ``git show`` into a module), or None
+    with the reason printed (no git, no such revision)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+    root = Path(__file__).resolve().parents[2]
+    try:
+        src = subprocess.run(["git", "-C", str(root), "show", f"{ref}:rsatalker_ros/render/cpu_tiles.py"],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"baseline rasteriser at {ref!r} unavailable ({e}); old-vs-new comparison skipped")
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="rsatalker_baseline_"))
+    path = folder / "cpu_tiles_baseline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("cpu_tiles_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render_cpu
+
+
+def _compare_rasterisers(ref: str, subjects, verts, cam: Camera, frames: int) -> None:
+    """Old (git ``ref``) vs new ``render_cpu`` on each (name, avatar): median ms per 8-bit frame, interleaved."""
+    from ..render.api import _cpu_inputs
+    from ..render.cpu_tiles import render_cpu
+    old = _baseline_rasteriser(ref)
+    if old is None:
+        return
+    bg = np.ones(3, np.float32)
+    print(f"rasteriser {ref} (old) vs this checkout (new), {cam.width}x{cam.height}, 8-bit frames, interleaved:")
+    ratios = []
+    for name, av in subjects:
+        binder = FastBinder(av)
+        inputs = [_cpu_inputs(binder(verts[i % len(verts)])) for i in range(min(frames, len(verts)))]
+        small = cam.with_size(128, 128)
+        with torch.no_grad():
+            ref_img = render(bind(av, torch.as_tensor(verts[0])), small, background=bg, backend="torch").image.numpy()
+        diffs = [float(np.abs(f(*inputs[0], small, bg, uint8=True) / 255.0 - ref_img.clip(0, 1)).mean()) * 255
+                 for f in (old, render_cpu)]
+        t_old, t_new = [], []
+        for i in tqdm(range(frames), desc=f"old vs new {name}", leave=False):
+            x = inputs[i % len(inputs)]
+            for f, out in ((old, t_old), (render_cpu, t_new)):
+                t0 = time.perf_counter()
+                f(*x, cam, bg, uint8=True)
+                out.append(time.perf_counter() - t0)
+        m_old, m_new = 1e3 * float(np.median(t_old)), 1e3 * float(np.median(t_new))
+        ratios.append(m_old / m_new)
+        print(f"  {name:28s} {len(av):6d} Gaussians: old {m_old:6.2f} ms, new {m_new:6.2f} ms -> {m_old / m_new:.2f}x; "
+              f"mean difference from the torch reference old {diffs[0]:.3f}/255, new {diffs[1]:.3f}/255")
+    print(f"  speed-up new / old: {', '.join(f'{r:.2f}x' for r in ratios)} (median {np.median(ratios):.2f}x)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512, help="image width = height in pixels")
@@ -94,6 +157,9 @@ def main(argv=None):
     ap.add_argument("--no-reference", action="store_true", help="skip the torch reference frame")
     ap.add_argument("--save", type=str, default="", help="folder for example images (render_*.png)")
     add_capacity_arguments(ap)
+    ap.add_argument("--baseline", default=BASELINE, help="git revision whose rasteriser is timed against this one "
+                    "(old vs new, same run; default: the one before issue #9); '' skips")
+    ap.add_argument("--compare-frames", type=int, default=30, help="interleaved frames per avatar, old vs new")
     args = ap.parse_args(argv)
     if args.avatars:
         capacity_main(args)
@@ -149,6 +215,15 @@ def main(argv=None):
         mae = float((cpu.image - ref.image).abs().mean())
         print(f"torch reference, {count} Gaussians: {t_ref * 1e3:.0f} ms per frame -> the CPU renderer is "
               f"{t_ref * 1e3 / med:.0f}x faster; CPU vs reference mean abs error {mae * 255:.2e}/255")
+    if args.baseline:
+        from ..avatar.levels import available_levels, load_level
+        subjects = []
+        if name != "ellipsoid":
+            for head in ("default_older", "default_younger"):
+                for level in available_levels(head):
+                    subjects.append((f"{head} {level}", load_level(head, level, faces=faces)))
+        subjects.append((f"benchmark avatar {args.counts[0]}", results[args.counts[0]][0]))
+        _compare_rasterisers(args.baseline, subjects, verts, cam, args.compare_frames)
     if args.save:
         _save_examples(Path(args.save), results[args.counts[0]][1], verts, cam)
     if torch.cuda.is_available():
