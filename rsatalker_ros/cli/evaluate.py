@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--robust-data", default="runs/heldout", help="folder of the robustness held-out clips")
     ap.add_argument("--robust-clips", type=int, default=8, help="held-out clips per synthesizer (robustness)")
     ap.add_argument("--probe-clips", type=int, default=48, help="ground-truth clips for the probe (robustness)")
+    ap.add_argument("--robust-plot", default="motion_robustness.png", help="file name of the robustness plot")
     ap.add_argument("--append", default="", metavar="TITLE",
                     help="append the report to --out as a section with this title instead of rewriting the file")
     args = ap.parse_args(argv)
@@ -116,7 +117,7 @@ def _robustness(args, specs, argv) -> int:
         return 2
     out = Path(args.out)
     images = Path(args.images) if args.images else out.parent
-    png = plot_robustness(res, images / "motion_robustness.png")
+    png = plot_robustness(res, images / Path(args.robust_plot).name)
     rel = Path(os.path.relpath(png.resolve(), out.parent.resolve()))
     cmd = "python -m rsatalker_ros.cli.evaluate " + " ".join(
         f'"{a}"' if " " in a else a for a in (sys.argv[1:] if argv is None else argv))
@@ -129,9 +130,9 @@ def _robustness(args, specs, argv) -> int:
         "env. corr: Pearson correlation of the inner-lip opening of the posed default head with the clean speech "
         "envelope (RMS per frame). opening: mean opening during speaking frames (mm); / clean: against the same "
         "synthesizer's clean audio. noise share: noise-only tracks, mean opening / the clean speaking opening. "
-        f"closure: /p b m/ phones (exact synthesizer timings) whose smallest opening is below 25% of the track's "
+        f"closure: /p b m/ phones (exact synthesizer timings) whose smallest opening over the frames centred in the phone is below 25% of the track's "
         "open-vowel opening (count in brackets). LVE and rel. acc. as in the table above (clean clips only; the "
-        "probe is trained on this run's ground-truth clips).", "", f"![motion_robustness]({rel})", ""]
+        "probe is trained on this run's ground-truth clips).", "", f"![{png.stem}]({rel})", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.append:
         old = out.read_text() if out.is_file() else ""

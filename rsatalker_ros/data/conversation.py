@@ -313,7 +313,9 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
     Espeak.get().seed(int(rng.integers(2 ** 31)))
     voices = {p: random_voice(rng, cfg.engines) for p in pids}
     ac = cfg.acoustics
-    silent = str(rng.choice(pids)) if ac is not None and rng.random() < ac.noise_only_prob else ""
+    # the room draws come from their own generator, so the same clip in other rooms keeps the same conversation
+    room_rng = np.random.default_rng(int(rng.integers(2 ** 63)))
+    silent = str(room_rng.choice(pids)) if ac is not None and room_rng.random() < ac.noise_only_prob else ""
     gains = {p: float(rng.uniform(0.6, 0.95)) for p in pids}
     pri = {p: priors_for(relation, p) for p in pids}
     tracks = {p: _Track(n) for p in pids}
@@ -379,8 +381,8 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
             x = tr.audio + rng.normal(0.0, cfg.noise_floor, n).astype(np.float32)
             audio[p] = np.clip(x, -1.0, 1.0).astype(np.float32)
         else:
-            cond = draw_condition(rng, ac)
-            babble = _babble_speech(rng) if cond.noise == "babble" else None
+            cond = draw_condition(room_rng, ac)
+            babble = _babble_speech(room_rng) if cond.noise == "babble" else None
             audio[p] = apply_condition(tr.audio, _active_samples(tr.segments, n), cond, babble, cfg.noise_floor)
             rooms[p] = cond.to_json()
         speaking[p] = _speaking_mask(tr.segments, n_frames)

@@ -15,8 +15,8 @@ Figures per condition (mean over clips and participants; mouth opening = ``metri
   env. corr    Pearson correlation of the mouth opening with the *clean* speech envelope (RMS per frame), per track
   opening      mean opening during the participant's speaking frames (mm); ratio = / the clean condition's
   noise share  noise-only conditions: mean opening over all frames / the clean condition's speaking opening
-  closure      share of /p b m/ phones whose smallest opening within the phone is below 25 % of the track's open-vowel
-               opening (mean over open-vowel phones of the largest opening within the phone)
+  closure      share of /p b m/ phones whose smallest opening over the frames centred within the phone is below 25 %
+               of the track's open-vowel opening (mean over open-vowel phones of their largest such opening)
   LVE          clean conditions: as in ``evaluate`` (lip vertex error vs the rule-based ground truth, mm)
   rel. acc.    clean: relationship probe accuracy on the generated listener motion
 Targets (issue #12) are printed beside the figures by ``targets_table``.
@@ -87,8 +87,14 @@ def _phones(clip: Clip, pid: str) -> list[tuple[str, int, int]]:
 
 
 def _frames(a: int, b: int, n: int) -> slice:
-    f0 = min(n - 1, a // SAMPLES_PER_FRAME)
-    return slice(f0, max(f0 + 1, min(n, -(-b // SAMPLES_PER_FRAME))))
+    """Frames whose centre lies in samples [a, b); the frame holding the midpoint when none does."""
+    f0 = int(np.ceil(a / SAMPLES_PER_FRAME - 0.5))
+    f1 = int(np.ceil(b / SAMPLES_PER_FRAME - 0.5))
+    if f1 <= f0:
+        f0 = (a + b) // 2 // SAMPLES_PER_FRAME
+        f1 = f0 + 1
+    f0 = min(max(0, f0), n - 1)
+    return slice(f0, max(f0 + 1, min(n, f1)))
 
 
 def closure_counts(opening: np.ndarray, phones) -> tuple[int, int]:
@@ -212,6 +218,8 @@ def evaluate_robustness(models: dict, data_root, cfg: RobustnessConfig = Robustn
                     if probe is not None:
                         X, y = probe_dataset(clips, gen)
                         row["rel_acc"] = probe.accuracy(X, y)
+                if cond[0] == "noise-only":      # no phones in a noise-only track
+                    row["closure"], row["bilabials"] = float("nan"), 0
                 rows[condition_name(cond, synth)] = row
         for synth in sets:       # ratios against the same synthesizer's clean condition
             clean = rows[condition_name(("clean",), synth)]["speech_open"]
