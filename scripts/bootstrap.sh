@@ -15,7 +15,8 @@ t0=$SECONDS
 log() { printf '[bootstrap %3ds] %s\n' $((SECONDS - t0)) "$*"; }
 
 # 1. Debian packages -------------------------------------------------------------------------------------------
-APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins)
+APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins
+          festival festvox-kallpc16k festvox-us-slt-hts flite)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
