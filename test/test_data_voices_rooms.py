@@ -106,3 +106,23 @@ def test_bilabial_closure_counts_phones_below_a_quarter_of_the_open_vowels():
     f = 640
     phones = [("A:", 1 * f, 3 * f), ("b", 4 * f, 5 * f), ("a", 5 * f, 7 * f), ("m", 7 * f, 9 * f)]
     assert closure_counts(opening, phones) == (1, 2)                 # /b/ at 1 mm closes; /m/ at 4 mm does not
+
+
+@needs["flite"]
+def test_robustness_evaluation_of_the_shipped_model_on_a_tiny_held_out_set(tmp_path):
+    from rsatalker_ros.eval.evaluate import load_models
+    from rsatalker_ros.eval.robustness import (RobustnessConfig, evaluate_robustness, make_heldout, markdown_tables,
+                                               plot_robustness, targets_table)
+    cfg = RobustnessConfig(n_clips=1, n_probe=4, seconds=6.0, noise_kinds=("white",), snrs_db=(10.0,),
+                           noise_only_dbfs=(-30.0,))
+    make_heldout(tmp_path / "held", cfg, progress=False)
+    models = load_models([str(__import__("pathlib").Path(__file__).resolve().parent.parent / "rsatalker_ros" / "assets"
+                              / "checkpoints" / "motion_default.safetensors")])
+    res = evaluate_robustness(models, tmp_path / "held", cfg, progress=False)
+    rows = next(iter(res.rows.values()))
+    assert list(rows) == ["clean", "white 10 dB", "noise-only white -30 dBFS", "flite clean"]
+    assert res.ground_truth["clean"]["closure"] == 1.0 and res.ground_truth["clean"]["bilabials"] > 0
+    assert rows["clean"]["corr"] > 0.5                               # the mouth follows clean speech
+    assert 0 < rows["noise-only white -30 dBFS"]["noise_share"] < 5 and rows["clean"]["LVE"] > 0
+    assert "noise-only −30 dBFS" in targets_table(res) and "flite clean" in markdown_tables(res)
+    assert plot_robustness(res, tmp_path / "r.png").stat().st_size > 20000
