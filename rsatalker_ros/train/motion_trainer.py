@@ -66,15 +66,22 @@ def motion_loss(model: SocialMotionModel, pred: torch.Tensor, target: torch.Tens
     return loss
 
 
-def lip_closure_loss(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: float) -> torch.Tensor:
-    """Mean over target-closed frames of relu(opening(pred) - opening(target))^2 (mm^2); 0 when none is closed.
+def lip_closure_loss(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: float,
+                     speech_mm: float = 3.0, context: int = 3) -> torch.Tensor:
+    """Squared inner-lip opening beyond the target's (mm^2) where the target's lips are closed: the mean over
+    closures inside running speech (the target opens beyond ``speech_mm`` within ``context`` frames: bilabials,
+    including the frames before a release, so opening early costs) plus the mean over the other closed frames
+    (rest, listening). Each mean is 0 when there is no such frame.
 
     opening: ``eval.metrics.LipOpening`` of a head in the motion's layout; pred, target: [B, T, D] motion."""
     gp = opening.differentiable(pred)                    # [B, T] mm
     with torch.no_grad():
         gt = opening.differentiable(target)
-        closed = (gt < closed_mm).to(pred.dtype)
-    return (torch.relu(gp - gt) ** 2 * closed).sum() / closed.sum().clamp(min=1.0)
+        closed = gt < closed_mm
+        near_open = torch.nn.functional.max_pool1d(gt[:, None], 2 * context + 1, 1, context)[:, 0] > speech_mm
+        masks = (closed & near_open, closed & ~near_open)
+    err = torch.relu(gp - gt) ** 2
+    return sum((err * m).sum() / m.sum().clamp(min=1) for m in masks)
 
 
 def make_inputs(model, batch: dict, cfg: TrainConfig, silence: torch.Tensor, train: bool,
