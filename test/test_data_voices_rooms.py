@@ -106,6 +106,9 @@ def test_bilabial_closure_counts_phones_below_a_quarter_of_the_open_vowels():
     f = 640
     phones = [("A:", 1 * f, 3 * f), ("b", 4 * f, 5 * f), ("a", 5 * f, 7 * f), ("m", 7 * f, 9 * f)]
     assert closure_counts(opening, phones) == (1, 2)                 # /b/ at 1 mm closes; /m/ at 4 mm does not
+    from rsatalker_ros.eval.robustness import initial_bilabial_openings
+    start = [("_", 0, 4 * f), ("b", 4 * f, 5 * f), ("a", 5 * f, 7 * f), ("m", 7 * f, 9 * f)]
+    assert initial_bilabial_openings(opening, start) == [1.0]        # only the /b/ after the pause starts an utterance
 
 
 @needs["flite"]

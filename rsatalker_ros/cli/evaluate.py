@@ -131,8 +131,9 @@ def _robustness(args, specs, argv) -> int:
         "envelope (RMS per frame). opening: mean opening during speaking frames (mm); / clean: against the same "
         "synthesizer's clean audio. noise share: noise-only tracks, mean opening / the clean speaking opening. "
         f"closure: /p b m/ phones (exact synthesizer timings) whose smallest opening over the frames centred in the phone is below 25% of the track's "
-        "open-vowel opening (count in brackets). LVE and rel. acc. as in the table above (clean clips only; the "
-        "probe is trained on this run's ground-truth clips).", "", f"![{png.stem}]({rel})", ""]
+        "open-vowel opening (count in brackets). initial /p b m/: mean opening over the frames of utterance-initial "
+        "/p b m/ (after >= 150 ms of pause; the lips should be shut there). LVE and rel. acc. as in the table "
+        "above (clean clips only; the probe is trained on this run's ground-truth clips).", "", f"![{png.stem}]({rel})", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.append:
         old = out.read_text() if out.is_file() else ""

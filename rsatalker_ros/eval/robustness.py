@@ -17,6 +17,7 @@ Figures per condition (mean over clips and participants; mouth opening = ``metri
   noise share  noise-only conditions: mean opening over all frames / the clean condition's speaking opening
   closure      share of /p b m/ phones whose smallest opening over the frames centred within the phone is below 25 %
                of the track's open-vowel opening (mean over open-vowel phones of their largest such opening)
+  initial      mean opening (mm) over the frames of utterance-initial /p b m/ (after >= 150 ms of pause)
   LVE          clean conditions: as in ``evaluate`` (lip vertex error vs the rule-based ground truth, mm)
   rel. acc.    clean: relationship probe accuracy on the generated listener motion
 Targets (issue #12) are printed beside the figures by ``targets_table``.
@@ -110,6 +111,21 @@ def closure_counts(opening: np.ndarray, phones) -> tuple[int, int]:
     return int(sum(o < CLOSED_SHARE * ref for o in bil)), len(bil)
 
 
+def initial_bilabial_openings(opening: np.ndarray, phones, min_pause_s: float = 0.15) -> list[float]:
+    """Mean opening (mm) over the frames of each /p b m/ that starts an utterance (after >= ``min_pause_s`` of
+    pause or at the start of the track): where the 2026-11-28 check saw the lips open ~50 ms early."""
+    n = opening.shape[0]
+    out, last_end = [], None
+    for s, a, b in phones:
+        if s.startswith("_"):
+            continue
+        gap = a if last_end is None else a - last_end
+        if visemes_for(s) == ("PP",) and gap >= min_pause_s * 16000 and a < n * SAMPLES_PER_FRAME:
+            out.append(float(opening[_frames(a, b, n)].mean()))
+        last_end = b
+    return out
+
+
 def envelope(wave: np.ndarray, n_frames: int) -> np.ndarray:
     """RMS per motion frame: [n_frames]."""
     x = np.zeros(n_frames * SAMPLES_PER_FRAME, np.float64)
@@ -168,7 +184,8 @@ def _track_figures(opening: np.ndarray, clip: Clip, pid: str) -> dict:
     corr = float(np.corrcoef(opening, env)[0, 1]) if spk.any() and opening.std() > 1e-9 else float("nan")
     closed, total = closure_counts(opening, _phones(clip, pid))
     return {"corr": corr, "speech_open": float(opening[spk].mean()) if spk.any() else float("nan"),
-            "mean_open": float(opening.mean()), "closed": closed, "bilabials": total}
+            "mean_open": float(opening.mean()), "closed": closed, "bilabials": total,
+            "initial": initial_bilabial_openings(opening, _phones(clip, pid))}
 
 
 def evaluate_robustness(models: dict, data_root, cfg: RobustnessConfig = RobustnessConfig(),
@@ -220,6 +237,7 @@ def evaluate_robustness(models: dict, data_root, cfg: RobustnessConfig = Robustn
                         row["rel_acc"] = probe.accuracy(X, y)
                 if cond[0] == "noise-only":      # no phones in a noise-only track
                     row["closure"], row["bilabials"] = float("nan"), 0
+                    row["initial_bilabial_open"] = float("nan")
                 rows[condition_name(cond, synth)] = row
         for synth in sets:       # ratios against the same synthesizer's clean condition
             clean = rows[condition_name(("clean",), synth)]["speech_open"]
@@ -233,7 +251,8 @@ def evaluate_robustness(models: dict, data_root, cfg: RobustnessConfig = Robustn
 
 def _summarise(tracks: list[dict]) -> dict:
     bil = sum(t["bilabials"] for t in tracks)
-    return {"corr": float(np.nanmean([t["corr"] for t in tracks])),
+    initial = [v for t in tracks for v in t["initial"]]
+    return {"initial_bilabial_open": float(np.mean(initial)) if initial else float("nan"),"corr": float(np.nanmean([t["corr"] for t in tracks])),
             "speech_open": float(np.nanmean([t["speech_open"] for t in tracks])),
             "mean_open": float(np.mean([t["mean_open"] for t in tracks])),
             "closure": sum(t["closed"] for t in tracks) / bil if bil else float("nan"), "bilabials": bil}
@@ -250,20 +269,21 @@ def markdown_tables(res: RobustnessResult) -> str:
     out = []
     for name, rows in res.rows.items():
         out += [f"**{name}**", "",
-                "| condition | env. corr | opening (mm) | opening / clean | noise share | closure /p b m/ | LVE (mm) "
-                "| rel. acc. |", "|---|---|---|---|---|---|---|---|"]
+                "| condition | env. corr | opening (mm) | opening / clean | noise share | closure /p b m/ | initial "
+                "/p b m/ (mm) | LVE (mm) | rel. acc. |", "|---|---|---|---|---|---|---|---|---|"]
         for cond in res.conditions:
             r = rows[cond]
             out.append(f"| {cond} | {_fmt(r['corr'], digits=2)} | {_fmt(r['speech_open'])} | "
                        f"{_fmt(r['ratio'], True)} | {_fmt(r['noise_share'], True)} | "
-                       f"{_fmt(r['closure'], True)} ({r['bilabials']}) | {_fmt(r.get('LVE'), digits=4)} | "
+                       f"{_fmt(r['closure'], True)} ({r['bilabials']}) | {_fmt(r['initial_bilabial_open'])} | "
+                       f"{_fmt(r.get('LVE'), digits=4)} | "
                        f"{_fmt(r.get('rel_acc'), True)} |")
         out.append("")
     out += ["**ground truth** (the rule-based targets, same measures)", "",
-            "| clips | env. corr | opening (mm) | closure /p b m/ |", "|---|---|---|---|"]
+            "| clips | env. corr | opening (mm) | closure /p b m/ | initial /p b m/ (mm) |", "|---|---|---|---|---|"]
     for cond, r in res.ground_truth.items():
         out.append(f"| {cond} | {_fmt(r['corr'], digits=2)} | {_fmt(r['speech_open'])} | "
-                   f"{_fmt(r['closure'], True)} ({r['bilabials']}) |")
+                   f"{_fmt(r['closure'], True)} ({r['bilabials']}) | {_fmt(r['initial_bilabial_open'])} |")
     return "\n".join(out)
 
 
@@ -356,4 +376,4 @@ def plot_robustness(res: RobustnessResult, path) -> Path:
 
 
 __all__ = ["RobustnessConfig", "RobustnessResult", "make_heldout", "evaluate_robustness", "markdown_tables",
-           "targets_table", "plot_robustness", "closure_counts", "envelope", "condition_audio", "target_figures"]
+           "targets_table", "plot_robustness", "closure_counts", "initial_bilabial_openings", "envelope", "condition_audio", "target_figures"]
