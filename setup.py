@@ -24,7 +24,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["rsatalker_ros", "rsatalker_ros.*"]),
-    package_data={"rsatalker_ros": ["assets/**/*", "assets/*"]},
+    package_data={"rsatalker_ros": ["assets/**/*", "assets/*", "display/*.html"]},
     include_package_data=True,
     install_requires=requirements(),
     extras_require={
@@ -46,5 +46,10 @@ setup(
         "rsatalker-bench-render=rsatalker_ros.cli.bench_render:main",
         "rsatalker-render=rsatalker_ros.cli.render:main",
         "rsatalker-train-avatar=rsatalker_ros.cli.train_avatar:main",
+        "rsatalker-record=rsatalker_ros.cli.record:main",
+        "rsatalker-replay=rsatalker_ros.cli.replay:main",
+        "rsatalker-kiosk=rsatalker_ros.nodes.kiosk:main",
+        "rsatalker-foxglove-bridge=rsatalker_ros.nodes.foxglove_bridge:main",
+        "rsatalker-train-levels=rsatalker_ros.cli.train_levels:main",
     ]},
 )

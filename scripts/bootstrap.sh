@@ -16,7 +16,8 @@ log() { printf '[bootstrap %3ds] %s\n' $((SECONDS - t0)) "$*"; }
 
 # 1. Debian packages -------------------------------------------------------------------------------------------
 APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins
-          festival festvox-kallpc16k festvox-us-slt-hts flite)
+          chromium fonts-dejavu-core  # chromium + a font: the kiosk page test
+          festival festvox-kallpc16k festvox-us-slt-hts flite)  # more synthesizers for the motion data / evaluation
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -26,6 +27,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   log "apt: all present"
+fi
+
+# 1b. Foxglove's own JavaScript ros2msg parser and CDR reader, for the bag test (npm, pinned; outside the tree) -
+FOXGLOVE_JS=$(dirname "$VENV")/foxglove_js
+FOXGLOVE_JS_PKGS=(@foxglove/rosmsg@5.0.5 @foxglove/rosmsg2-serialization@3.1.0)
+if command -v npm >/dev/null && [ "$(cat "$FOXGLOVE_JS/.pkgs" 2>/dev/null)" != "${FOXGLOVE_JS_PKGS[*]}" ]; then
+  log "npm: installing ${FOXGLOVE_JS_PKGS[*]} into $FOXGLOVE_JS"
+  npm install --prefix "$FOXGLOVE_JS" --no-audit --no-fund --silent "${FOXGLOVE_JS_PKGS[@]}" >/dev/null
+  echo "${FOXGLOVE_JS_PKGS[*]}" > "$FOXGLOVE_JS/.pkgs"
 fi
 
 # 2. Python environment ----------------------------------------------------------------------------------------
@@ -72,7 +82,8 @@ if [ -z "${ROS_DISTRO:-}" ]; then
     py_inc=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     np_inc=$("$PY" -c 'import numpy, os; print(os.path.realpath(numpy.get_include()))')
     log "cmake: rewriting wheel include paths -> $py_inc, $np_inc"
-    grep -rlE '/opt/python/cp311-cp311/' "$VENV/share" "$VENV/lib/cmake" 2>/dev/null | while read -r f; do
+    # (nothing left to rewrite after an earlier run: grep finds nothing, which is fine)
+    { grep -rlE '/opt/python/cp311-cp311/' "$VENV/share" "$VENV/lib/cmake" 2>/dev/null || true; } | while read -r f; do
       sed -i -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$np_inc#g" \
              -e "s#/opt/python/cp311-cp311/include/python3.11#$py_inc#g" "$f"
     done
@@ -105,5 +116,12 @@ if [ "$(cat "$STAMP_DIR/colcon.sha" 2>/dev/null)" != "$src_sum" ] || [ ! -f inst
   echo "$src_sum" > "$STAMP_DIR/colcon.sha"
 else
   log "colcon: up to date"
+fi
+
+# 5. interfaces only the tests need (tf2_msgs; composition_interfaces where ../shared/third_party exists, for the
+#    launch tests), into their own prefix build/test_interfaces/install (sourced by scripts/env.sh)
+if [ -z "${ROS_DISTRO:-}" ]; then
+  log "colcon: test interfaces"
+  scripts/build_test_interfaces.sh "$VENV"
 fi
 log "done"

@@ -14,6 +14,22 @@ if [ -f "$_rsat_root/install/setup.bash" ]; then
   # shellcheck disable=SC1091
   source "$_rsat_root/install/setup.bash"
 fi
+# Test-only interfaces (scripts/build_test_interfaces.sh) and, where ../shared/third_party exists, the pure-Python
+# ROS 2 launch packages kept there (launch, launch_ros, launch_testing, ...).
+if [ -z "${ROS_DISTRO:-}" ] && [ -f "$_rsat_root/build/test_interfaces/install/local_setup.bash" ]; then
+  # shellcheck disable=SC1091
+  source "$_rsat_root/build/test_interfaces/install/local_setup.bash"
+fi
+# RSATALKER_THIRD_PARTY names that folder where it is elsewhere.
+_rsat_tp=${RSATALKER_THIRD_PARTY:-$_rsat_root/../shared/third_party}
+if [ -z "${ROS_DISTRO:-}" ] && [ -d "$_rsat_tp/ros2_launch" ]; then
+  for _rsat_pkg in "$_rsat_tp"/ros2_launch/*/ "$_rsat_tp"/ros2_launch_ros/*/; do
+    _rsat_pkg=$(cd "$_rsat_pkg" && pwd)
+    case ":${PYTHONPATH:-}:" in *":$_rsat_pkg:"*) ;; *) export PYTHONPATH="$_rsat_pkg${PYTHONPATH:+:$PYTHONPATH}" ;; esac
+  done
+  unset _rsat_pkg
+fi
+unset _rsat_tp
 # The source checkout comes first, so edits take effect without a rebuild (rsatalker_ros.msg still resolves to the
 # generated package in install/, see rsatalker_ros/__init__.py).
 export PYTHONPATH="$_rsat_root${PYTHONPATH:+:$PYTHONPATH}"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rsatalker_ros.avatar.binding import matrix_to_quat, quat_multiply, quat_to_matrix, triangle_frames
-from rsatalker_ros.avatar.gaussians import FastBinder, GaussianAvatar, bind
+from rsatalker_ros.avatar.gaussians import FastBinder, GaussianAvatar, TorchBinder, bind
 from rsatalker_ros.avatar.meshes import icosphere
 
 
@@ -139,3 +139,41 @@ def test_thin_to_keeps_every_triangle_covered():
     small.validate(num_vertices=len(v))
     with pytest.raises(ValueError, match="below"):
         thin_to(av, len(f) - 1)
+
+
+def test_fused_torch_binder_matches_bind_single_and_batched():
+    v, f = icosphere(2, 0.1)
+    av = GaussianAvatar.init_from_mesh(v, f, per_triangle=3, sh_degree=1, seed=1)
+    rng = np.random.default_rng(5)
+    av.quats = torch.as_tensor(rng.normal(size=(len(av), 4)), dtype=torch.float32)
+    av.means = av.means + torch.as_tensor(rng.normal(scale=0.3, size=(len(av), 3)), dtype=torch.float32)
+    av.log_scales = av.log_scales + torch.as_tensor(rng.normal(scale=0.2, size=(len(av), 3)), dtype=torch.float32)
+    posed = v * np.array([1.0, 1.2, 0.9], np.float32) + rng.normal(scale=0.004, size=v.shape).astype(np.float32)
+    binder = TorchBinder(av, device="cpu")
+    assert not binder.compiled and len(binder) == len(av)
+    g, h = bind(av, torch.as_tensor(posed)), binder(posed)
+    assert torch.allclose(h.means, g.means, atol=1e-6)
+    assert torch.allclose(h.scales, g.scales, rtol=1e-5)
+    assert torch.allclose(h.quats, g.quats, atol=1e-5)  # same sign convention: identical quaternions
+    assert torch.allclose(h.opacities, torch.sigmoid(av.opacity_logits)) and torch.equal(h.sh, av.sh)
+    gb = binder(torch.stack([torch.as_tensor(v), torch.as_tensor(posed)]))
+    ref = bind(av, torch.as_tensor(v))
+    assert gb.means.shape == (2, len(av), 3) and gb.sh.shape == (2, len(av), 4, 3) and gb.opacities.shape == (2, len(av))
+    assert torch.allclose(gb[0].means, ref.means, atol=1e-6) and torch.allclose(gb[1].quats, g.quats, atol=1e-5)
+    with pytest.raises(ValueError, match="vertices has shape"):
+        binder(posed[:10])
+
+
+def test_fused_bind_traces_as_one_graph_for_torch_compile():
+    """TorchBinder compiles bind_fused on CUDA; here torch.compile's graph capture (dynamo, no code generation)
+    must take it whole (fullgraph: no graph break) and give the eager results."""
+    from rsatalker_ros.avatar.binding import bind_fused
+    v, f = icosphere(1, 0.1)
+    binder = TorchBinder(GaussianAvatar.init_from_mesh(v, f, per_triangle=2, seed=2), device="cpu")
+    traced = torch.compile(bind_fused, fullgraph=True, backend="eager")
+    verts = torch.as_tensor(v) * torch.tensor([1.0, 1.1, 0.9])
+    eager = binder(verts)
+    with torch.no_grad():
+        got = traced(verts, binder.faces_flat, binder.parent, *binder.constants)
+    for g, want in zip(got, (eager.means, eager.scales, eager.quats)):
+        assert torch.allclose(g, want, atol=1e-6)

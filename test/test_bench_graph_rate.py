@@ -31,3 +31,41 @@ def test_publish_latencies_gather_every_image_of_every_renderer_report():
     reports = [{"stamp_to_publish_ms_each": "100.0,110.5"}, {"stamp_to_publish_ms_each": ""}, {"images_per_s": "0"},
                {"stamp_to_publish_ms_each": "90.0"}]
     np.testing.assert_array_equal(publish_latencies(reports), [100.0, 110.5, 90.0])
+
+
+def test_cpus_pin_is_inherited_by_children_and_load_processes_start_and_stop():
+    """--cpus pins this process and what it starts; --load competitors run until stopped. In a child process, so
+    the test runner's own affinity is left alone."""
+    import subprocess
+    import sys
+    code = ("import os, subprocess, sys\n"
+            "from rsatalker_ros.cli.bench_graph import pin_to_cpus, start_competitors, stop_competitors\n"
+            "cpus = pin_to_cpus(1)\n"
+            "child = subprocess.run([sys.executable, '-c', 'import os; print(sorted(os.sched_getaffinity(0)))'],"
+            " capture_output=True, text=True, check=True).stdout.strip()\n"
+            "procs = start_competitors(2)\n"
+            "alive = [p.poll() is None for p in procs]\n"
+            "stop_competitors(procs)\n"
+            "print(cpus, child, alive, [p.poll() is not None for p in procs])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    line = out.stdout.strip()
+    first = sorted(__import__("os").sched_getaffinity(0))[0]
+    assert line == f"[{first}] [{first}] [True, True] [True, True]"
+
+
+def test_bad_cpu_count_is_refused_with_the_allowed_range():
+    import os
+
+    import pytest
+
+    from rsatalker_ros.cli.bench_graph import pin_to_cpus
+    with pytest.raises(ValueError, match=r"expected 1\.\."):
+        pin_to_cpus(len(os.sched_getaffinity(0)) + 1)
+    with pytest.raises(ValueError, match=r"expected 1\.\."):
+        pin_to_cpus(0)
+
+
+def test_level_summary_shows_the_renderer_levels_or_a_dash():
+    from rsatalker_ros.cli.bench_graph import level_summary
+    assert level_summary([{"images_per_s": "25"}]) == "-"
+    assert level_summary([{"level": "12k"}, {"level": "12k"}, {"level": "full"}, {}]) == "12k 67%, full 33%"

@@ -23,8 +23,9 @@ def running(tmp_path_factory):
     from rsatalker_ros.ros import graph
     from rsatalker_ros.ros.probe import GraphProbe
     tmp = tmp_path_factory.mktemp("graph")
-    specs = graph.describe(source="wav", kinship="blood", hierarchy="unequal", senior="alice", label="mother-son",
-                           overrides={"motion": {"checkpoint": motion_checkpoint(tmp), "marker_rate_hz": 0.0},
+    # loop: on a busy machine the 29 s recording may end before the last test restarts a node
+    specs = graph.describe(source="wav", loop=True, kinship="blood", hierarchy="unequal", senior="alice",
+                           label="mother-son", overrides={"motion": {"checkpoint": motion_checkpoint(tmp), "marker_rate_hz": 0.0},
                                       "renderer": {"width": SIZE, "height": SIZE, "render_threads": 1},
                                       "renderer_alice": {"avatar": avatar_path("default_older", tmp)},
                                       "renderer_bob": {"avatar": avatar_path("default_younger", tmp)}})

@@ -79,15 +79,17 @@ def test_process_layouts_group_the_same_nodes():
 
 
 def test_every_config_parameter_is_commented_and_declared_by_its_node():
+    from rsatalker_ros.stages import params
+    from rsatalker_ros.stages.write_config import SECTIONS
     cfg = os.path.join(REPO, "config")
     for exe in graph.EXECUTABLES:
         text = open(os.path.join(cfg, f"{exe}.yaml")).read()
-        params = yaml.safe_load(text)[exe]["ros__parameters"]
-        src = open(os.path.join(REPO, "rsatalker_ros", "nodes", f"{exe}.py")).read()
-        for name in params:
-            line = next(ln for ln in text.splitlines() if re.match(rf"\s+{name}:", ln))
-            assert "#" in line, f"config/{exe}.yaml: parameter {name} has no comment"
-            assert f'"{name}"' in src, f"{exe} does not declare parameter {name} that config/{exe}.yaml sets"
+        lines = text.splitlines()
+        declared = {s.name for s in params.specs(SECTIONS[exe][0]) + params.specs(params.LifecycleFields)}
+        for name in yaml.safe_load(text)[exe]["ros__parameters"]:
+            i = next(i for i, ln in enumerate(lines) if re.match(rf"\s+{name}:", ln))
+            assert lines[i - 1].strip().startswith("#"), f"config/{exe}.yaml: parameter {name} has no comment"
+            assert name in declared, f"{exe} does not declare parameter {name} that config/{exe}.yaml sets"
     text = open(os.path.join(cfg, "graph.yaml")).read()
     documented = set()
     for ln in text.splitlines():

@@ -23,8 +23,9 @@ def make_node(**params):
     from rclpy.parameter import Parameter
 
     from rsatalker_ros.nodes.conversation import ConversationNode
-    overrides = [Parameter(k, value=v) for k, v in params.items()]
-    return ConversationNode(parameter_overrides=overrides)
+    node = ConversationNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    assert node.autostart()
+    return node
 
 
 def test_speaker_turns_and_is_speaking_follow_the_audio(ros):
@@ -103,6 +104,14 @@ def test_malformed_input_is_rejected_with_an_error_and_the_node_keeps_running(ro
         assert h.spin_until(lambda: len(states) > n + 5 and states[-1].relation.label == "father-son", 10)
         assert node.set_parameters([Parameter("relation_label", value="grandpa")])[0].successful
         assert h.spin_until(lambda: states[-1].relation.label == "grandpa", 5)
+        # runtime limits and ids act: a tighter max_chunk_s refuses a 20 ms frame; the new conversation_id is used
+        assert node.set_parameters([Parameter("max_chunk_s", value=0.01), Parameter("conversation_id", value="c2")])[0]\
+            .successful
+        n_err = len(h.errors("conversation"))
+        assert h.spin_until(lambda: (pub.publish(audio_to_msg(x, 16000, "alice", T0 + 10**10)), h.spin(0.05))[1] is None
+                            and len(h.errors("conversation")) > n_err, 10)
+        assert "at most" in h.errors("conversation")[-1]
+        assert h.spin_until(lambda: states[-1].conversation_id == "c2", 5)
     finally:
         h.close()
 

@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from rsatalker_ros.ros.latest import FrameQueue
-from rsatalker_ros.ros.stream_align import AlignConfig, PairAligner
-from rsatalker_ros.ros.turn_taking import OVERLAP, SILENCE, SINGLE, TurnConfig, TurnTracker
+from rsatalker_ros.stages.frame_queue import FrameQueue
+from rsatalker_ros.stages.stream_align import AlignConfig, PairAligner
+from rsatalker_ros.stages.turn_taking import OVERLAP, SILENCE, SINGLE, TurnConfig, TurnTracker
 
 
 def feed(tracker, script, dt=0.032):

@@ -31,7 +31,9 @@ def make_renderer(tmp_path, **params):
     base = dict(participant="alice", head="default_older", avatar=avatar_path("default_older", tmp_path),
                 width=160, height=120, backend="cpu", render_threads=1)
     base.update(params)
-    return RendererNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
+    node = RendererNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
+    assert node.autostart()
+    return node
 
 
 def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_path):
@@ -48,10 +50,17 @@ def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_p
         jpegs = h.collect(CompressedImage, "/rsatalker/alice/image_raw/compressed", qos.FRAMES)
         right = h.collect(Image, "/rsatalker/alice/stereo/right/image_raw", qos.FRAMES)
         right_info = h.collect(CameraInfo, "/rsatalker/alice/stereo/right/camera_info", qos.FRAMES)
+        from tf2_msgs.msg import TFMessage
+
+        from rsatalker_ros.ros.tf import TF_STATIC_QOS
+        tf = {}
+        h.tester.create_subscription(TFMessage, "/tf_static",
+                                     lambda m: tf.update({t.child_frame_id: t for t in m.transforms}), TF_STATIC_QOS)
         v, _ = neutral_vertices("default_older")
         pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
         stamp = 1_234_567_890_123
-        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp)), h.spin(0.2))[1] is None and len(right) > 0, 30)
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp)), h.spin(0.2))[1] is None and len(right) > 0
+                            and len(right_info) > 0 and len(jpegs) > 0 and len(infos) > 0, 30)
         img = images[-1]
         assert (img.width, img.height, img.encoding, img.step) == (160, 120, "rgb8", 480)
         assert img.header.stamp.sec * 10**9 + img.header.stamp.nanosec == stamp
@@ -65,6 +74,27 @@ def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_p
         assert right[-1].header.stamp == img.header.stamp
         assert right_info[-1].p[3] < 0                        # the right eye's P carries Tx = -fx * ipd
         assert not np.array_equal(image_from_msg(right[-1]), rgb)
+        # the optical frames on /tf_static, in front of the face (head +z), the two eyes ipd apart
+        assert h.spin_until(lambda: len(tf) == 3, 10), sorted(tf)
+        cam = tf["alice/camera_optical_frame"]
+        assert cam.header.frame_id == "alice/head" and cam.transform.translation.z > 0.5
+        left, right_eye = (tf[f"alice/camera_{e}_optical_frame"].transform.translation for e in ("left", "right"))
+        assert abs((right_eye.x - left.x) - 0.063) < 1e-6
+        # runtime parameters act on the running node: JPEG quality, compression off, the eyes' separation
+        from rclpy.parameter import Parameter
+        assert node.set_parameters([Parameter("jpeg_quality", value=5), Parameter("ipd_m", value=0.2)])[0].successful
+        big = len(jpegs[-1].data)
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp + 10**9)), h.spin(0.2))[1] is None
+                            and len(jpegs[-1].data) < big / 2, 30)
+        assert h.spin_until(lambda: abs(tf["alice/camera_right_optical_frame"].transform.translation.x
+                                        - tf["alice/camera_left_optical_frame"].transform.translation.x - 0.2) < 1e-6, 10)
+        assert node.set_parameters([Parameter("publish_compressed", value=False)])[0].successful
+        n_jpeg, n_img = len(jpegs), len(images)
+        assert h.spin_until(lambda: (pub.publish(mesh_msg(v, stamp + 2 * 10**9 + len(images))), h.spin(0.2))[1]
+                            is None and len(images) >= n_img + 3, 30)
+        assert len(jpegs) <= n_jpeg + 1                       # at most one already on its way
+        res = node.set_parameters([Parameter("jpeg_quality", value=500)])[0]
+        assert not res.successful and "jpeg_quality" in res.reason and "100" in res.reason   # the ROS range check
     finally:
         h.close()
 
@@ -90,7 +120,7 @@ def test_stale_frames_are_dropped_not_queued_and_bad_meshes_rejected(ros, tmp_pa
         last = t0 + 39 * 40_000_000
         assert h.spin_until(lambda: images[-1].header.stamp.sec * 10**9 + images[-1].header.stamp.nanosec == last, 20)
         h.spin(0.5)
-        stats = node.frames.stats
+        stats = node.stage.frames.stats
         assert len(images) - n0 < 40 and stats.dropped_stale > 0
         assert stats.taken + stats.dropped == stats.received
         # malformed: wrong vertex count, NaN, someone else's mesh
@@ -123,6 +153,7 @@ def test_fresh_frames_arriving_together_are_all_rendered_in_order(ros, tmp_path)
         pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
         now = node.get_clock().now().nanoseconds
         assert h.spin_until(lambda: (pub.publish(mesh_msg(v, now)), h.spin(0.1))[1] is None and images, 30)
+        dropped_before = node.stage.frames.stats.dropped   # the warm-up above may repeat its one stamp
         t0 = now + 10**8
         stamps = [t0 + k * 40_000_000 for k in range(4)]
         for k, s in enumerate(stamps):                  # two bursts of two, far faster than it renders
@@ -133,6 +164,32 @@ def test_fresh_frames_arriving_together_are_all_rendered_in_order(ros, tmp_path)
                             >= 4, 20)
         got = [i.header.stamp.sec * 10**9 + i.header.stamp.nanosec for i in images]
         assert [s for s in got if s >= t0] == stamps
-        assert node.frames.stats.dropped == 0
+        assert node.stage.frames.stats.dropped == dropped_before
+    finally:
+        h.close()
+
+
+def test_diagnostics_go_warn_when_the_renderer_is_starved(ros, tmp_path):
+    """Meshes at ~4 per second where 25 are expected (a starved renderer): /diagnostics says WARN and why."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from rsatalker_ros.msg import FaceMesh
+    from rsatalker_ros.ros import qos
+    node = make_renderer(tmp_path, diagnostics_period_s=0.5)
+    h = Harness(node)
+    try:
+        diags = h.collect(DiagnosticArray, "/diagnostics", 50)
+        v, _ = neutral_vertices("default_older")
+        pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+
+        def starved():
+            pub.publish(mesh_msg(v, node.get_clock().now().nanoseconds))
+            h.spin(0.25)                                         # paces the feed at ~4 frames per second
+            return [s for a in diags for s in a.status if s.name == "renderer" and s.level == DiagnosticStatus.WARN
+                    and 0 < float({kv.key: kv.value for kv in s.values}["images_per_s"]) < 20]
+        assert h.spin_until(starved, 30), [(s.level, s.message) for a in diags for s in a.status]
+        warn = starved()[-1]
+        assert "images_per_s" in warn.message and "below target 25" in warn.message
+        assert warn.hardware_id == "alice"
     finally:
         h.close()

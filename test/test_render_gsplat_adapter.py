@@ -22,16 +22,35 @@ from test_render_backends import random_scene  # noqa: E402
 def fake_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane=0.01,
                        far_plane=1e10, eps2d=0.3, sh_degree=None, packed=True, backgrounds=None, render_mode="RGB",
                        rasterize_mode="classic", **kw):
-    assert means.dim() == 2 and viewmats.shape == (1, 4, 4) and Ks.shape == (1, 3, 3)
-    assert render_mode == "RGB+ED" and rasterize_mode == "classic" and eps2d == 0.3 and near_plane == 0.01
-    assert sh_degree is not None and colors.shape == (means.shape[0], (sh_degree + 1) ** 2, 3)
-    assert backgrounds.shape == (1, 3)
-    K = Ks[0].double().numpy()
-    # gsplat evaluates pixel (j, i) at (j + 0.5, i + 0.5): the same as our convention with cx - 0.5
-    cam = Camera(width, height, K[0, 0], K[1, 1], K[0, 2] - 0.5, K[1, 2] - 0.5, viewmats[0].double().numpy())
-    rgb = sh_to_rgb(colors, means, torch.linalg.inv(viewmats[0])[:3, 3])
-    img, alpha, depth = render_torch(means, quats, scales, opacities, rgb, cam, backgrounds[0])
-    return torch.cat([img, depth[..., None]], -1)[None], alpha[None, ..., None], {}
+    """gsplat 1.5.3's ``rasterization`` contract: leading batch dimensions shared by every argument (means
+    [..., N, 3], viewmats [..., C, 4, 4], Ks [..., C, 3, 3], colors [..., N, K, 3] with (sh_degree + 1)^2 <= K,
+    backgrounds [..., C, 3]) -> colours [..., C, H, W, 3 (+1 for "RGB+ED")], alphas [..., C, H, W, 1]."""
+    batch = means.shape[:-2]
+    N, C = means.shape[-2], viewmats.shape[-3]
+    assert quats.shape == batch + (N, 4) and scales.shape == batch + (N, 3) and opacities.shape == batch + (N,)
+    assert viewmats.shape == batch + (C, 4, 4) and Ks.shape == batch + (C, 3, 3)
+    assert sh_degree is not None and colors.shape[:-2] == batch + (N,) and colors.shape[-1] == 3
+    assert (sh_degree + 1) ** 2 <= colors.shape[-2]
+    assert backgrounds.shape == batch + (C, 3)
+    assert render_mode in ("RGB", "RGB+ED") and rasterize_mode == "classic" and eps2d == 0.3 and near_plane == 0.01
+    B = int(np.prod(batch)) if batch else 1
+    flat = [t.reshape((B,) + t.shape[len(batch):]) for t in (means, quats, scales, opacities, colors, viewmats,
+                                                               Ks, backgrounds)]
+    out_c, out_a = [], []
+    for b in range(B):
+        m, q, s, o, sh, V, K, bg = (t[b] for t in flat)
+        sh = sh[:, :(sh_degree + 1) ** 2]  # only the active bands
+        for c in range(C):
+            Kc = K[c].double().numpy()
+            # gsplat evaluates pixel (j, i) at (j + 0.5, i + 0.5): the same as our convention with cx - 0.5
+            cam = Camera(width, height, Kc[0, 0], Kc[1, 1], Kc[0, 2] - 0.5, Kc[1, 2] - 0.5, V[c].double().numpy())
+            rgb = sh_to_rgb(sh, m, torch.linalg.inv(V[c].double())[:3, 3].float())
+            img, alpha, depth = render_torch(m, q, s, o, rgb, cam, bg[c])
+            out_c.append(torch.cat([img, depth[..., None]], -1) if render_mode == "RGB+ED" else img)
+            out_a.append(alpha[..., None])
+    shape = batch + (C, height, width)
+    return (torch.stack(out_c).reshape(shape + (out_c[0].shape[-1],)), torch.stack(out_a).reshape(shape + (1,)),
+            {})
 
 
 @pytest.fixture()

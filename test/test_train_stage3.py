@@ -119,6 +119,47 @@ def test_finetune_motion_updates_frames_and_min_gaussians_fill():
     assert len(result.avatar) == 3 * head.faces.shape[0]
 
 
+def test_stage3_draws_densify_and_fill_randomness_on_the_parameters_device(monkeypatch):
+    """Every densify and final-fill call gets a generator on the same device as the parameters it splits, and
+    that device is the configured one. On a CPU-only machine both are the CPU, so this pins the contract (and that
+    both paths run); the CUDA case itself runs in scripts/gpu_check.py (stage 3 at 512 px with densification)."""
+    import rsatalker_ros.train.stage3 as stage3
+    calls = []
+
+    def spy(real, name):
+        def wrapped(params, parent, n_faces, *args):
+            gen = args[-1]
+            calls.append((name, gen.device, params["means"].device, parent.device))
+            return real(params, parent, n_faces, *args)
+        return wrapped
+
+    monkeypatch.setattr(stage3, "densify", spy(stage3.densify, "densify"))
+    monkeypatch.setattr(stage3, "fill_to_count", spy(stage3.fill_to_count, "fill"))
+    head = SphereHead()
+    train = _sphere_views(head, 3, 24, seed=4)
+    cfg = Stage3Config(iterations=4, densify_from=2, densify_until=4, densify_every=2, init_per_triangle=1,
+                       min_gaussians=6 * head.faces.shape[0], init_colors_from_views=False)
+    result = stage3.train_stage3(head, train, cfg, show_progress=False)
+    assert [c[0] for c in calls] == ["densify", "densify", "fill"]
+    want = torch.device(cfg.device)
+    assert all(g == p == q == want for _, g, p, q in calls), calls
+    assert len(result.avatar) == 6 * head.faces.shape[0] and result.avatar.means.device == torch.device("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="stage 3 on CUDA needs a CUDA GPU")
+def test_stage3_densifies_and_fills_on_cuda():
+    """Issue #13's crash (a CPU generator for CUDA parameters) stays fixed: gsplat training with densification
+    and the final fill on the GPU."""
+    pytest.importorskip("gsplat")
+    head = SphereHead()
+    train = _sphere_views(head, 4, 32, seed=5)
+    cfg = Stage3Config(iterations=8, renderer="gsplat", device="cuda", densify_from=4, densify_until=8,
+                       densify_every=4, init_per_triangle=1, min_gaussians=6 * head.faces.shape[0],
+                       init_colors_from_views=False)
+    result = train_stage3(head, train, cfg, show_progress=False)
+    assert len(result.avatar) == 6 * head.faces.shape[0] and result.avatar.means.device.type == "cpu"
+
+
 def test_viewset_roundtrip_and_validation(tmp_path):
     head = SphereHead()
     vs = _sphere_views(head, 2, 16, seed=3)

@@ -1,8 +1,10 @@
 """Densification and pruning keep the binding: children inherit the parent's triangle, no triangle goes empty."""
 
+import pytest
 import torch
 
-from rsatalker_ros.avatar.densify import DensifyConfig, densify, faces_without_gaussians, fill_to_count, prune
+from rsatalker_ros.avatar.densify import (DensifyConfig, densify, faces_without_gaussians, fill_to_count,
+                                          generator_on, prune)
 from rsatalker_ros.avatar.gaussians import GaussianAvatar
 from rsatalker_ros.avatar.meshes import icosphere
 
@@ -85,3 +87,21 @@ def test_fill_to_count_can_more_than_double():
     out, parent, source, fresh = fill_to_count(_params(av), av.parent, F, 3 * len(av) + 1, DensifyConfig())
     assert parent.shape[0] == 3 * len(av) + 1 and int(fresh.sum()) == 2 * len(av) + 1
     assert torch.equal(parent, av.parent[source])  # grandchildren still sit on the original triangle
+
+
+def test_generator_on_another_device_than_the_parameters_is_refused_before_any_work():
+    """The CUDA crash of issue #13 (a CPU generator drawing for CUDA parameters), reproduced with the parameters on
+    torch's 'meta' device, which exists on every machine: both functions name the two devices instead of failing
+    deep inside torch.randn. (CPU alone cannot run the CUDA draw itself; scripts/gpu_check.py does.)"""
+    av = _avatar()
+    F = av.faces.shape[0]
+    meta = {k: v.to("meta") for k, v in _params(av).items()}
+    grad = torch.ones(len(av), device="meta")
+    with pytest.raises(ValueError, match="generator is on cpu but the parameters are on meta"):
+        densify(meta, av.parent.to("meta"), F, grad, DensifyConfig(), generator_on("cpu", 0))
+    with pytest.raises(ValueError, match="generator is on cpu but the parameters are on meta"):
+        fill_to_count(meta, av.parent.to("meta"), F, len(av) + 5, DensifyConfig(), generator_on("cpu", 0))
+    g = generator_on("cpu", 3)
+    assert g.device == torch.device("cpu") and g.initial_seed() == 3
+    out, parent, _, _ = fill_to_count(_params(av), av.parent, F, len(av) + 5, DensifyConfig(), g)
+    assert parent.shape[0] == len(av) + 5

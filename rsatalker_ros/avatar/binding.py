@@ -10,7 +10,8 @@ Per triangle (v0, v1, v2):
 A Gaussian with local (mu, s, q) bound to that triangle renders at
     mu_world = k R mu + T,   s_world = exp(s) k,   q_world = q_face (x) q   (quaternions wxyz, Hamilton product)
 
-The torch functions are differentiable (training); ``bind_arrays`` is the numba path for the live renderer.
+The torch functions are differentiable (training); ``bind_arrays`` is the numba path for the live renderer, and
+``bind_fused`` the torch path for it (CPU or GPU: a handful of whole-tensor ops per frame, batched over meshes).
 """
 
 import numba
@@ -68,23 +69,44 @@ def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
     ], dim=-1).reshape(q.shape[:-1] + (3, 3))
 
 
-def matrix_to_quat(R: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [..., 3, 3] -> unit wxyz quaternions [..., 4] with w >= 0 (Shepperd's method)."""
-    m00, m01, m02 = R[..., 0, 0], R[..., 0, 1], R[..., 0, 2]
-    m10, m11, m12 = R[..., 1, 0], R[..., 1, 1], R[..., 1, 2]
-    m20, m21, m22 = R[..., 2, 0], R[..., 2, 1], R[..., 2, 2]
-    # 4 |q_i|^2 for i = w, x, y, z; the largest gives a well-conditioned candidate
-    sq = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22,
-                      1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1)
-    r = sq.clamp_min(1e-8).sqrt()  # 2 |q_i|
-    cand = torch.stack([
-        torch.stack([r[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], -1) / (2 * r[..., 0, None]),
-        torch.stack([m21 - m12, r[..., 1] ** 2, m10 + m01, m02 + m20], -1) / (2 * r[..., 1, None]),
-        torch.stack([m02 - m20, m10 + m01, r[..., 2] ** 2, m21 + m12], -1) / (2 * r[..., 2, None]),
-        torch.stack([m10 - m01, m02 + m20, m21 + m12, r[..., 3] ** 2], -1) / (2 * r[..., 3, None]),
-    ], dim=-2)  # [..., 4 candidates, 4]
-    best = sq.argmax(dim=-1)
-    q = torch.gather(cand, -2, best[..., None, None].expand(best.shape + (1, 4))).squeeze(-2)
+# Shepperd's method in matrix form: row i of the symmetric matrix K(R) = 4 |q_i| q (components wxyz), whose
+# diagonal holds 4 q_i^2 = 1 +- m00 +- m11 +- m22; the row with the largest diagonal is the well-conditioned one.
+# K(R) = 1 * _K_CONST + R.flatten() @ _K_LIN, so the whole conversion is a handful of tensor ops.
+_K_LIN = torch.zeros(9, 4, 4)
+for (_i, _j), _terms in {
+    (0, 0): ((0, 1), (4, 1), (8, 1)), (1, 1): ((0, 1), (4, -1), (8, -1)),
+    (2, 2): ((0, -1), (4, 1), (8, -1)), (3, 3): ((0, -1), (4, -1), (8, 1)),
+    (0, 1): ((7, 1), (5, -1)), (0, 2): ((2, 1), (6, -1)), (0, 3): ((3, 1), (1, -1)),
+    (1, 2): ((3, 1), (1, 1)), (1, 3): ((2, 1), (6, 1)), (2, 3): ((7, 1), (5, 1)),
+}.items():
+    for _m, _sign in _terms:  # flat index m = 3 row + column of R
+        _K_LIN[_m, _i, _j] = _K_LIN[_m, _j, _i] = _sign
+_K_LIN = _K_LIN.reshape(9, 16)
+_K_CONST = torch.eye(4).reshape(16)
+
+
+_K_ON = {}  # (device, dtype) -> the two constants there, copied once
+
+
+def shepperd_constants(device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k_lin [9, 16], k_const [16]) of ``matrix_to_quat`` on ``device`` (copied there once, then cached)."""
+    key = (torch.device(device), dtype)
+    if key not in _K_ON:
+        _K_ON[key] = (_K_LIN.to(device, dtype), _K_CONST.to(device, dtype))
+    return _K_ON[key]
+
+
+def matrix_to_quat(R: torch.Tensor, k_lin: torch.Tensor | None = None,
+                   k_const: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotation matrices [..., 3, 3] -> unit wxyz quaternions [..., 4] with w >= 0 (Shepperd's method).
+
+    k_lin [9, 16], k_const [16]: the constants ``shepperd_constants(device)`` already on R's device (else copied
+    there on every call)."""
+    if k_lin is None:
+        k_lin, k_const = shepperd_constants(R.device, R.dtype)
+    K = (R.flatten(-2) @ k_lin + k_const).unflatten(-1, (4, 4))
+    best = K.diagonal(dim1=-2, dim2=-1).argmax(dim=-1)
+    q = torch.gather(K, -2, best[..., None, None].expand(best.shape + (1, 4))).squeeze(-2)
     q = q / q.norm(dim=-1, keepdim=True).clamp_min(_EPS)
     return torch.where(q[..., :1] < 0, -q, q)
 
@@ -96,12 +118,74 @@ def bind_tensors(vertices, faces, parent, means, log_scales, quats):
     Returns (means [..., N, 3], scales [..., N, 3], quats [..., N, 4] unit wxyz).
     """
     R, k, T = triangle_frames(vertices, faces)
+    q_face = matrix_to_quat(R)[..., parent, :]  # per triangle, then gathered: F conversions instead of N
     R, k, T = R[..., parent, :, :], k[..., parent], T[..., parent, :]
     world_means = k[..., None] * (R @ means[..., None]).squeeze(-1) + T
     world_scales = log_scales.exp() * k[..., None]
     q_local = quats / quats.norm(dim=-1, keepdim=True).clamp_min(_EPS)
-    world_quats = quat_multiply(matrix_to_quat(R), q_local)
+    world_quats = quat_multiply(q_face, q_local)
     return world_means, world_scales, world_quats
+
+
+# --------------------------------------------------------------------------------------------------------------
+# fused torch path for the live renderer (no gradients needed; same formulas as bind_tensors)
+
+
+def quat_right_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Unit wxyz quaternions q [..., 4] -> M [..., 4, 4] with p (x) q = p @ M for any p [..., 4] (row vector)."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        w, x, y, z,
+        -x, w, -z, y,
+        -y, z, w, -x,
+        -z, -y, x, w,
+    ], dim=-1).reshape(q.shape[:-1] + (4, 4))
+
+
+def bind_constants(means: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor):
+    """Per-avatar constants of ``bind_fused``, computed once: means [N,3], log_scales [N,3], quats [N,4] wxyz ->
+    (means_h [N, 4] = [mu, 1], scales_local [N, 3] = exp(log_scales), quat_right [N, 4, 4] of the unit quats,
+    k_lin [9, 16], k_const [16] for the triangles' quaternions), all on the inputs' device."""
+    q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+    means_h = torch.cat([means, torch.ones_like(means[:, :1])], dim=1)
+    return (means_h.contiguous(), log_scales.exp().contiguous(), quat_right_matrix(q).contiguous(),
+            *shepperd_constants(means.device, means.dtype))
+
+
+def face_pack(vertices: torch.Tensor, faces_flat: torch.Tensor, k_lin: torch.Tensor,
+              k_const: torch.Tensor) -> torch.Tensor:
+    """Everything a Gaussian needs from its triangle, one row per triangle.
+
+    vertices [..., V, 3], faces_flat [3F] long (faces.reshape(-1)), k_lin/k_const from ``shepperd_constants``
+    -> [..., F, 17]: the affine map [k R | T] row-major (12), k (1) and the frame's unit quaternion wxyz (4)."""
+    v = vertices.index_select(-2, faces_flat).unflatten(-2, (-1, 3))  # [..., F, 3 corners, 3]
+    v0, v1, v2 = v.unbind(-2)
+    e1, e2 = v1 - v0, v2 - v0
+    l1 = e1.norm(dim=-1, keepdim=True)
+    a0 = e1 / l1.clamp_min(_EPS)
+    a1 = _normalize(torch.linalg.cross(a0, e2, dim=-1))
+    a2 = _normalize(torch.linalg.cross(a0, a1, dim=-1))  # = -norm(a1 x a0)
+    k = 0.5 * (l1 + (a2 * e2).sum(-1, keepdim=True).abs())
+    T = (v0 + v1 + v2) / 3.0
+    R = torch.stack([a0, a1, a2], dim=-1)  # columns a0 a1 a2
+    affine = torch.cat([k[..., None] * R, T[..., None]], dim=-1)  # [..., F, 3, 4]
+    return torch.cat([affine.flatten(-2), k, matrix_to_quat(R, k_lin, k_const)], dim=-1)
+
+
+def bind_fused(vertices: torch.Tensor, faces_flat: torch.Tensor, parent: torch.Tensor, means_h: torch.Tensor,
+               scales_local: torch.Tensor, quat_right: torch.Tensor, k_lin: torch.Tensor, k_const: torch.Tensor):
+    """``bind_tensors`` as a few whole-tensor ops (one gather per mesh and one per Gaussian, three contractions);
+    the per-avatar inputs come from ``bind_constants``.
+
+    vertices [..., V, 3], faces_flat [3F] long, parent [N] long, means_h [N, 4], scales_local [N, 3],
+    quat_right [N, 4, 4], k_lin [9, 16], k_const [16] -> (means [..., N, 3], scales [..., N, 3], quats [..., N, 4]
+    unit wxyz)."""
+    g = face_pack(vertices, faces_flat, k_lin, k_const).index_select(-2, parent)  # [..., N, 17]
+    affine = g[..., :12].unflatten(-1, (3, 4))
+    means = (affine @ means_h[..., None]).squeeze(-1)
+    scales = g[..., 12:13] * scales_local
+    quats = (g[..., None, 13:17] @ quat_right).squeeze(-2)
+    return means, scales, quats
 
 
 # --------------------------------------------------------------------------------------------------------------

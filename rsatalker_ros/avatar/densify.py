@@ -13,10 +13,15 @@ most opaque Gaussian of a triangle that would lose all of its Gaussians is kept.
 Everything here works on a plain dict of per-Gaussian tensors (first dimension N), so it is independent of the
 avatar class and can also re-index optimiser state: every function returns ``source`` [N_new], the index of
 the old Gaussian each new one comes from, and ``fresh`` [N_new] bool, True for newly created children.
+
+Random draws (the split children's offsets) come from ``generator``, which must live on the parameters' device
+(``generator_on(device, seed)``): torch refuses a CPU generator for CUDA tensors, so a mismatch is reported here,
+before any work, naming both devices.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +39,21 @@ class DensifyConfig:
     max_gaussians: int = 60000     # never grow past this many Gaussians
 
 
-def _check(params: dict, parent: torch.Tensor, n_faces: int) -> int:
+def generator_on(device, seed: int) -> torch.Generator:
+    """A generator seeded with ``seed`` on ``device`` (a torch.device or name such as "cuda"), for ``densify``
+    and ``fill_to_count`` on parameters that live there."""
+    return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """True when tensors on ``a`` may draw from a generator on ``b`` (same type; same index when both have one)."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _check(params: dict, parent: torch.Tensor, n_faces: int, generator: torch.Generator | None = None) -> int:
+    if generator is not None and "means" in params and not _same_device(params["means"].device, generator.device):
+        raise ValueError(f"the generator is on {generator.device} but the parameters are on "
+                         f"{params['means'].device}; make it with generator_on(<the parameters' device>, seed)")
     n = parent.shape[0]
     for name, t in params.items():
         if t.shape[0] != n:
@@ -59,7 +78,7 @@ def densify(params: dict, parent: torch.Tensor, n_faces: int, grad: torch.Tensor
     opacity_logits [N]. parent: [N] long triangle index. Returns (params, parent, source, fresh); the originals
     come first (a split Gaussian's first child replaces it in place) and new children are appended.
     """
-    n = _check(params, parent, n_faces)
+    n = _check(params, parent, n_faces, generator)
     if grad.shape != (n,):
         raise ValueError(f"grad must be [N] = [{n}], got {tuple(grad.shape)}")
     with torch.no_grad():
@@ -79,7 +98,7 @@ def densify(params: dict, parent: torch.Tensor, n_faces: int, grad: torch.Tensor
             for _ in range(2):
                 z = torch.randn(s.shape, generator=generator, dtype=s.dtype, device=s.device) * s
                 offs.append((R @ z[..., None]).squeeze(-1))
-            shrink = torch.log(torch.tensor(cfg.split_factor, dtype=s.dtype))
+            shrink = math.log(cfg.split_factor)
             new["means"][split_idx] = params["means"][split_idx] + offs[0]
             new["log_scales"][split_idx] = params["log_scales"][split_idx] - shrink
         children_src = torch.cat([clone_idx, split_idx])
@@ -126,8 +145,9 @@ def fill_to_count(params: dict, parent: torch.Tensor, n_faces: int, target: int,
     """Split the largest Gaussians (by world-independent local volume) until there are at least ``target``.
 
     Used to guarantee a minimum Gaussian count for the shipped avatars. Returns (params, parent, source, fresh).
+    ``generator`` must live on the parameters' device (``generator_on``).
     """
-    n = _check(params, parent, n_faces)
+    n = _check(params, parent, n_faces, generator)
     source = torch.arange(n, device=parent.device)
     fresh = torch.zeros(n, dtype=torch.bool, device=parent.device)
     while parent.shape[0] < target:  # each round at most doubles the count

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from .binding import bind_arrays, bind_tensors
+from .binding import bind_arrays, bind_constants, bind_fused, bind_tensors
 
 SH_C0 = 0.28209479177387814
 
@@ -280,6 +280,53 @@ class FastBinder:
             raise ValueError(f"vertices has shape {v.shape}; expected [V >= {self.num_vertices}, 3]")
         m, s, q = bind_arrays(v, self.faces, self.parent, self.means, self.scales, self.quats)
         return WorldGaussians(torch.from_numpy(m), torch.from_numpy(s), torch.from_numpy(q), self.opacities, self.sh)
+
+
+class TorchBinder:
+    """Live-path binding in torch on one device (CPU or CUDA), no gradients: ``bind_fused``, a few whole-tensor ops
+    per call instead of bind()'s many small ones, with the per-avatar constants (exp of the scales, unit quaternions
+    as product matrices, sigmoid of the opacities) prepared once on ``device``.
+
+    ``TorchBinder(avatar, device="cuda")(vertices [V, 3] or [B, V, 3]) -> WorldGaussians`` with [N, ...] or
+    [B, N, ...] fields on ``device`` (opacities and sh of a batch are broadcast views). Vertices may be numpy or
+    torch on any device. ``compile``: wrap the bind in ``torch.compile`` (fuses it into a few kernels; "auto" =
+    on CUDA only; the first call compiles (seconds), and so does the first call with another batch size, after which
+    the batch size is left dynamic). The avatar's tensors are read when the binder is built; build a new one after
+    changing the avatar.
+    """
+
+    def __init__(self, avatar: GaussianAvatar, device=None, compile="auto"):
+        avatar.validate()
+        self.device = torch.device(device) if device is not None else avatar.means.device
+        with torch.no_grad():
+            f = dict(device=self.device, dtype=torch.float32)
+            self.faces_flat = avatar.faces.to(self.device, torch.long).reshape(-1).contiguous()
+            self.parent = avatar.parent.to(self.device, torch.long).contiguous()
+            self.constants = bind_constants(avatar.means.detach().to(**f), avatar.log_scales.detach().to(**f),
+                                            avatar.quats.detach().to(**f))
+            self.opacities = torch.sigmoid(avatar.opacity_logits.detach().to(**f)).contiguous()
+            self.sh = avatar.sh.detach().to(**f).contiguous()
+        self.num_vertices = int(avatar.faces.max()) + 1
+        if compile == "auto":
+            compile = self.device.type == "cuda"
+        self.compiled = bool(compile)
+        self._bind = torch.compile(bind_fused) if self.compiled else bind_fused
+
+    def __len__(self) -> int:
+        return self.parent.shape[0]
+
+    def __call__(self, vertices) -> WorldGaussians:
+        v = torch.as_tensor(vertices)
+        if v.dim() not in (2, 3) or v.shape[-1] != 3 or v.shape[-2] < self.num_vertices:
+            raise ValueError(f"vertices has shape {tuple(v.shape)}; expected [V >= {self.num_vertices}, 3] or "
+                             f"[B, V, 3]")
+        v = v.to(self.device, torch.float32, non_blocking=True)
+        with torch.no_grad():
+            m, s, q = self._bind(v, self.faces_flat, self.parent, *self.constants)
+        opac, sh = self.opacities, self.sh
+        if v.dim() == 3:
+            opac, sh = opac.expand(v.shape[0], -1), sh.expand(v.shape[0], -1, -1, -1)
+        return WorldGaussians(m, s, q, opac, sh)
 
 
 def save_avatar(path, avatar: GaussianAvatar) -> None:

@@ -1,13 +1,17 @@
 """Benchmark of the whole graph: two participants, 512 x 512 images, real processes over DDS, in real time.
 
-    python -m rsatalker_ros.cli.bench_graph [--seconds 20] [--processes separate|per_participant|single]
+    python -m rsatalker_ros.cli.bench_graph [--seconds 20] [--processes separate|per_participant|single] \
+        [--cpus N] [--load K]
 
 Plays the bundled conversation (looped) through the full graph and prints, once:
   - each image topic's rate (target >= 25 Hz),
   - audio stamp -> image publish latency p50 / p95 (target p95 <= 150 ms; from the renderers' diagnostics) and
     audio stamp -> arrival at a subscriber,
   - resident memory of the whole graph (sum of the VmRSS of its processes; target <= 2.5 GB),
-  - the machine's CPU count and load (other work on the machine inflates the figures).
+  - the machine's CPU count and load (other work on the machine inflates the figures),
+  - the level of detail each renderer reports on /diagnostics (key "level"; "-" while the renderer reports none).
+``--cpus N`` pins the benchmark and the whole graph to N cores (CPU affinity, inherited by every process it starts);
+``--load K`` starts K busy competitor processes on those cores for the run and stops them afterwards.
 With ``--out DIR`` it also writes DIR/timings.npz (per topic: receive time and stamp of every message [ns]) and
 DIR/latency.png (latency distribution per stage and the images' arrival intervals).
 """
@@ -42,6 +46,45 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def pin_to_cpus(n: int) -> list[int]:
+    """Restrict this process (and every process it starts from now on) to the first ``n`` of the CPUs it may use;
+    returns them. ValueError when n is not in 1..available."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= n <= len(allowed):
+        raise ValueError(f"--cpus {n}: expected 1..{len(allowed)} (the CPUs this process may use: {allowed})")
+    cpus = allowed[:n]
+    os.sched_setaffinity(0, cpus)
+    return cpus
+
+
+def start_competitors(k: int) -> list:
+    """K busy processes (a pure-Python spin loop each, on the CPUs this process may use); stop with
+    ``stop_competitors``."""
+    import subprocess
+    import sys
+    if k < 0:
+        raise ValueError(f"--load {k}: expected a count >= 0")
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+            for _ in range(k)]
+
+
+def stop_competitors(procs) -> None:
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait(timeout=10)
+
+
+def level_summary(rows) -> str:
+    """The levels a renderer reported over the run (diagnostics key "level"), with their share of the reports."""
+    levels = [r["level"] for r in rows if "level" in r]
+    if not levels:
+        return "-"
+    names, counts = np.unique(levels, return_counts=True)
+    order = np.argsort(-counts)
+    return ", ".join(f"{names[i]} {100 * counts[i] / len(levels):.0f}%" for i in order)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="measured run length [s] after a 3 s warm-up")
@@ -51,7 +94,15 @@ def main(argv=None) -> None:
     ap.add_argument("--avatars", nargs=2, help="avatar files for alice and bob (default: the shipped ones)")
     ap.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM=VALUE", help="extra parameter overrides")
     ap.add_argument("--out", default="", help="folder for timings.npz and latency.png ('' = print only)")
+    ap.add_argument("--cpus", type=int, default=0, help="pin the whole graph to this many cores (0 = all)")
+    ap.add_argument("--load", type=int, default=0, help="busy competitor processes during the run")
     args = ap.parse_args(argv)
+    try:
+        cpus = pin_to_cpus(args.cpus) if args.cpus else sorted(os.sched_getaffinity(0))
+        if args.load < 0:
+            raise ValueError(f"--load {args.load}: expected a count >= 0")
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
     from rsatalker_ros.ros.dds import local_dds_defaults
     local_dds_defaults()
     import rclpy
@@ -74,7 +125,9 @@ def main(argv=None) -> None:
                               lambda m: [diag.setdefault(s.name, []).append({kv.key: kv.value for kv in s.values})
                                          for s in m.status], 50)
     g = Graph(specs, log_dir="runs/bench_graph_logs")
+    competitors = []
     try:
+        competitors = start_competitors(args.load)
         g.start()
         if not probe.spin_for(120, lambda: all(probe.count(topics.participant(p, "image_raw")) > 0 for p in pids)):
             raise SystemExit("no images within 120 s; see runs/bench_graph_logs")
@@ -96,12 +149,14 @@ def main(argv=None) -> None:
         alive = g.alive()
     finally:
         g.stop()
+        stop_competitors(competitors)
         probe.destroy_node()
         rclpy.try_shutdown()
 
     print(f"graph: 2 participants, {args.size} x {args.size}, processes={args.processes} "
           f"({len(graph.groups(specs))} processes), {args.seconds:.0f} s measured; machine: {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {os.getloadavg()[0]:.2f}; graph pinned to {len(cpus)} core(s) {cpus}, "
+          f"{args.load} busy competitor process(es)")
     print(format_summary(summary))
     print("\nrenderer diagnostics (audio stamp -> image publish, every image of the measured span):")
     ok = all(alive.values())
@@ -118,7 +173,8 @@ def main(argv=None) -> None:
               f"render {np.median(rms) if rms else 0:.0f}"
               f" ms/image; in {len(rows) - 1} s: {delta['frames_received']} frames received, "
               f"{delta['frames_rendered']} rendered, dropped: {delta['dropped_stale']} stale, "
-              f"{delta['dropped_overflow']} queue full, {delta['dropped_out_of_order']} out of order")
+              f"{delta['dropped_overflow']} queue full, {delta['dropped_out_of_order']} out of order; "
+              f"level {level_summary(rows)}")
     print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
     print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS)")
@@ -141,6 +197,9 @@ def main(argv=None) -> None:
     print(f"  graph memory <= 2500 MB: {max(rss):.0f} MB -> {'PASS' if max(rss) <= 2500 else 'FAIL'}")
     if not ok:
         print(f"  processes died during the run: {alive}")
+    print(f"\nrow: cores {len(cpus)} | load {args.load} | " + " | ".join(
+        f"{pid} {rates[pid][0]:.1f} Hz, p95 {np.percentile(publish[pid], 95) if publish[pid].size else float('nan'):.0f} ms, "
+        f"level {level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids))
     if args.out:
         print(f"\nwrote {', '.join(str(p) for p in write_timings(args.out, timings, pids))}")
 

@@ -1,13 +1,20 @@
 """Benchmark the live CPU renderer: mesh -> Gaussians (numba binding) -> 8-bit RGB image, per frame.
 
     python -m rsatalker_ros.cli.bench_render [--size 512] [--counts 20000 50000] [--frames 100] [--threads 2]
+    python -m rsatalker_ros.cli.bench_render --backend gsplat --avatars 500    # capacity: see the GPU section
 
 Uses the default head (``load_head("default_older")``) posed by a short synthetic motion clip (jaw, neck and a few
 ARKit expressions); the posed meshes are computed before timing (that is the motion model's cost, not the
 renderer's). Every timed frame runs ``FastBinder(avatar)(vertices)`` then ``render_uint8``; the figures are the
 wall-clock frame rate and the CPU time per frame summed over threads (less sensitive to other processes sharing
 the cores). Also renders one frame with the torch reference at the same size and prints the speed ratio and the
-mean absolute difference. Prints the machine load next to the figures. On a busy machine, OpenMP threads spin
+mean absolute difference.
+
+Old vs new rasteriser (``--baseline REF``, default: the last revision before issue #9's rasteriser work): loads ``render/cpu_tiles.py`` as it is at git revision REF
+into a throwaway module and times both rasterisers in the same run, frames interleaved, on the shipped avatars
+(every level found) and the benchmark avatar of the first count: median time per frame, the ratio, and each
+one's mean difference from the torch reference (in 1/255 units, on a 128 x 128 frame of the same camera: the dense
+reference takes minutes at 512 x 512 on a busy core). ``--baseline ""`` skips it. Prints the machine load next to the figures. On a busy machine, OpenMP threads spin
 while they wait; ``OMP_WAIT_POLICY=PASSIVE`` or ``--threading-layer workqueue`` lowers that cost.
 """
 
@@ -82,6 +89,63 @@ def _save_examples(folder: Path, binder: FastBinder, verts, cam: Camera) -> None
     print(f"example images written to {folder}/render_{{head,stereo,depth}}.png")
 
 
+BASELINE = "73e393002734d0fd470722dcdae3bd99c8685812"  # the rasteriser before issue #9
+
+
+def _baseline_rasteriser(ref: str):
+    """render_cpu of ``render/cpu_tiles.py`` at git revision ``ref`` (loaded from ``git show`` into a module), or None
+    with the reason printed (no git, no such revision)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+    root = Path(__file__).resolve().parents[2]
+    try:
+        src = subprocess.run(["git", "-C", str(root), "show", f"{ref}:rsatalker_ros/render/cpu_tiles.py"],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"baseline rasteriser at {ref!r} unavailable ({e}); old-vs-new comparison skipped")
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="rsatalker_baseline_"))
+    path = folder / "cpu_tiles_baseline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("cpu_tiles_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render_cpu
+
+
+def _compare_rasterisers(ref: str, subjects, verts, cam: Camera, frames: int) -> None:
+    """Old (git ``ref``) vs new ``render_cpu`` on each (name, avatar): median ms per 8-bit frame, interleaved."""
+    from ..render.api import _cpu_inputs
+    from ..render.cpu_tiles import render_cpu
+    old = _baseline_rasteriser(ref)
+    if old is None:
+        return
+    bg = np.ones(3, np.float32)
+    print(f"rasteriser {ref} (old) vs this checkout (new), {cam.width}x{cam.height}, 8-bit frames, interleaved:")
+    ratios = []
+    for name, av in subjects:
+        binder = FastBinder(av)
+        inputs = [_cpu_inputs(binder(verts[i % len(verts)])) for i in range(min(frames, len(verts)))]
+        small = cam.with_size(128, 128)
+        with torch.no_grad():
+            ref_img = render(bind(av, torch.as_tensor(verts[0])), small, background=bg, backend="torch").image.numpy()
+        diffs = [float(np.abs(f(*inputs[0], small, bg, uint8=True) / 255.0 - ref_img.clip(0, 1)).mean()) * 255
+                 for f in (old, render_cpu)]
+        t_old, t_new = [], []
+        for i in tqdm(range(frames), desc=f"old vs new {name}", leave=False):
+            x = inputs[i % len(inputs)]
+            for f, out in ((old, t_old), (render_cpu, t_new)):
+                t0 = time.perf_counter()
+                f(*x, cam, bg, uint8=True)
+                out.append(time.perf_counter() - t0)
+        m_old, m_new = 1e3 * float(np.median(t_old)), 1e3 * float(np.median(t_new))
+        ratios.append(m_old / m_new)
+        print(f"  {name:28s} {len(av):6d} Gaussians: old {m_old:6.2f} ms, new {m_new:6.2f} ms -> {m_old / m_new:.2f}x; "
+              f"mean difference from the torch reference old {diffs[0]:.3f}/255, new {diffs[1]:.3f}/255")
+    print(f"  speed-up new / old: {', '.join(f'{r:.2f}x' for r in ratios)} (median {np.median(ratios):.2f}x)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512, help="image width = height in pixels")
@@ -92,7 +156,14 @@ def main(argv=None):
                     help="numba threading layer (set before the first parallel call)")
     ap.add_argument("--no-reference", action="store_true", help="skip the torch reference frame")
     ap.add_argument("--save", type=str, default="", help="folder for example images (render_*.png)")
+    add_capacity_arguments(ap)
+    ap.add_argument("--baseline", default=BASELINE, help="git revision whose rasteriser is timed against this one "
+                    "(old vs new, same run; default: the one before issue #9); '' skips")
+    ap.add_argument("--compare-frames", type=int, default=30, help="interleaved frames per avatar, old vs new")
     args = ap.parse_args(argv)
+    if args.avatars:
+        capacity_main(args)
+        return
     numba.config.THREADING_LAYER = args.threading_layer
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
@@ -144,10 +215,175 @@ def main(argv=None):
         mae = float((cpu.image - ref.image).abs().mean())
         print(f"torch reference, {count} Gaussians: {t_ref * 1e3:.0f} ms per frame -> the CPU renderer is "
               f"{t_ref * 1e3 / med:.0f}x faster; CPU vs reference mean abs error {mae * 255:.2e}/255")
+    if args.baseline:
+        from ..avatar.levels import available_levels, load_level
+        subjects = []
+        if name != "ellipsoid":
+            for head in ("default_older", "default_younger"):
+                for level in available_levels(head):
+                    subjects.append((f"{head} {level}", load_level(head, level, faces=faces)))
+        subjects.append((f"benchmark avatar {args.counts[0]}", results[args.counts[0]][0]))
+        _compare_rasterisers(args.baseline, subjects, verts, cam, args.compare_frames)
     if args.save:
         _save_examples(Path(args.save), results[args.counts[0]][1], verts, cam)
     if torch.cuda.is_available():
         print("CUDA is available: run scripts/gpu_check.py for the gsplat comparison")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Capacity: many avatars per device (``--avatars N``; GPU with ``--backend gsplat``, or the CPU renderer one by one)
+#
+#     rsatalker-bench-render --backend gsplat --avatars 500 [--size 512] [--avatar default_older] [--json out.json]
+#
+# Every tick binds and renders N participants of one shipped avatar, each posed by its own frame of the clip and
+# seen by its own camera (azimuths spread over +-30 degrees), from posed vertices in host memory. "host": the whole
+# tick up to uint8 images in (page-locked) host memory, what a renderer node publishes; "device": the same with the
+# images left on the GPU as uint8 (for a GPU encoder downstream). Timed for a doubling sweep of N up to --avatars;
+# the capacity at --rate Hz is the largest N whose 90th-percentile tick fits in 1/rate s.
+
+
+def add_capacity_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--avatars", type=int, default=0, help="capacity benchmark: render up to this many avatars per "
+                    "tick (0: the single-avatar CPU benchmark above)")
+    ap.add_argument("--backend", default="gsplat", choices=["gsplat", "cpu"], help="capacity benchmark renderer")
+    ap.add_argument("--avatar", default="default_older", help="capacity benchmark: shipped avatar name or file")
+    ap.add_argument("--ticks", type=int, default=20, help="capacity benchmark: timed ticks per avatar count")
+    ap.add_argument("--rate", type=float, default=25.0, help="capacity benchmark: target frames/s per avatar")
+    ap.add_argument("--no-compile", action="store_true", help="capacity benchmark: bind without torch.compile")
+    ap.add_argument("--json", type=str, default="", help="capacity benchmark: also write the figures here")
+
+
+def capacity_setup(avatar_name: str, size: int, count: int):
+    """(avatar, posed vertices [T, V, 3] float32 of its head, cameras [count]) for the capacity benchmark."""
+    from ..avatar.avatar_io import resolve_avatar
+    from ..avatar.gaussians import load_avatar
+    from ..face.head_model import load_head
+    avatar = load_avatar(resolve_avatar(avatar_name))
+    head = load_head(avatar.head or "default_older")
+    T = 25
+    t = torch.linspace(0, 2 * math.pi, T)
+    motion = torch.zeros(T, head.layout.dim)
+    motion[:, head.layout.jaw.start] = 0.15 * (1 + torch.sin(3 * t))
+    motion[:, head.layout.neck.start + 1] = 0.12 * torch.sin(t)
+    with torch.no_grad():
+        verts = head.from_motion(motion).float().numpy()
+    centre = (verts[0].min(0) + verts[0].max(0)) / 2
+    cams = []
+    for i in range(count):
+        az = math.radians(-30 + 60 * (i / max(count - 1, 1)))
+        eye = centre + 0.62 * np.array([math.sin(az), 0.0, math.cos(az)])
+        cams.append(Camera.look_at(eye, centre, [0, 1, 0], size, size, 30.0))
+    return avatar, verts, cams
+
+
+def single_stream_fps(bind_fn, camera: Camera, vertices: torch.Tensor, iters: int = 200,
+                      backend: str = "gsplat") -> float:
+    """Frames/s of one stream: ``render(bind_fn(vertices[t]), camera)`` with the image left where it was drawn;
+    vertices [T, V, 3] already on the device (CUDA synchronised around the timed loop)."""
+    from ..render.api import render
+    for i in range(5):
+        render(bind_fn(vertices[i % len(vertices)]), camera, backend=backend)
+    if vertices.is_cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in tqdm(range(iters), desc="single stream", leave=False):
+        render(bind_fn(vertices[i % len(vertices)]), camera, backend=backend)
+    if vertices.is_cuda:
+        torch.cuda.synchronize()
+    return iters / (time.perf_counter() - t0)
+
+
+def capacity_sweep(avatar, verts: np.ndarray, cameras, backend: str, ticks: int, rate: float,
+                   compile_bind: bool = True, counts=None, device=None) -> dict:
+    """Tick times for N = counts (default: 1, 2, 4, ... up to len(cameras)) -> figures (see section comment).
+    device: where gsplat renders (default "cuda")."""
+    from ..avatar.gaussians import FastBinder, TorchBinder
+    from ..render.api import render_uint8
+    from ..render.batch import camera_batch, host_buffer, render_batch, render_batch_uint8
+    n_max = len(cameras)
+    counts = counts or sorted({2 ** k for k in range(n_max.bit_length()) if 2 ** k <= n_max} | {n_max})
+    gpu = backend == "gsplat"
+    dev = torch.device(device or "cuda") if gpu else torch.device("cpu")
+    binder = TorchBinder(avatar, dev, compile=compile_bind and dev.type == "cuda") if gpu else FastBinder(avatar)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    rows = []
+    for n in tqdm(counts, desc=f"capacity ({backend})"):
+        cams = camera_batch(cameras[:n], (1.0, 1.0, 1.0), dev)
+        posed = np.stack([verts[i % len(verts)] for i in range(n)])
+        host_verts = torch.from_numpy(posed).pin_memory() if dev.type == "cuda" else torch.from_numpy(posed)
+        out = host_buffer(cams)
+
+        def tick(to_host: bool):
+            if not gpu:
+                for i in range(n):
+                    out[i].numpy()[...] = render_uint8(binder(posed[i]), cams.cameras[i], cams.backgrounds[i])
+                return
+            g = binder(host_verts.to(dev, non_blocking=True))
+            if to_host:
+                render_batch_uint8(g, cams, backend="gsplat", out=out)
+            else:
+                with torch.no_grad():
+                    img = render_batch(g, cams, backend="gsplat", with_depth=False).images
+                    (img.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+            sync()
+
+        row = {"avatars": n}
+        for mode in (("host", "device") if gpu else ("host",)):
+            for _ in range(3):
+                tick(mode == "host")
+            ms = []
+            for _ in range(ticks):
+                t0 = time.perf_counter()
+                tick(mode == "host")
+                ms.append((time.perf_counter() - t0) * 1e3)
+            ms = np.array(ms)
+            row[f"{mode}_tick_ms_p50"] = float(np.median(ms))
+            row[f"{mode}_tick_ms_p90"] = float(np.percentile(ms, 90))
+            row[f"{mode}_frames_per_s"] = float(n * 1e3 / ms.mean())
+            if mode == "host":  # a blank render would be fast and useless: report what the images show
+                row["covered_fraction"] = float((out.numpy() < 250).any(-1).mean())
+        rows.append(row)
+        print(f"{n:5d} avatars: tick {row['host_tick_ms_p50']:.2f} ms (p90 {row['host_tick_ms_p90']:.2f}) to host "
+              f"memory = {row['host_frames_per_s']:.0f} frames/s, head on {100 * row['covered_fraction']:.0f}% of "
+              f"the pixels"
+              + (f"; image left on the device {row['device_tick_ms_p50']:.2f} ms = "
+                 f"{row['device_frames_per_s']:.0f} frames/s" if gpu else ""))
+    budget = 1e3 / rate
+    fits = [r["avatars"] for r in rows if r["host_tick_ms_p90"] <= budget]
+    last = rows[-1]
+    return {"backend": backend, "size": cameras[0].width, "gaussians": len(avatar), "rate_hz": rate,
+            "rows": rows, f"avatars_at_{rate:g}hz_measured": max(fits) if fits else 0,
+            f"avatars_at_{rate:g}hz_linear_estimate": int(last["avatars"] * budget / last["host_tick_ms_p90"]),
+            "host_frames_per_s_at_max": last["host_frames_per_s"],
+            "device_frames_per_s_at_max": last.get("device_frames_per_s")}
+
+
+def capacity_main(args) -> dict:
+    """``--avatars N``: the capacity sweep; prints the figures (and writes --json)."""
+    import json
+    if args.backend == "gsplat":
+        from ..render.gsplat_backend import gsplat_available
+        if not gsplat_available():
+            raise SystemExit("--backend gsplat needs CUDA and gsplat (pip install gsplat==1.5.3); "
+                             "use --backend cpu on this machine")
+    if args.avatars < 1:
+        raise SystemExit(f"--avatars must be >= 1, got {args.avatars}")
+    avatar, verts, cams = capacity_setup(args.avatar, args.size, args.avatars)
+    device = torch.cuda.get_device_name(0) if args.backend == "gsplat" else f"cpu ({os.cpu_count()} cores)"
+    print(f"capacity: avatar {args.avatar} ({len(avatar)} Gaussians), {args.size}x{args.size}, backend "
+          f"{args.backend} on {device}, up to {args.avatars} avatars per tick, target {args.rate:g} Hz")
+    res = capacity_sweep(avatar, verts, cams, args.backend, args.ticks, args.rate, not args.no_compile)
+    res["device"] = device
+    key = f"avatars_at_{args.rate:g}hz"
+    print(f"avatars sustained at {args.rate:g} Hz (p90 tick <= {1e3 / args.rate:.0f} ms, images in host memory): "
+          f"{res[key + '_measured']} measured"
+          + (" (the largest count tried: raise --avatars to find the limit)"
+             if res[key + "_measured"] == args.avatars else "")
+          + f"; linear estimate from the largest batch {res[key + '_linear_estimate']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return res
 
 
 if __name__ == "__main__":

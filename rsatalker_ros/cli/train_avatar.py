@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 DATA_DEFAULTS = {"n_views": 240, "n_eval": 16, "size": 160, "azimuth_deg": 75.0, "elevation_deg": [-15.0, 25.0],
-                 "distance": 0.62, "fov_y_deg": 30.0, "supersample": 3, "texture_size": 512, "seed": 1}
+                 "distance": 0.62, "fov_y_deg": 30.0, "supersample": 3, "texture_size": 512, "seed": 1,
+                 "workers": 1}
 
 
 def load_config(path):
@@ -44,15 +45,62 @@ def load_config(path):
     return Stage3Config.from_dict(raw.get("stage3") or {}), data
 
 
-def make_views(head, data: dict, show_progress: bool = True):
-    """(train ViewSet, held-out ViewSet) drawn from the painted head."""
+def _view_kwargs(data: dict) -> dict:
+    return dict(size=int(data["size"]), azimuth_deg=float(data["azimuth_deg"]),
+                elevation_deg=tuple(float(x) for x in data["elevation_deg"]), distance=float(data["distance"]),
+                fov_y_deg=float(data["fov_y_deg"]), supersample=int(data["supersample"]))
+
+
+def _draw_chunk(job):
+    """One worker's share of the views: (head spec, data, count, seed) -> ViewSet (runs in a fresh process)."""
+    from rsatalker_ros.avatar.textures import paint_head
+    from rsatalker_ros.face.head_model import load_head
+    from rsatalker_ros.train.stage3 import synthetic_views
+    head_spec, data, n, seed = job
+    head = load_head(head_spec)
+    appearance = paint_head(head, size=int(data["texture_size"]))
+    return synthetic_views(head, appearance, n, seed=seed, show_progress=False, **_view_kwargs(data))
+
+
+def _views_in_parallel(head_spec: str, data: dict, workers: int, show_progress: bool):
+    """The views drawn by ``workers`` processes, each its own chunk with its own seed (so the set differs from the
+    one-process set of the same data seed, but is as random and as reproducible)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from rsatalker_ros.train.stage3 import ViewSet
+
+    def split(n, base):  # chunk k of a set drawn with seed base + 10000 (k + 1)
+        sizes = [n // workers + (k < n % workers) for k in range(workers)]
+        return [(head_spec, data, m, base + 10000 * (k + 1)) for k, m in enumerate(sizes) if m > 0]
+    seed = int(data["seed"])
+    jobs = {"train": split(int(data["n_views"]), seed), "held": split(int(data["n_eval"]), seed + 1000)}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: [pool.submit(_draw_chunk, j) for j in js] for name, js in jobs.items()}
+        every = [f for fs in futures.values() for f in fs]
+        for _ in tqdm(as_completed(every), total=len(every),
+                      desc=f"drawing views ({workers} processes)", disable=not show_progress):
+            pass
+        sets = {name: [f.result() for f in fs] for name, fs in futures.items()}
+    join = lambda vs: ViewSet(*(np.concatenate([getattr(v, k) for v in vs])  # noqa: E731
+                                for k in ("images", "motions", "world_to_cam", "K")))
+    return join(sets["train"]), join(sets["held"])
+
+
+def make_views(head, data: dict, show_progress: bool = True, head_spec: str | None = None):
+    """(train ViewSet, held-out ViewSet) drawn from the painted head; with ``data["workers"]`` > 1 (0 = one per
+    core) and ``head_spec`` (what load_head takes) by that many processes."""
+    import os
+    workers = int(data.get("workers", 1)) or (os.cpu_count() or 1)
+    if workers > 1 and head_spec is not None:
+        return _views_in_parallel(head_spec, data, workers, show_progress)
     from rsatalker_ros.avatar.textures import paint_head
     from rsatalker_ros.train.stage3 import synthetic_views
     appearance = paint_head(head, size=int(data["texture_size"]))
-    kw = dict(size=int(data["size"]), azimuth_deg=float(data["azimuth_deg"]),
-              elevation_deg=tuple(float(x) for x in data["elevation_deg"]), distance=float(data["distance"]),
-              fov_y_deg=float(data["fov_y_deg"]), supersample=int(data["supersample"]),
-              show_progress=show_progress)
+    kw = dict(_view_kwargs(data), show_progress=show_progress)
     train = synthetic_views(head, appearance, int(data["n_views"]), seed=int(data["seed"]), **kw)
     held = synthetic_views(head, appearance, int(data["n_eval"]), seed=int(data["seed"]) + 1000, **kw)
     return train, held
@@ -94,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         train = ViewSet.load(args.views)
         held = ViewSet.load(args.eval_views) if args.eval_views else None
     else:
-        train, held = make_views(head, data)
+        train, held = make_views(head, data, head_spec=args.head)
         train.save(work / "views_train.npz")
         held.save(work / "views_heldout.npz")
     init = load_avatar(args.init, faces=head.faces) if args.init else None

@@ -1,10 +1,12 @@
-"""The rclpy nodes (thin: parameters in, topics out; the core library does the work).
+"""The rclpy nodes: thin lifecycle adapters (rsatalker_ros.ros.lifecycle_adapter.StageNode) around the ROS-free
+stages in rsatalker_ros.stages, whose config dataclasses define every parameter.
 
-    audio_capture   microphone (PortAudio) or wav files -> /rsatalker/<id>/audio        (lifecycle node)
+    audio_capture   microphone (PortAudio) or wav files -> /rsatalker/<id>/audio
     conversation    everyone's audio -> /rsatalker/conversation, /humans/voices/<id>/is_speaking
     motion          own + partner audio + conversation -> SocialMotion, FaceMesh, marker, head pose (one per id)
     renderer        FaceMesh or SocialMotion -> image_raw, camera_info, compressed, stereo (one per id)
     container       several of them in one process (MultiThreadedExecutor)
 
+All are lifecycle nodes that configure and activate themselves unless ``autostart`` is false.
 Each module has a ``main()`` (``python -m rsatalker_ros.nodes.<name> --ros-args ...`` or ``ros2 run``).
 """

@@ -12,7 +12,7 @@ import sys
 
 from rclpy.utilities import remove_ros_args
 
-from rsatalker_ros.nodes.common import run
+from rsatalker_ros.ros.spin import run
 
 CLASSES = {"audio_capture": "AudioCaptureNode", "conversation": "ConversationNode", "motion": "MotionNode",
            "renderer": "RendererNode"}

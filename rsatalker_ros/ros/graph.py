@@ -65,6 +65,7 @@ def load_graph_config(config_dir: Path | str | None = None) -> dict:
 
 
 def _resolve_wav(path: str) -> str:
+    """A graph.yaml wav entry: relative to the rsatalker_ros package (the shipped demo files)."""
     p = Path(path)
     return str(p if p.is_absolute() else (PACKAGE_DIR / p))
 
@@ -78,6 +79,7 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
 
     participants: ids; the first ones take the head, avatar, placement and wav file of graph.yaml's entries in
     order. with_conversation: run the conversation node (default: with two or more participants).
+    wav_files: relative paths are resolved against the current directory (graph.yaml's against the package).
     overrides: {node name or executable: {parameter: value}} applied last (e.g. {"renderer": {"width": 256}}).
     Raises ValueError for an unknown relationship, bad ids, or a senior who is not a participant.
     """
@@ -119,8 +121,9 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
     audio = _node_defaults(config_dir, "audio_capture")
     audio.update(participants=ids, source=source)
     if source == "wav":
-        files = wav_files if wav_files else [e["wav"] for e in people]
-        audio["wav_files"] = [_resolve_wav(f) for f in files]
+        # files given by the user are relative to the current directory; graph.yaml's to the package
+        audio["wav_files"] = ([str(Path(f).expanduser().absolute()) for f in wav_files] if wav_files
+                              else [_resolve_wav(e["wav"]) for e in people])
     if device is not None:
         audio["device"] = device
     if loop is not None:

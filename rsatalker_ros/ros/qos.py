@@ -1,11 +1,14 @@
-"""QoS profiles of the rsatalker_ros graph (REP-2003): sensor data in, reliable state and images out."""
+"""QoS profiles of the rsatalker_ros graph (REP-2003: drivers publish sensor data reliable, subscribers choose
+best effort; reliable state and images)."""
 
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 
-#: microphone audio (AudioFrame): best effort, keep last 5 (a late chunk is worth less than the next one)
-AUDIO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+#: microphone audio (AudioFrame) as audio_capture publishes it: reliable, keep last 5 (REP-2003: a driver publishes
+#: reliable so that both reliable and best-effort subscribers match; keep-last never blocks the capture thread)
+AUDIO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
                    durability=DurabilityPolicy.VOLATILE)
-#: what subscribers of sensor streams use (REP-2003: sensor-data QoS for audio in)
+#: what subscribers of sensor streams use (REP-2003: sensor-data QoS, best effort: a late chunk is worth less than
+#: the next one)
 SENSOR_IN = qos_profile_sensor_data
 #: conversation state, motion, is_speaking: reliable, keep last 10
 STATE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)

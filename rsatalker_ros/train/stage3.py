@@ -12,6 +12,8 @@ Loss (GaussianAvatars, DESIGN.md section 3), per iteration on one random view:
 Densification and pruning (``avatar/densify.py``) every ``densify_every`` iterations between ``densify_from`` and
 ``densify_until``, from the mean screen-space position gradient; children inherit the parent's triangle and no
 triangle is left without Gaussians; after training the avatar is filled up to ``min_gaussians``.
+Under a ``gaussian_budget`` (levels of detail, ``avatar/levels.py``) the count never exceeds the budget, there is
+no fill, and a budget below the triangle count leaves some triangles without a Gaussian.
 Optionally the per-frame motion parameters are fine-tuned too (``finetune_motion``; useful for tracked captures).
 
 Gradients: on CPU from ``train/raster_grad.py`` (numba tiles + hand-written backward, same image formation as
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,8 @@ import torch
 from tqdm import tqdm
 
 from rsatalker_ros.config_keys import reject_unknown_keys
-from rsatalker_ros.avatar.densify import DensifyConfig, densify, faces_without_gaussians, fill_to_count, prune
+from rsatalker_ros.avatar.densify import (DensifyConfig, densify, faces_without_gaussians, fill_to_count,
+                                          generator_on, prune)
 from rsatalker_ros.avatar.gaussians import GaussianAvatar, bind, save_avatar
 from rsatalker_ros.render.camera import Camera
 from rsatalker_ros.train.ssim import psnr, ssim
@@ -50,6 +53,8 @@ class Stage3Config:
     init_opacity: float = 0.9         # starting opacity
     init_colors_from_views: bool = True  # start each triangle's Gaussians at its mean visible pixel colour
     min_gaussians: int = 20000        # after training, split the largest Gaussians up to this count
+    gaussian_budget: int = 0          # > 0: hard cap on the Gaussian count (levels of detail): densification stops
+                                      # there, no fill to min_gaussians, and triangles may carry no Gaussian
     lr_means: float = 5e-3            # Adam learning rate of the local means (decays to lr_means_final)
     lr_means_final: float = 5e-5      # final learning rate of the means (exponential decay)
     lr_scales: float = 1.7e-2         # local log-scales
@@ -94,6 +99,8 @@ class Stage3Config:
             raise ValueError(f"background must be 3 rgb values, got {self.background}")
         if not 0 <= self.lambda_ssim <= 1:
             raise ValueError(f"lambda_ssim must be in 0..1, got {self.lambda_ssim}")
+        if self.gaussian_budget < 0:
+            raise ValueError(f"gaussian_budget must be 0 (none) or a positive count, got {self.gaussian_budget}")
 
 
 # ------------------------------------------------------------------------------------------------------------ data
@@ -332,7 +339,7 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
     device = torch.device(cfg.device)
     if cfg.renderer == "gsplat" and device.type != "cuda":
         raise ValueError("renderer 'gsplat' needs device 'cuda'")
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = generator_on(device, cfg.seed)  # split offsets are drawn on the parameters' device
     rng = np.random.default_rng(cfg.seed)
     faces = head.faces
     n_faces = faces.shape[0]
@@ -345,6 +352,12 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
                                                head=head.name, seed=cfg.seed)
     else:
         avatar.check_topology(faces)
+    densify_cfg = cfg.densify
+    if cfg.gaussian_budget:
+        if len(avatar) > cfg.gaussian_budget:
+            raise ValueError(f"the avatar has {len(avatar)} Gaussians, more than gaussian_budget "
+                             f"{cfg.gaussian_budget}: reduce it first (avatar.levels.reduce_to_budget)")
+        densify_cfg = replace(cfg.densify, max_gaussians=min(cfg.densify.max_gaussians, cfg.gaussian_budget))
     for n in PARAM_NAMES:
         setattr(avatar, n, getattr(avatar, n).detach().to(device).clone().requires_grad_(True))
     avatar.parent = avatar.parent.to(device)
@@ -352,6 +365,8 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
     head = head.to(device)
 
     motions = torch.from_numpy(views.motions.astype(np.float32)).to(device)
+    # on a GPU all images go over once, as uint8, instead of one float image per step
+    images_dev = torch.from_numpy(views.images).to(device) if device.type == "cuda" else None
     motion_delta = torch.zeros_like(motions, requires_grad=True) if cfg.finetune_motion else None
     with torch.no_grad():
         all_verts = None if cfg.finetune_motion else head.from_motion(motions)
@@ -369,7 +384,7 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
         if (it - 1) % len(views) == len(views) - 1:
             order = rng.permutation(len(views))
         cam = views.camera(i)
-        target = views.image(i).to(device)
+        target = views.image(i) if images_dev is None else images_dev[i].float() / 255.0
         if cfg.finetune_motion:
             verts = head.from_motion(motions[i:i + 1] + motion_delta[i:i + 1])[0]
         else:
@@ -402,7 +417,7 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
                 bar.set_postfix(loss=f"{float(loss):.4f}", psnr=f"{p:.2f}", n=len(avatar))
         if cfg.densify_from <= it <= cfg.densify_until and it % cfg.densify_every == 0:
             mean_grad = grad_acc / grad_cnt.clamp_min(1)
-            p, par, src, fr = densify(_params(avatar), avatar.parent, n_faces, mean_grad, cfg.densify, gen)
+            p, par, src, fr = densify(_params(avatar), avatar.parent, n_faces, mean_grad, densify_cfg, gen)
             _apply_reindex(avatar, opt, p, par, src, fr)
             p, par, src, fr = prune(_params(avatar), avatar.parent, n_faces, cfg.densify)
             _apply_reindex(avatar, opt, p, par, src, fr)
@@ -412,12 +427,13 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
             save_avatar(Path(out_dir) / f"ckpt_{it:06d}.safetensors", _detached(avatar, device="cpu"))
     bar.close()
     head.to("cpu")  # HeadModel.to moves in place: hand the head back on the CPU
-    final = _detached(avatar, device="cpu")
-    if len(final) < cfg.min_gaussians:
+    final = _detached(avatar, device=device)
+    if len(final) < cfg.min_gaussians and not cfg.gaussian_budget:  # filled on the training device, where ``gen`` lives
         p, par, _, _ = fill_to_count(_params(final), final.parent, n_faces, cfg.min_gaussians, cfg.densify, gen)
         final = GaussianAvatar(**p, parent=par, faces=final.faces, head=final.head)
+    final = _detached(final, device="cpu")
     empty = faces_without_gaussians(final.parent, n_faces)
-    if empty.numel():
+    if empty.numel() and not cfg.gaussian_budget:
         raise RuntimeError(f"{empty.numel()} triangles lost all their Gaussians (densify/prune bug)")
     return Stage3Result(final, history, time.time() - t0,
                         None if motion_delta is None else (motions + motion_delta).detach().cpu())

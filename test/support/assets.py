@@ -44,3 +44,12 @@ def motion_checkpoint(tmp_dir) -> str:
         torch.manual_seed(0)
         save_model(SocialMotionModel(MotionModelConfig()).eval(), out, {"stage": "random init (test stand-in)"})
     return str(out)
+
+
+def graph_overrides(tmp_dir, size: int) -> dict:
+    """Parameter overrides for a test graph of alice and bob: the motion checkpoint, no rviz marker, small images
+    from one render thread, each participant's avatar."""
+    return {"motion": {"checkpoint": motion_checkpoint(tmp_dir), "marker_rate_hz": 0.0},
+            "renderer": {"width": size, "height": size, "render_threads": 1},
+            "renderer_alice": {"avatar": avatar_path("default_older", tmp_dir)},
+            "renderer_bob": {"avatar": avatar_path("default_younger", tmp_dir)}}

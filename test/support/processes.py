@@ -1,6 +1,9 @@
 """Starting the project's own processes from tests: same interpreter, source tree first on the path."""
 
+import contextlib
 import os
+import subprocess
+import threading
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -11,3 +14,20 @@ def child_env(**extra) -> dict:
     env["PYTHONUNBUFFERED"] = "1"
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+@contextlib.contextmanager
+def node_process(cmd: list):
+    """Start ``cmd`` (one of the project's processes); yields (Popen, the lines it has printed so far). A process
+    still running at the end is killed; its output is read to the end."""
+    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)

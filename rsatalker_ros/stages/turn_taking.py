@@ -1,6 +1,8 @@
 """Who holds the turn: per-participant speech probabilities over time -> speaker, activity, turn index.
 
-Pure Python (no rclpy): the conversation node feeds it voice-activity probabilities and publishes what it says.
+Pure Python (no rclpy). ``VoiceTimeline`` turns one participant's audio into speech probabilities on the audio
+clock (the one voice-activity path of the graph: the conversation stage feeds every participant's into a
+``TurnTracker``, the motion stage its own participant's into a ``SpeechGate``).
 
 Each participant's speech decision has hysteresis: speech starts once the probability stays at or above
 ``threshold`` for ``min_speech_s`` and ends once it stays below for ``hangover_s`` (short pauses inside a sentence
@@ -13,6 +15,10 @@ do not end a turn). From those decisions:
 """
 
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from rsatalker_ros.audio.voice_activity import CHUNK, VadConfig, VoiceActivityDetector
 
 SILENCE, SINGLE, OVERLAP = 0, 1, 2   # = ConversationState.ACTIVITY_*
 
@@ -52,6 +58,30 @@ class SpeechGate:
         return self.speaking
 
 
+class VoiceTimeline:
+    """One participant's voice activity on the audio clock: ``push(samples [n] float32, start_s)`` -> [(speech
+    probability, audio-clock seconds at the end of the 512-sample chunk it describes)] for the chunks completed."""
+
+    def __init__(self, vad: VadConfig, sample_rate: int):
+        self.vad = VoiceActivityDetector(vad)
+        self.rate = int(sample_rate)
+        self._pending = 0               # samples of the next chunk already pushed
+
+    @property
+    def backend_name(self) -> str:
+        return self.vad.backend_name
+
+    def push(self, samples: np.ndarray, start_s: float) -> list:
+        before = self._pending
+        probs = self.vad.push(samples)
+        self._pending = (before + samples.shape[0]) % CHUNK
+        return [(float(p), start_s + ((j + 1) * CHUNK - before) / self.rate) for j, p in enumerate(probs)]
+
+    def reset(self) -> None:
+        self.vad.reset()
+        self._pending = 0
+
+
 @dataclass
 class TurnState:
     active_speaker: str
@@ -78,6 +108,12 @@ class TurnTracker:
         self._started: dict = {}    # pid -> time it started speaking (for overlaps from silence)
         self._turn = -1
         self._active = ""
+
+    def set_config(self, cfg: TurnConfig) -> None:
+        """New thresholds from the next update on; every participant's decision so far stays."""
+        self.cfg = cfg
+        for g in self._gates.values():
+            g.cfg = cfg
 
     def update(self, pid: str, prob: float, t: float) -> None:
         if pid not in self._gates:

@@ -1,0 +1,238 @@
+"""Per-frame choice of the level of detail (and render scale) that keeps audio stamp -> publish within a budget.
+Pure Python, no ROS: the renderer node's adapter owns one ``DeadlineController`` and calls it around each render.
+
+    ctl = DeadlineController(DeadlineConfig(budget_ms=150.0), costs={"full": 26694, "12k": 12000, "6k": 6000})
+    choice = ctl.choose(now_s, stamp_s)        # before rendering the newest frame (stamp = its audio time)
+    if choice.render:
+        image = render(avatars[choice.level], camera.scaled(choice.scale))
+        ctl.rendered(choice, render_s, publish_s, stamp_s)     # after publishing it (seconds)
+    ctl.dropped("stale", n)                   # drops decided elsewhere (the frame queue), so all causes are in one place
+    status = ctl.status(now_s)                # -> Status: level, scale, budget, p95 latency, rate, drops, OK/WARN/ERROR
+
+Model: render time = (seconds per unit of cost) x cost(option), cost(level, scale) = costs[level] x scale^2 (Gaussians
+x pixels, the rasteriser's two factors). The seconds-per-cost figure is a high quantile (``quantile``) of the last
+``window`` rendered frames, whatever option they used, so one slow machine or a busy core moves every prediction at
+once and the first frame of a level it never used is already predicted. Each frame gets the most detailed option
+(levels first, then scales, in config order) whose predicted render time fits both the time left before the budget
+(``budget - age of the frame's stamp - publish_ms``) and the frame period (so the rate holds), each with
+``headroom``. Going coarser happens at once; going finer only after the finer option fitted ``upgrade_after``
+frames in a row (no flicker between levels). Nothing is ever queued here: a frame is rendered now or dropped.
+A frame already older than ``max_age_ms`` when the render loop takes it is dropped (cause "too_old"): it cannot
+be published in time and would delay the next one. ``pinned_level`` fixes the level (scale 1) for those who want
+fixed quality; the budget and rate are then still measured and reported.
+
+Status, for /diagnostics (``Status.level`` uses diagnostic_msgs' values OK 0, WARN 1, ERROR 2):
+- WARN when the p95 latency of the window is over the budget, when fewer than ``min_rate_fraction`` of the offered
+  frames were published (the rate does not hold), or when even the coarsest option does not fit;
+- ERROR when frames are offered but none was published for ``stall_s`` (the renderer stopped).
+
+Wiring it into the renderer node (after the lifecycle restructuring, #10): declare one parameter per field of
+``DeadlineConfig`` (descriptions from the comments below), build the controller in on_configure with
+``costs = {level: len(avatar)}`` for the levels of ``avatar.levels.available_levels``; in the render loop call
+``choose`` with the frame's stamp, render ``choice.level`` at ``choice.scale`` (upscale to the output size before
+publishing), call ``rendered`` after publishing; forward ``FrameQueue.stats`` drops with ``dropped``; publish
+``status(now)`` as the renderer's DiagnosticStatus (level, message, and ``Status.values()`` as key/values).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass, field
+
+OK, WARN, ERROR = 0, 1, 2   # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass
+class DeadlineConfig:
+    budget_ms: float = 150.0          # audio stamp -> publish target for the p95 latency (ms, > 0)
+    rate_hz: float = 25.0             # frame rate to hold (Hz, > 0): a frame's render must also fit one period
+    levels: tuple = ("full", "12k", "6k")  # level names, most detailed first (avatar.levels.available_levels)
+    scales: tuple = (1.0, 0.75, 0.5)  # render scales tried, in order, once the coarsest level does not fit (0 < s <= 1)
+    pinned_level: str = ""            # "" = automatic; else always this level at scale 1
+    publish_ms: float = 5.0           # time from the end of rendering to the publish call (conversion, DDS), ms
+    headroom: float = 0.85            # an option fits when predicted time <= headroom x the time available (0..1]
+    quantile: float = 0.9             # quantile of seconds-per-cost over the window used for predictions (0..1]
+    window: int = 50                  # frames kept for predictions, p95 latency and rate (>= 5)
+    upgrade_after: int = 25           # frames a finer option must fit in a row before switching to it (>= 1)
+    max_age_ms: float = 300.0         # frames older than this when taken are dropped as "too_old" (ms, > 0)
+    min_rate_fraction: float = 0.9    # WARN when published / offered frames over the window falls below this
+    stall_s: float = 2.0              # ERROR when frames are offered but none was published for this long (s)
+
+    def validate(self) -> None:
+        checks = [("budget_ms", self.budget_ms > 0, "> 0"), ("rate_hz", self.rate_hz > 0, "> 0"),
+                  ("levels", len(self.levels) > 0, "at least one level name"),
+                  ("scales", len(self.scales) > 0 and all(0 < s <= 1 for s in self.scales), "values in (0, 1]"),
+                  ("headroom", 0 < self.headroom <= 1, "in (0, 1]"), ("quantile", 0 < self.quantile <= 1, "in (0, 1]"),
+                  ("window", self.window >= 5, ">= 5"), ("upgrade_after", self.upgrade_after >= 1, ">= 1"),
+                  ("max_age_ms", self.max_age_ms > 0, "> 0"), ("publish_ms", self.publish_ms >= 0, ">= 0"),
+                  ("min_rate_fraction", 0 <= self.min_rate_fraction <= 1, "in [0, 1]"),
+                  ("stall_s", self.stall_s > 0, "> 0")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"deadline config {name} = {getattr(self, name)!r}; expected {expected}")
+        if self.pinned_level and self.pinned_level not in self.levels:
+            raise ValueError(f"pinned_level {self.pinned_level!r} is not one of the levels {list(self.levels)}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    render: bool                      # False: drop this frame (cause in `cause`)
+    level: str                        # level of detail to render
+    scale: float                      # render scale (1 = full resolution)
+    predicted_ms: float               # predicted render time of this option (nan before the first measurement)
+    available_ms: float               # time left before the budget when chosen (budget - age - publish_ms)
+    cause: str = ""                   # why the frame is dropped ("too_old"), or "" when rendered
+
+
+@dataclass
+class Status:
+    level: int                        # OK, WARN or ERROR
+    message: str
+    current_level: str
+    current_scale: float
+    budget_ms: float
+    latency_p95_ms: float             # audio stamp -> publish over the window (nan before any frame)
+    render_p95_ms: float              # render time over the window
+    rate_hz: float                    # publish rate over the window (nan with fewer than 2 frames)
+    published: int
+    drops: dict = field(default_factory=dict)   # cause -> frames dropped since the start
+
+    def values(self) -> dict:
+        """Key/value strings for a DiagnosticStatus."""
+        d = {"level": self.current_level, "scale": f"{self.current_scale:g}", "budget_ms": f"{self.budget_ms:g}",
+             "latency_p95_ms": f"{self.latency_p95_ms:.1f}", "render_p95_ms": f"{self.render_p95_ms:.1f}",
+             "rate_hz": f"{self.rate_hz:.2f}", "published": str(self.published)}
+        d.update({f"dropped_{k}": str(v) for k, v in sorted(self.drops.items())})
+        return d
+
+
+def _quantile(values, q: float) -> float:
+    """q-quantile of a non-empty sequence (nearest rank, no interpolation)."""
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+class DeadlineController:
+    def __init__(self, config: DeadlineConfig, costs: dict):
+        """costs: level name -> relative render cost (e.g. its Gaussian count), for every level in config.levels."""
+        config.validate()
+        missing = [lv for lv in config.levels if lv not in costs]
+        if missing:
+            raise ValueError(f"costs has no entry for levels {missing}; expected one positive cost per level")
+        if any(not costs[lv] > 0 for lv in config.levels):
+            raise ValueError(f"costs must be positive, got {costs}")
+        self.cfg = config
+        if config.pinned_level:
+            self.options = [(config.pinned_level, 1.0)]
+        else:
+            self.options = [(lv, 1.0) for lv in config.levels] + [(config.levels[-1], s) for s in config.scales
+                                                                  if s < 1.0]
+        self.costs = {opt: float(costs[opt[0]]) * opt[1] ** 2 for opt in self.options}
+        self._current = 0                          # index into options
+        self._fit_streak = 0                       # frames in a row the next finer option fitted
+        self._per_cost = collections.deque(maxlen=config.window)   # seconds of render per unit of cost
+        self._render = collections.deque(maxlen=config.window)     # render seconds
+        self._latency = collections.deque(maxlen=config.window)    # stamp -> publish seconds
+        self._published_at = collections.deque(maxlen=config.window)
+        self._offered = collections.deque(maxlen=config.window)    # 1 published / 0 dropped, per offered frame
+        self._too_coarse = False                   # the coarsest option did not fit the last frame
+        self.published = 0
+        self.drops: dict = {}
+        self._last_publish_s = None
+        self._last_offer_s = None
+        self._first_offer_s = None
+
+    # ------------------------------------------------------------------------------------------------ per frame
+    def predict_ms(self, option_index: int) -> float:
+        """Predicted render time (ms) of an option; nan before the first measured frame."""
+        if not self._per_cost:
+            return float("nan")
+        return 1e3 * _quantile(self._per_cost, self.cfg.quantile) * self.costs[self.options[option_index]]
+
+    def _fits(self, i: int, available_ms: float) -> bool:
+        p = self.predict_ms(i)
+        if math.isnan(p):
+            return True
+        limit = self.cfg.headroom * min(available_ms, 1e3 / self.cfg.rate_hz)
+        return p <= limit
+
+    def choose(self, now_s: float, stamp_s: float) -> Choice:
+        """Decide for the frame stamped ``stamp_s`` (audio clock, seconds), taken by the render loop at ``now_s``."""
+        cfg = self.cfg
+        self._offer(now_s)
+        age_ms = 1e3 * (now_s - stamp_s)
+        available = cfg.budget_ms - age_ms - cfg.publish_ms
+        if age_ms > cfg.max_age_ms:
+            self.dropped("too_old")
+            lv, sc = self.options[self._current]
+            return Choice(False, lv, sc, self.predict_ms(self._current), available, "too_old")
+        n = len(self.options)
+        i = self._current
+        while i < n - 1 and not self._fits(i, available):       # coarser at once
+            i += 1
+        self._too_coarse = not self._fits(i, available)
+        if i == self._current and i > 0 and self._fits(i - 1, available):   # finer only after a streak
+            self._fit_streak += 1
+            if self._fit_streak >= cfg.upgrade_after:
+                i -= 1
+                self._fit_streak = 0
+        else:
+            self._fit_streak = 0
+        self._current = i
+        lv, sc = self.options[i]
+        return Choice(True, lv, sc, self.predict_ms(i), available)
+
+    def rendered(self, choice: Choice, render_s: float, now_s: float, stamp_s: float) -> None:
+        """Record a published frame: its render time (s) and publish time ``now_s`` for the stamp ``stamp_s``."""
+        if render_s < 0:
+            raise ValueError(f"render_s must be >= 0, got {render_s}")
+        self._per_cost.append(render_s / self.costs[(choice.level, choice.scale)])
+        self._render.append(render_s)
+        self._latency.append(now_s - stamp_s)
+        self._published_at.append(now_s)
+        self._offered.append(1)
+        self.published += 1
+        self._last_publish_s = now_s
+
+    def dropped(self, cause: str, count: int = 1) -> None:
+        """Count ``count`` frames dropped for ``cause`` (e.g. the frame queue's "stale", "overflow", "out_of_order")."""
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        if count:
+            self.drops[cause] = self.drops.get(cause, 0) + count
+            self._offered.extend([0] * min(count, self.cfg.window))
+
+    def _offer(self, now_s: float) -> None:
+        self._last_offer_s = now_s
+        if self._first_offer_s is None:
+            self._first_offer_s = now_s
+
+    # ---------------------------------------------------------------------------------------------------- status
+    def status(self, now_s: float) -> Status:
+        cfg = self.cfg
+        lv, sc = self.options[self._current]
+        nan = float("nan")
+        lat = 1e3 * _quantile(self._latency, 0.95) if self._latency else nan
+        ren = 1e3 * _quantile(self._render, 0.95) if self._render else nan
+        t = self._published_at
+        rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else nan
+        published_fraction = sum(self._offered) / len(self._offered) if self._offered else 1.0
+        problems, state = [], OK
+        since = self._last_publish_s if self._last_publish_s is not None else self._first_offer_s
+        if self._last_offer_s is not None and since is not None and now_s - since > cfg.stall_s \
+                and self._last_offer_s > since:
+            state = ERROR
+            problems.append(f"stopped: frames are offered but none was published for {now_s - since:.1f} s")
+        if lat > cfg.budget_ms:
+            problems.append(f"p95 latency {lat:.0f} ms over the {cfg.budget_ms:g} ms budget")
+        if len(self._offered) >= 5 and published_fraction < cfg.min_rate_fraction:
+            problems.append(f"rate not held: {100 * published_fraction:.0f} % of offered frames published")
+        if self._too_coarse:
+            what = f"pinned level {lv}" if cfg.pinned_level else f"coarsest option ({lv} at scale {sc:g})"
+            problems.append(f"even the {what} is predicted over the time available")
+        if problems and state == OK:
+            state = WARN
+        message = "; ".join(problems) if problems else (f"level {lv} at scale {sc:g} holds the "
+                                                          f"{cfg.budget_ms:g} ms budget")
+        return Status(state, message, lv, sc, cfg.budget_ms, lat, ren, rate, self.published, dict(self.drops))

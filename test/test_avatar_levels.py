@@ -1,0 +1,84 @@
+"""Levels of detail: the shipped levels and their loader, the budget selection, and stage 3 under a budget."""
+
+import numpy as np
+import pytest
+import torch
+
+from rsatalker_ros.avatar.gaussians import GaussianAvatar
+from rsatalker_ros.avatar.levels import (LEVEL_BUDGETS, available_levels, level_path, load_level, reduce_to_budget,
+                                         significance)
+from rsatalker_ros.train.stage3 import Stage3Config, evaluate, train_stage3
+from test_train_stage3 import SphereHead, _sphere_views
+
+
+@pytest.mark.parametrize("head", ["default_older", "default_younger"])
+def test_every_shipped_avatar_has_its_levels_within_budget_on_the_same_mesh(head):
+    from rsatalker_ros.face.head_model import load_head
+    assert available_levels(head) == ["full", "12k", "6k"]
+    faces = load_head(head).faces
+    full = load_level(head, faces=faces)
+    for level, budget in LEVEL_BUDGETS.items():
+        av = load_level(head, level, faces=faces)         # validated, same topology as the head
+        assert 0.9 * budget <= len(av) <= budget < len(full)
+        assert level_path(head, level).stat().st_size < 2e6
+
+
+def test_unknown_levels_are_refused_with_the_levels_that_exist():
+    with pytest.raises(ValueError, match=r"has no level '3k'; it has \['full', '12k', '6k'\]"):
+        level_path("default_older", "3k")
+    with pytest.raises(ValueError, match="not a level name"):
+        level_path("default_older", "../../etc")
+    with pytest.raises(ValueError, match="no avatar"):
+        available_levels("nobody")
+
+
+def _sphere_avatar(per_triangle=3, seed=0):
+    head = SphereHead()
+    av = GaussianAvatar.init_from_mesh(head.v.numpy(), head.faces.numpy(), per_triangle=per_triangle, head="sphere",
+                                       seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    av.opacity_logits = torch.randn(len(av), generator=g)
+    av.log_scales = av.log_scales + 0.5 * torch.randn(av.log_scales.shape, generator=g)
+    return head, av
+
+
+def test_reduce_to_budget_spreads_over_triangles_then_keeps_the_most_significant():
+    head, av = _sphere_avatar()
+    n_faces = head.faces.shape[0]
+    score = significance(av, head.neutral()).numpy()
+    # budget above the triangle count: every triangle keeps one, the rest are the highest scores
+    out = reduce_to_budget(av, head.neutral(), n_faces + 50)
+    assert len(out) == n_faces + 50
+    assert torch.bincount(out.parent, minlength=n_faces).min() == 1
+    best = np.array([score[av.parent.numpy() == f].max() for f in range(n_faces)])
+    kept_scores = significance(out, head.neutral()).numpy()
+    assert np.isclose(np.sort(kept_scores)[-50:], np.sort(score)[-50:]).sum() >= 40
+    assert set(np.round(best, 7)) <= set(np.round(kept_scores, 7))
+    # budget below the triangle count: the triangles whose best Gaussian matters most
+    small = reduce_to_budget(av, head.neutral(), 100)
+    assert len(small) == 100 and len(torch.unique(small.parent)) == 100
+    assert np.allclose(np.sort(significance(small, head.neutral()).numpy()), np.sort(best)[-100:])
+    assert reduce_to_budget(av, head.neutral(), len(av)) is av
+    with pytest.raises(ValueError, match="budget"):
+        reduce_to_budget(av, head.neutral(), 0)
+
+
+def test_stage3_under_a_budget_never_exceeds_it_and_improves_the_reduced_avatar():
+    torch.manual_seed(0)
+    head = SphereHead()
+    train = _sphere_views(head, 6, 32, seed=0)
+    held = _sphere_views(head, 3, 32, seed=1)
+    fit = train_stage3(head, train, Stage3Config(iterations=40, min_gaussians=0, densify_from=1000, seed=0,
+                                                 init_colors_from_views=False, lr_sh=0.03), show_progress=False).avatar
+    budget = head.faces.shape[0] // 2                      # fewer Gaussians than triangles
+    reduced = reduce_to_budget(fit, head.neutral(), budget)
+    cfg = Stage3Config.from_dict({"iterations": 40, "gaussian_budget": budget, "min_gaussians": 10 * budget,
+                                  "densify_from": 10, "densify_until": 30, "densify_every": 10, "seed": 0,
+                                  "lr_sh": 0.03, "densify": {"grad_threshold": 0.0, "max_gaussians": 10 * budget}})
+    before, _ = evaluate(reduced, head, held)
+    out = train_stage3(head, train, cfg, avatar=reduced, show_progress=False).avatar
+    after, _ = evaluate(out, head, held)
+    assert len(out) <= budget                              # no densification past it, no fill to min_gaussians
+    assert after["psnr"] > before["psnr"] + 0.5, (before, after)
+    with pytest.raises(ValueError, match="more than gaussian_budget"):
+        train_stage3(head, train, Stage3Config(iterations=1, gaussian_budget=budget), avatar=fit, show_progress=False)

@@ -1,0 +1,110 @@
+"""The deadline controller (render/deadline.py): level choice from measured render times, hysteresis, pinning,
+drops by cause and the OK / WARN / ERROR status, driven by a simulated clock (no ROS, no sleeps)."""
+
+import math
+
+import pytest
+
+from rsatalker_ros.render.deadline import ERROR, OK, WARN, DeadlineConfig, DeadlineController
+
+COSTS = {"full": 27000, "12k": 12000, "6k": 6000}
+
+
+def run(ctl, frames, ms_per_kgauss, period=0.04, upstream_ms=20.0, t0=100.0):
+    """Simulate ``frames`` frames: each is taken ``upstream_ms`` after its stamp, rendered in a time proportional to
+    the option's cost, published at once. Returns the choices."""
+    choices = []
+    t = t0
+    for _ in range(frames):
+        stamp = t
+        now = stamp + upstream_ms / 1e3
+        c = ctl.choose(now, stamp)
+        choices.append(c)
+        if c.render:
+            render_s = ms_per_kgauss / 1e3 * COSTS[c.level] / 1000 * c.scale ** 2
+            ctl.rendered(c, render_s, now + render_s, stamp)
+        t += period
+    return choices
+
+
+def test_fast_machine_keeps_full_level_and_reports_ok():
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    choices = run(ctl, 60, ms_per_kgauss=0.5)           # full level: 13.5 ms
+    assert {c.level for c in choices} == {"full"} and all(c.scale == 1.0 for c in choices)
+    st = ctl.status(100.0 + 60 * 0.04)
+    assert st.level == OK and st.current_level == "full" and st.latency_p95_ms < 150
+    assert st.rate_hz == pytest.approx(25.0, rel=0.01) and st.drops == {}
+
+
+def test_slow_machine_steps_down_to_a_level_that_holds_rate_and_budget():
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    choices = run(ctl, 80, ms_per_kgauss=2.5)           # full 67 ms > one 40 ms period; 12k 30 ms fits
+    assert choices[0].level == "full"                    # nothing measured yet
+    assert all(c.level == "12k" and c.scale == 1.0 for c in choices[2:])
+    st = ctl.status(100.0 + 80 * 0.04)
+    assert st.level == OK and st.current_level == "12k"
+
+
+def test_very_slow_machine_also_lowers_the_render_scale_and_warns_when_nothing_fits():
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    choices = run(ctl, 40, ms_per_kgauss=8.0)           # 6k: 48 ms; at scale 0.75: 27 ms fits
+    assert (choices[-1].level, choices[-1].scale) == ("6k", 0.75)
+    ctl2 = DeadlineController(DeadlineConfig(), COSTS)
+    run(ctl2, 40, ms_per_kgauss=40.0)                   # 6k at scale 0.5: 60 ms, never fits
+    st = ctl2.status(100.0 + 40 * 0.04)
+    assert st.level == WARN and "coarsest option" in st.message
+    assert (st.current_level, st.current_scale) == ("6k", 0.5)
+
+
+def test_goes_finer_only_after_a_streak_of_fitting_frames():
+    cfg = DeadlineConfig(upgrade_after=10)
+    ctl = DeadlineController(cfg, COSTS)
+    run(ctl, 60, ms_per_kgauss=2.5)                     # settles on 12k
+    choices = run(ctl, 60, ms_per_kgauss=0.5, t0=110.0)  # machine gets fast: predictions use the window's quantile
+    levels = [c.level for c in choices]
+    first_full = levels.index("full")
+    assert first_full >= cfg.upgrade_after               # no flicker: a streak first
+    assert set(levels[first_full:]) == {"full"}
+
+
+def test_pinned_level_never_changes_but_reports_the_missed_budget():
+    ctl = DeadlineController(DeadlineConfig(pinned_level="full", budget_ms=100.0), COSTS)
+    choices = run(ctl, 40, ms_per_kgauss=5.0)            # full: 135 ms every frame
+    assert {(c.level, c.scale) for c in choices} == {("full", 1.0)}
+    st = ctl.status(100.0 + 40 * 0.04 + 0.2)
+    assert st.level == WARN and "over the 100 ms budget" in st.message and "pinned level full" in st.message
+
+
+def test_old_frames_are_dropped_and_every_cause_is_reported():
+    ctl = DeadlineController(DeadlineConfig(max_age_ms=200.0), COSTS)
+    c = ctl.choose(now_s=10.5, stamp_s=10.0)
+    assert not c.render and c.cause == "too_old"
+    ctl.dropped("stale", 3)
+    ctl.dropped("out_of_order")
+    st = ctl.status(10.5)
+    assert st.drops == {"too_old": 1, "stale": 3, "out_of_order": 1}
+    assert st.values()["dropped_stale"] == "3"
+
+
+def test_rate_warning_when_most_frames_are_dropped_and_error_when_publishing_stops():
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    run(ctl, 20, ms_per_kgauss=0.5)
+    ctl.dropped("stale", 20)                              # half of the window's offered frames lost
+    assert "rate not held" in ctl.status(100.8).message
+    t = 100.8
+    for _ in range(80):                                    # frames keep coming, nothing is published any more
+        ctl.choose(t, t - 0.01)
+        t += 0.04
+    st = ctl.status(t)
+    assert st.level == ERROR and "stopped" in st.message
+
+
+def test_bad_config_and_costs_are_rejected_with_names():
+    with pytest.raises(ValueError, match="budget_ms"):
+        DeadlineController(DeadlineConfig(budget_ms=0), COSTS)
+    with pytest.raises(ValueError, match="pinned_level"):
+        DeadlineController(DeadlineConfig(pinned_level="3k"), COSTS)
+    with pytest.raises(ValueError, match="6k"):
+        DeadlineController(DeadlineConfig(), {"full": 1, "12k": 1})
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    assert math.isnan(ctl.predict_ms(0))
