@@ -16,7 +16,8 @@ log() { printf '[bootstrap %3ds] %s\n' $((SECONDS - t0)) "$*"; }
 
 # 1. Debian packages -------------------------------------------------------------------------------------------
 APT_PKGS=(libportaudio2 espeak-ng libespeak-ng1 sox ffmpeg cmake g++ make alsa-utils libasound2-plugins
-          chromium fonts-dejavu-core)  # chromium + a font: the kiosk page test
+          chromium fonts-dejavu-core  # chromium + a font: the kiosk page test
+          festival festvox-kallpc16k festvox-us-slt-hts flite)  # more synthesizers for the motion data / evaluation
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -94,3 +94,31 @@ def test_bad_configs_raise(tmp_path, capsys):
     assert train_cli(["--config", str(ROOT / "config" / "train_stage1.yaml"), "--data", str(empty),
                       "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "no clips" in capsys.readouterr().err
+
+
+def test_lip_closure_loss_closes_the_lips_where_the_target_is_closed(data, tmp_path):
+    """Two identical short runs from the same model, one with the lip-closure term: that one ends with lips nearer
+    closed on the target-closed frames (bilabials, rest) of the training windows, measured on the posed head."""
+    from rsatalker_ros.eval.metrics import LipOpening
+    from rsatalker_ros.face.head_model import load_head
+    from rsatalker_ros.train.data import fixed_batches, load_split, silence_features
+    from rsatalker_ros.train.motion_trainer import lip_closure_loss, make_inputs
+    base = dict(stage=1, data=str(data), batch_size=4, window_frames=50, lr=3e-3, warmup_steps=2,
+                eval_every=100, checkpoint_every=100, partner_inputs=False, relation_queries=False)
+    init = train(TrainConfig(**base, model=TINY, out=str(tmp_path / "init"), steps=15), progress=False)
+    runs = {w: load_model(train(TrainConfig(**base, out=str(tmp_path / f"w{w}"), init=str(init), steps=15,
+                                            lip_closure_weight=w), progress=False))[0] for w in (0.0, 0.5)}
+    opening = LipOpening(load_head("default_older"))
+    cfg = TrainConfig(**base)
+    batches = fixed_batches(load_split(data, "train", progress=False), 50, 4)[:3]
+    silence = torch.from_numpy(silence_features(50))
+    closure = {}
+    with torch.no_grad():
+        for w, m in runs.items():
+            m.eval()
+            closure[w] = float(np.mean([float(lip_closure_loss(opening, m(*make_inputs(m, b, cfg, silence, False)),
+                                                               b["motion"], 1.0)) for b in batches]))
+    assert closure[0.5] < 0.8 * closure[0.0], closure
+    h = __import__("json").loads((tmp_path / "w0.5" / "history.json").read_text())
+    assert any("lip_closure_mm2" in e for e in h)
+    assert not torch.equal(runs[0.5].out.weight, runs[0.0].out.weight)

@@ -7,6 +7,8 @@ Targets: live streaming >= 500 motion frames/s for one participant (batch 1, log
 model resident memory < 300 MB; on held-out synthetic conversations the model beats the no-relationship ablation
 and the mean-motion baseline on LVE and relationship accuracy, and relationship accuracy >= 70%.
 Without --data a small synthetic set is generated in a temporary folder (probe: 96 training clips).
+--robustness-clips N adds issue #12's robustness targets (noise-only opening, 10 dB SNR, /p b m/ closure on
+held-out voices and the held-out synthesizer; rsatalker_ros/eval/robustness.py) on N generated held-out clips.
 """
 
 import argparse
@@ -61,6 +63,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-clips", type=int, default=48, help="held-out clips for the quality figures (0 = skip)")
     ap.add_argument("--seconds", type=float, default=20.0, help="audio length for the speed test")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--robustness-clips", type=int, default=0,
+                    help="held-out clips per synthesizer for the robustness figures (0 = skip)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from rsatalker_ros.motion.checkpoint import load_model
@@ -86,6 +90,15 @@ def main(argv=None) -> int:
     print(f"  weights {weights_mb:.1f} MB; process RSS {rss1:.0f} MB (torch and Python included); "
           f"added by loading and running the model {rss1 - rss0:.0f} MB "
           f"[{'OK ' if rss1 < 300 else 'HIGH'} target < 300 MB]")
+    if args.robustness_clips > 0:
+        print("\n== robustness (issue #12 targets) ==")
+        from rsatalker_ros.eval.robustness import RobustnessConfig, evaluate_robustness, make_heldout, targets_table
+        cfg = RobustnessConfig(n_clips=args.robustness_clips, n_probe=48)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.time()
+            make_heldout(tmp, cfg, progress=False)
+            print(targets_table(evaluate_robustness({"model": model}, tmp, cfg, progress=False)))
+            print(f"  ({cfg.n_clips} clips per synthesizer, {time.time() - t0:.0f} s)")
     if args.eval_clips <= 0:
         return 0
     print("\n== quality on held-out synthetic conversations ==")

@@ -1,6 +1,11 @@
 """rsatalker-make-dataset: write a synthetic two-person conversation dataset.
 
     python -m rsatalker_ros.cli.make_dataset --out runs/data --train 200 --val 20 --test 20 --seconds 12 --seed 0
+    python -m rsatalker_ros.cli.make_dataset --out runs/data --engines espeak-ng,festival --acoustics
+
+--engines picks the speech synthesizers (docs/dataset_format.md; flite is the held-out one the evaluation uses);
+--acoustics adds room noise, reverberation, microphone colouration, level changes and noise-only stretches
+(rsatalker_ros/data/acoustics.py), each drawn per track from the clip's seed and recorded in clip.json.
 """
 
 from __future__ import annotations
@@ -18,12 +23,25 @@ def main(argv=None) -> int:
     ap.add_argument("--test", type=int, default=20, help="number of test clips")
     ap.add_argument("--seconds", type=float, default=12.0, help="length of each clip (s)")
     ap.add_argument("--seed", type=int, default=0, help="dataset seed (clips are reproducible)")
+    ap.add_argument("--engines", default="espeak-ng",
+                    help="comma-separated speech synthesizers: espeak-ng, festival, flite")
+    ap.add_argument("--acoustics", action="store_true", help="noisy rooms (AcousticConfig defaults) instead of clean")
+    ap.add_argument("--clean-prob", type=float, default=None, help="with --acoustics: share of tracks left clean")
     ap.add_argument("--plot", default="", help="also write a trajectory plot of the first clip to this PNG")
     ap.add_argument("--stats-plot", default="", help="also write per-relationship behaviour statistics to this PNG")
     args = ap.parse_args(argv)
+    from rsatalker_ros.data.acoustics import AcousticConfig
     from rsatalker_ros.data.synthetic import generate_dataset
-    t0 = time.time()
-    root = generate_dataset(args.out, args.train, args.val, args.test, args.seconds, args.seed)
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    try:
+        acoustics = None
+        if args.acoustics:
+            acoustics = AcousticConfig() if args.clean_prob is None else AcousticConfig(clean_prob=args.clean_prob)
+        t0 = time.time()
+        root = generate_dataset(args.out, args.train, args.val, args.test, args.seconds, args.seed, engines,
+                                acoustics)
+    except ValueError as e:
+        ap.error(str(e))
     n = args.train + args.val + args.test
     dt = time.time() - t0
     print(f"wrote {n} clips of {args.seconds:g} s to {root} in {dt:.1f} s ({dt / max(n, 1):.3f} s/clip)")

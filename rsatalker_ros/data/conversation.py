@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rsatalker_ros.data.acoustics import AcousticConfig, apply_condition, draw_condition
 from rsatalker_ros.data.dataset import Clip
-from rsatalker_ros.data.espeak import Espeak, Utterance, Voice, synthesize
+from rsatalker_ros.data.espeak import Espeak, Utterance, Voice
+from rsatalker_ros.data.synthesizers import ENGINES, FESTIVAL_VOICES, FLITE_VOICES, synthesize
 from rsatalker_ros.data.listener_priors import SocialPriors, priors_for
 from rsatalker_ros.data.visemes import ArticulationConfig, mouth_blendshapes
 from rsatalker_ros.face.arkit import ARKIT52_INDEX as IX
@@ -79,12 +81,24 @@ class ConversationConfig:
     continue_prob: float = 0.12        # the same speaker goes on after a pause
     sentence_pause: tuple[float, float] = (0.25, 0.7)   # silence between sentences of one turn (s)
     senior_starts_prob: float = 0.65
+    engines: tuple[str, ...] = ("espeak-ng",)          # speech synthesizers to draw each participant's voice from
+    acoustics: AcousticConfig | None = None           # room noise / reverberation / microphone (None = clean)
+
+    def __post_init__(self):
+        bad = [e for e in self.engines if e not in ENGINES]
+        if bad or not self.engines:
+            raise ValueError(f"unknown speech engines {bad}; expected a non-empty subset of {ENGINES}")
 
 
-def random_voice(rng: np.random.Generator) -> Voice:
-    return Voice(language=str(rng.choice(LANGUAGES)), variant=str(rng.choice(VARIANTS)),
-                 rate=int(rng.integers(140, 191)), pitch=int(rng.integers(30, 71)),
-                 pitch_range=int(rng.integers(30, 81)), volume=100)
+def random_voice(rng: np.random.Generator, engines: tuple[str, ...] = ("espeak-ng",)) -> Voice:
+    """A voice of one of ``engines`` (the engine is drawn only when there is more than one)."""
+    engine = engines[0] if len(engines) == 1 else str(rng.choice(engines))
+    if engine == "espeak-ng":
+        return Voice(language=str(rng.choice(LANGUAGES)), variant=str(rng.choice(VARIANTS)),
+                     rate=int(rng.integers(140, 191)), pitch=int(rng.integers(30, 71)),
+                     pitch_range=int(rng.integers(30, 81)), volume=100)
+    names = FESTIVAL_VOICES if engine == "festival" else FLITE_VOICES
+    return Voice(language=str(rng.choice(names)), rate=int(rng.integers(140, 191)), engine=engine)
 
 
 def _smooth_noise(rng, n: int, sigma_frames: float, dims: int) -> np.ndarray:
@@ -130,6 +144,21 @@ class _Track:
 
     def is_free(self, a: int, b: int) -> bool:
         return all(e <= a or s >= b for s, e in self.busy)
+
+
+def _active_samples(segments, n: int) -> np.ndarray:
+    """bool [n]: samples inside non-pause phonemes."""
+    act = np.zeros(n, bool)
+    for sym, s, e in segments:
+        if not sym.startswith("_"):
+            act[max(0, s):min(n, e)] = True
+    return act
+
+
+def _babble_speech(rng: np.random.Generator, n_utterances: int = 6) -> list[np.ndarray]:
+    """Utterances of random espeak-ng voices for babble noise (other people talking in the room)."""
+    return [synthesize(SENTENCES[int(rng.integers(len(SENTENCES)))], random_voice(rng)).wave
+            for _ in range(n_utterances)]
 
 
 def _speaking_mask(segments, n_frames: int, close_frames: int = 5) -> np.ndarray:
@@ -282,7 +311,11 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
     n_frames = int(round(cfg.seconds * fps))
     n = n_frames * SAMPLES_PER_FRAME
     Espeak.get().seed(int(rng.integers(2 ** 31)))
-    voices = {p: random_voice(rng) for p in pids}
+    voices = {p: random_voice(rng, cfg.engines) for p in pids}
+    ac = cfg.acoustics
+    # the room draws come from their own generator, so the same clip in other rooms keeps the same conversation
+    room_rng = np.random.default_rng(int(rng.integers(2 ** 63)))
+    silent = str(room_rng.choice(pids)) if ac is not None and room_rng.random() < ac.noise_only_prob else ""
     gains = {p: float(rng.uniform(0.6, 0.95)) for p in pids}
     pri = {p: priors_for(relation, p) for p in pids}
     tracks = {p: _Track(n) for p in pids}
@@ -293,7 +326,9 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
         spk = relation.senior if rng.random() < cfg.senior_starts_prob else junior
     else:
         spk = pids[int(rng.integers(2))]
-    cursor = int(rng.uniform(0.1, 0.6) * AUDIO_RATE)
+    if silent == spk:
+        spk = pids[1] if spk == pids[0] else pids[0]
+    cursor = int(rng.uniform(*(ac.lead_in_s if ac is not None else (0.1, 0.6))) * AUDIO_RATE)
     order = rng.permutation(len(SENTENCES))
     k_sent = 0
     while cursor < n:
@@ -311,7 +346,7 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
             pos = s1 + int(rng.uniform(*cfg.sentence_pause) * AUDIO_RATE)
         turns.append({"speaker": spk, "start": int(t0 if t0 is not None else cursor), "end": int(t_end),
                       "kind": "turn"})
-        if rng.random() < cfg.continue_prob:
+        if rng.random() < cfg.continue_prob or silent:
             gap = rng.uniform(0.5, 1.2)
         else:
             spk = pids[1] if spk == pids[0] else pids[0]
@@ -332,18 +367,24 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
                 continue
             if rng.random() < lp.backchannel_prob:
                 nod_frames[listener].append(int((a + rng.normal(0.2, 0.08) * AUDIO_RATE) // SAMPLES_PER_FRAME))
-            if b - a >= int(0.35 * AUDIO_RATE) and rng.random() < lp.verbal_backchannel_prob:
+            if b - a >= int(0.35 * AUDIO_RATE) and rng.random() < lp.verbal_backchannel_prob and listener != silent:
                 start = a + int(rng.uniform(0.05, 0.2) * AUDIO_RATE)
                 utt = synthesize(str(rng.choice(BACKCHANNELS)), voices[listener])
                 if tracks[listener].is_free(start, start + utt.wave.shape[0]) and start + utt.wave.shape[0] < n:
                     s0, s1 = tracks[listener].place(utt, start, gains[listener] * 0.8)
                     turns.append({"speaker": listener, "start": int(s0), "end": int(s1), "kind": "backchannel"})
 
-    audio, motion, speaking = {}, {}, {}
+    audio, motion, speaking, rooms = {}, {}, {}, {}
     for p in pids:
         tr = tracks[p]
-        x = tr.audio + rng.normal(0.0, cfg.noise_floor, n).astype(np.float32)
-        audio[p] = np.clip(x, -1.0, 1.0).astype(np.float32)
+        if ac is None:
+            x = tr.audio + rng.normal(0.0, cfg.noise_floor, n).astype(np.float32)
+            audio[p] = np.clip(x, -1.0, 1.0).astype(np.float32)
+        else:
+            cond = draw_condition(room_rng, ac)
+            babble = _babble_speech(room_rng) if cond.noise == "babble" else None
+            audio[p] = apply_condition(tr.audio, _active_samples(tr.segments, n), cond, babble, cfg.noise_floor)
+            rooms[p] = cond.to_json()
         speaking[p] = _speaking_mask(tr.segments, n_frames)
         # spontaneous nods while listening (thinned by the listening mask)
         spont = _poisson_times(rng, np.where(speaking[p], 0.0, pri[p].nod_rate), fps)
@@ -354,8 +395,11 @@ def generate_conversation(relation: Relation, rng: np.random.Generator, clip_id:
         mouth = mouth_blendshapes(tr.segments, tr.audio, n_frames, art)
         motion[p] = _behaviour(rng, pri[p], mouth, speaking[p], nods, accents, fps)
 
-    meta = {"source": "synthetic", "generator_version": 1, "voices": {p: asdict(voices[p]) for p in pids},
-            "turns": sorted(turns, key=lambda t: t["start"]), "backchannel_nod_frames": nod_frames}
+    meta = {"source": "synthetic", "generator_version": 2, "voices": {p: asdict(voices[p]) for p in pids},
+            "turns": sorted(turns, key=lambda t: t["start"]), "backchannel_nod_frames": nod_frames,
+            "phones": {p: [[sym, int(s), int(e)] for sym, s, e in tracks[p].segments] for p in pids}}
+    if ac is not None:
+        meta["acoustics"] = {"tracks": rooms, "silent_participant": silent}
     return Clip(clip_id, pids, audio, motion, speaking, relation, ARKIT_LAYOUT.basis, {p: "" for p in pids},
                 fps, {}, meta)
 

@@ -45,13 +45,17 @@ PAUSE_SYMBOLS = frozenset({"_", "_:", "_!", "_^", "_|", "||", "|"})
 
 @dataclass(frozen=True)
 class Voice:
-    """An espeak-ng voice: language voice + variant, speaking rate (words/min), pitch and pitch range (0..100)."""
+    """A voice: language voice + variant, speaking rate (words/min), pitch and pitch range (0..100).
+
+    ``engine`` "espeak-ng" (this module) or another synthesizer of ``synthesizers.py``; for those ``language``
+    names the engine's voice (e.g. "kal_diphone" for festival, "awb" for flite) and only ``rate`` applies."""
     language: str = "en-us"
     variant: str = ""          # "f1".."f5", "m1".."m7", "" for the language default
     rate: int = 165
     pitch: int = 50
     pitch_range: int = 50
     volume: int = 100
+    engine: str = "espeak-ng"
 
     @property
     def name(self) -> str:
@@ -137,6 +141,8 @@ class Espeak:
         """Speak ``text`` with ``voice``: 16 kHz float32 audio and the phoneme segments (16 kHz sample indices)."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"expected non-empty text to speak, got {text!r}")
+        if voice.engine != "espeak-ng":
+            raise ValueError(f"voice {voice} is for engine {voice.engine!r}; use data.synthesizers.synthesize")
         for what, v in (("pitch", voice.pitch), ("pitch_range", voice.pitch_range)):
             if not 0 <= v <= 100:
                 raise ValueError(f"voice {what} must lie in 0..100, got {v}")

@@ -25,6 +25,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     velocity_weight: float = 1.0      # weight of the frame-to-frame velocity loss (normalised units)
+    lip_closure_weight: float = 0.0   # weight of the lip-closure loss (mm^2; 0 = off), see motion_trainer
+    lip_closed_mm: float = 1.0        # target inner-lip opening (mm) under which the lips count as closed
+    lip_head: str = "default_older"   # head whose posed lips measure the opening (layout must match the data)
     partner_inputs: bool = True       # False: partner audio = silence and partner motion unknown (stage 1)
     relation_queries: bool = True     # False: every sample uses the neutral query set (stage 1)
     queries_from_neutral: bool = True  # at the start from `init`, copy the neutral query set into the 6 sets
@@ -47,6 +50,9 @@ class TrainConfig:
         for name in ("partner_dropout", "partner_span_dropout", "lr_min_ratio"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if float(self.lip_closure_weight) < 0 or float(self.lip_closed_mm) <= 0:
+            raise ValueError(f"lip_closure_weight must be >= 0 and lip_closed_mm > 0, got "
+                             f"{self.lip_closure_weight} and {self.lip_closed_mm}")
         if not isinstance(self.model, dict):
             raise ValueError(f"model must be a mapping of MotionModelConfig fields, got {self.model!r}")
 

@@ -2,7 +2,10 @@
 
 Stage 1: speech -> own motion; partner audio = silence, partner motion unknown, neutral social queries.
 Stage 2: dyadic; partner audio, partner ground-truth motion (teacher forcing with noise and dropout) and the
-relationship's query set. Loss: MSE of the normalised motion + velocity_weight x MSE of its frame differences.
+relationship's query set. Loss: MSE of the normalised motion + velocity_weight x MSE of its frame differences
++ lip_closure_weight x the lip-closure loss (``lip_closure_loss``: where the target's lips are closed, i.e. the
+bilabials /p b m/ and the resting mouth, the squared inner-lip opening of the posed head beyond the target's, in mm^2;
+this rewards closing at bilabials and penalises opening before the release).
 Outputs in ``cfg.out``: model.safetensors (latest weights, loadable with rsatalker_ros.motion.checkpoint),
 train_state.safetensors (resume), history.json, loss_curve.png, config.yaml.
 """
@@ -61,6 +64,24 @@ def motion_loss(model: SocialMotionModel, pred: torch.Tensor, target: torch.Tens
     if velocity_weight:
         loss = loss + velocity_weight * torch.mean(((p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])) ** 2)
     return loss
+
+
+def lip_closure_loss(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: float,
+                     speech_mm: float = 3.0, context: int = 3) -> torch.Tensor:
+    """Squared inner-lip opening beyond the target's (mm^2) where the target's lips are closed: the mean over
+    closures inside running speech (the target opens beyond ``speech_mm`` within ``context`` frames: bilabials,
+    including the frames before a release, so opening early costs) plus the mean over the other closed frames
+    (rest, listening). Each mean is 0 when there is no such frame.
+
+    opening: ``eval.metrics.LipOpening`` of a head in the motion's layout; pred, target: [B, T, D] motion."""
+    gp = opening.differentiable(pred)                    # [B, T] mm
+    with torch.no_grad():
+        gt = opening.differentiable(target)
+        closed = gt < closed_mm
+        near_open = torch.nn.functional.max_pool1d(gt[:, None], 2 * context + 1, 1, context)[:, 0] > speech_mm
+        masks = (closed & near_open, closed & ~near_open)
+    err = torch.relu(gp - gt) ** 2
+    return sum((err * m).sum() / m.sum().clamp(min=1) for m in masks)
 
 
 def make_inputs(model, batch: dict, cfg: TrainConfig, silence: torch.Tensor, train: bool,
@@ -143,6 +164,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     sampler = WindowSampler(train_samples, cfg.window_frames, cfg.seed)
     val_batches = fixed_batches(val_samples, cfg.window_frames, cfg.batch_size) if val_samples else []
     silence = torch.from_numpy(silence_features(cfg.window_frames))
+    lip_opening = None
+    if cfg.lip_closure_weight:
+        from rsatalker_ros.eval.metrics import LipOpening
+        from rsatalker_ros.face.head_model import load_head
+        head = load_head(cfg.lip_head)
+        if head.layout.dim != model.cfg.motion_dim or head.basis != model.cfg.basis:
+            raise ValueError(f"lip_head {cfg.lip_head!r} uses layout {head.basis}/{head.layout.dim}, the model "
+                             f"{model.cfg.basis}/{model.cfg.motion_dim}")
+        lip_opening = LipOpening(head)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, history = 0, []
     state_path = out / "train_state.safetensors"
@@ -172,7 +202,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
     if step == 0 and val_batches:
         history.append({"step": 0, "val": validation_loss(model, val_batches, cfg, silence)})
-    running, n_run, t0 = 0.0, 0, time.time()
+    running, running_lip, n_run, t0 = 0.0, 0.0, 0, time.time()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"stage {cfg.stage}", disable=not progress)
     while step < cfg.steps:
         for g in opt.param_groups:
@@ -180,6 +210,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         batch = sampler.batch(cfg.batch_size)
         pred = model(*make_inputs(model, batch, cfg, silence, train=True, gen=gen))
         loss = motion_loss(model, pred, batch["motion"], cfg.velocity_weight)
+        if lip_opening is not None:
+            lip = lip_closure_loss(lip_opening, pred, batch["motion"], cfg.lip_closed_mm)
+            loss = loss + cfg.lip_closure_weight * lip
+            running_lip += float(lip.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -190,8 +224,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         bar.update(1)
         if step == 1 or step % 20 == 0 or step == cfg.steps:
             history.append({"step": step, "train": running / n_run})
+            if lip_opening is not None:
+                history[-1]["lip_closure_mm2"] = running_lip / n_run
             bar.set_postfix(loss=f"{running / n_run:.4f}")
-            running, n_run = 0.0, 0
+            running, running_lip, n_run = 0.0, 0.0, 0
         if val_batches and (step % cfg.eval_every == 0 or step == cfg.steps):
             history.append({"step": step, "val": validation_loss(model, val_batches, cfg, silence)})
             bar.set_postfix(val=f"{history[-1]['val']:.4f}")
