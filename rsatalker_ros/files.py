@@ -10,8 +10,10 @@ a small multiple of its size in memory.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 MAX_CONFIG_BYTES = 1 << 20      # YAML configs / graph description / override values: at most 1 MiB
@@ -51,26 +53,14 @@ def check_budget(path, what: str, n_bytes: int, budget: int) -> None:
 
 
 # --- JSON -------------------------------------------------------------------------------------------------------
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
 def nesting_depth(text: str) -> int:
     """Deepest bracket nesting of a JSON text ([ and { outside strings); linear time, no recursion."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+    codes = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
+    step = np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
 
 
 def parse_json(path, what: str, text: str, max_chars: int = 1 << 20, max_depth: int = MAX_NESTING):

@@ -40,8 +40,8 @@ def load_config(path):
         ok = (isinstance(value, list) and len(value) == len(like) and all(_is_number(x) for x in value)
               if isinstance(like, list) else _is_number(value) and (isinstance(like, float) or value == int(value)))
         if not ok:
-            raise BadFileError(path, f"data.{key} is {str(value)[:60]!r}; expected {'a list of ' + str(len(like)) +
-                                     ' numbers' if isinstance(like, list) else 'a number'} like {like}")
+            want = f"a list of {len(like)} numbers" if isinstance(like, list) else "a number"
+            raise BadFileError(path, f"data.{key} is {str(value)[:60]!r}; expected {want} like {like}")
     data.update(section)
     try:
         return Stage3Config.from_dict(raw.get("stage3") or {}), data
