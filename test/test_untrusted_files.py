@@ -223,13 +223,13 @@ def test_head_npz_declaring_a_huge_array_is_refused(tmp_path):
 
 
 def test_head_npz_zip_bomb_is_refused(tmp_path):
-    """256 MB of zeros in a 250 kB file: refused from the zip directory, before unpacking."""
+    """64 MB of zeros in a 64 kB file: refused from the zip directory, before unpacking."""
     from rsatalker_ros.face.head_data import HeadData
     path = tmp_path / "head.npz"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("v_template.npy", "w", force_zip64=True) as f:
-            f.write(_npy_header((256 * MB // 8,)))
-            for _ in range(256):
+            f.write(_npy_header((64 * MB // 8,)))
+            for _ in range(64):
                 f.write(bytes(MB))
     peak, err = peak_bytes(lambda: HeadData.load(path))
     assert_bad_file(err, path, "MiB")
