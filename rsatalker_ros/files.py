@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import yaml
 
 MAX_CONFIG_BYTES = 1 << 20      # YAML configs / graph description / override values: at most 1 MiB
 MAX_NESTING = 32                # nesting depth of YAML / JSON documents (configs are 2-4 levels deep)
+NPZ_EXPANSION = 64              # an .npz may unpack to at most 64 x its size + 1 MiB (the shipped heads: 9 x)
 
 
 class BadFileError(ValueError):
@@ -77,7 +79,7 @@ def parse_json(path, what: str, text: str, max_chars: int = 1 << 20, max_depth: 
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as e:   # RecursionError: unreachable after the depth check
-        raise BadFileError(path, f"{what} is not valid JSON ({e})") from e
+        raise BadFileError(path, f"{what} is corrupt JSON ({e})") from e
 
 
 def parse_json_object(path, what: str, text: str, **limits) -> dict:
@@ -155,3 +157,57 @@ def load_yaml(path, what: str = "YAML file", mapping: bool = True):
         if not isinstance(doc, dict):
             raise BadFileError(path, f"{what} holds a {type(doc).__name__}; expected a mapping (key: value lines)")
     return doc
+
+
+def read_npz(path, what: str, max_bytes: int, expansion: int = NPZ_EXPANSION) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file (numbers and strings only, never pickles). Before anything is unpacked, each
+    member's declared size is checked against ``expansion`` x the file's size and its .npy header (shape x item
+    size) against that declared size, so neither a zip bomb nor a header claiming a huge shape can allocate
+    beyond the budget. BadFileError naming the file otherwise."""
+    size = checked_size(path, what, max_bytes)
+    budget = expansion * size + (1 << 20)
+    fmt = np.lib.format
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+            check_budget(path, f"unpacking its {len(members)} arrays", sum(m.file_size for m in members), budget)
+            for m in members:
+                name = m.filename[:-4] if m.filename.endswith(".npy") else m.filename
+                with zf.open(m) as f:
+                    _check_npy_header(f, m.file_size, path, f"array {name!r}")
+                with zf.open(m) as f:
+                    out[name] = fmt.read_array(f, allow_pickle=False)
+    except BadFileError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError, RuntimeError) as e:
+        raise BadFileError(path, f"corrupt or not a readable .npz file ({type(e).__name__}: {e})") from e
+    return out
+
+
+def _check_npy_header(f, size: int, path, what: str) -> None:
+    """BadFileError unless the .npy stream ``f`` of ``size`` bytes holds exactly the data its header declares
+    (shape x item size), of numbers or strings."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+    if dtype.hasobject or dtype.kind not in "biufU" or dtype.itemsize == 0:
+        raise BadFileError(path, f"{what} has dtype {dtype}; expected numbers or strings")
+    n_bytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if n_bytes != size - f.tell():
+        raise BadFileError(path, f"{what} declares shape {list(shape)} of {dtype} ({n_bytes} bytes) but holds "
+                                 f"{size - f.tell()} bytes")
+
+
+def read_npy(path, what: str, max_bytes: int) -> np.ndarray:
+    """One .npy file (numbers or strings, never pickles) whose header matches its size; BadFileError otherwise."""
+    size = checked_size(path, what, max_bytes)
+    try:
+        with open(path, "rb") as f:
+            _check_npy_header(f, size, path, what)
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except BadFileError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise BadFileError(path, f"not a readable .npy file ({type(e).__name__}: {e})") from e

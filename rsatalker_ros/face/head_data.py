@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rsatalker_ros.files import BadFileError, check_budget, checked_size, parse_json_object
+from rsatalker_ros.files import BadFileError, parse_json_object, read_npz
 from rsatalker_ros.motion.layout import MotionLayout
 
 JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
 PARENTS = (-1, 0, 1, 1, 1)
 MAX_HEAD_VERTICES = 200_000       # FLAME: 5,023; the default heads: 4,538
-MAX_HEAD_BYTES = 1 << 30          # a head .npz file
-NPZ_EXPANSION = 64                # a head .npz may unpack to at most 64 x its size + 1 MiB (the shipped: 9 x)
+MAX_HEAD_BYTES = 1 << 30          # a head .npz file (its arrays may unpack to files.NPZ_EXPANSION x its size)
 
 
 @dataclass
@@ -129,7 +128,7 @@ class HeadData:
     @staticmethod
     def load(path: str | Path) -> "HeadData":
         """Read a file written by ``save`` (never unpickles). BadFileError (a ValueError) for a wrong, corrupt or
-        oversized file; memory stays within NPZ_EXPANSION x the file's size (sizes are checked before reading)."""
+        oversized file; memory stays within files.NPZ_EXPANSION x the file's size (checked before reading)."""
         arrays = read_npz(path, "head file", MAX_HEAD_BYTES)
         required = ("basis", "v_template", "faces", "shapedirs", "exprdirs", "posedirs", "j_template",
                     "j_shapedirs", "j_exprdirs", "weights", "parents")
@@ -159,41 +158,6 @@ class HeadData:
             uv_mask_names=tuple(str(s) for s in a.get("uv_mask_names", ())),
             meta=parse_json_object(path, "array 'meta'", str(a["meta"])) if "meta" in a else {},
         )
-
-
-def read_npz(path, what: str, max_bytes: int, expansion: int = NPZ_EXPANSION) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file (numbers and strings only, never pickles). Before anything is unpacked, each
-    member's declared size is checked against ``expansion`` x the file's size and its .npy header (shape x item
-    size) against that declared size, so neither a zip bomb nor a header claiming a huge shape can allocate
-    beyond the budget. BadFileError naming the file otherwise."""
-    size = checked_size(path, what, max_bytes)
-    budget = expansion * size + (1 << 20)
-    fmt = np.lib.format
-    out = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = zf.infolist()
-            check_budget(path, f"unpacking its {len(members)} arrays", sum(m.file_size for m in members), budget)
-            for m in members:
-                name = m.filename[:-4] if m.filename.endswith(".npy") else m.filename
-                with zf.open(m) as f:
-                    version = fmt.read_magic(f)
-                    shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else
-                                             fmt.read_array_header_2_0)(f)
-                    header = f.tell() if f.seekable() else None
-                if dtype.hasobject or dtype.kind not in "biufU" or dtype.itemsize == 0:
-                    raise BadFileError(path, f"array {name!r} has dtype {dtype}; expected numbers or strings")
-                n_bytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-                if header is None or n_bytes != m.file_size - header:
-                    raise BadFileError(path, f"array {name!r} declares shape {list(shape)} of {dtype} "
-                                             f"({n_bytes} bytes) but holds {m.file_size - (header or 0)} bytes")
-                with zf.open(m) as f:
-                    out[name] = fmt.read_array(f, allow_pickle=False)
-    except BadFileError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError, RuntimeError) as e:
-        raise BadFileError(path, f"not a readable .npz file ({type(e).__name__}: {e})") from e
-    return out
 
 
 def _check(arr, name: str, shape: tuple) -> np.ndarray:
