@@ -47,19 +47,19 @@ class Rejection:
 
 @dataclass
 class InputLimits:
-    """What a node accepts. Every field is a node parameter of the same name (units in the comments)."""
-    sample_rate: int = 16000             # AudioFrame.sample_rate the nodes expect [Hz]
-    max_chunk_s: float = 1.0             # longest AudioFrame [s] (its data is refused before decoding)
-    max_abs_sample: float = 1.0          # |sample| of decoded audio, full scale = 1.0 (F32LE may not exceed it)
-    max_string_chars: int = 256          # ids, labels, topology ids, conversation ids [characters]
-    max_participants: int = 16           # ConversationState.participant_ids entries
-    max_vertices: int = MAX_HEAD_VERTICES  # FaceMesh / FaceTopology vertex count
-    max_triangles: int = 2 * MAX_HEAD_VERTICES  # FaceTopology triangle count
-    max_abs_vertex_m: float = 10.0       # |coordinate| of a FaceMesh vertex in the head frame [m]
-    max_abs_param: float = 10.0          # |value| of a FlameParams coefficient or angle [unitless / rad]
-    max_future_s: float = 0.5            # a stamp may lead the node's clock by at most this [s]
-    max_age_s: float = 30.0              # ... and lag it by at most this [s]; 0 = no lower bound
-    max_quote_chars: int = 40            # how much of a sender's string a log line quotes
+    """What a node accepts. Every field is a node parameter of the same name, described in LIMIT_DOCS."""
+    sample_rate: int = 16000
+    max_chunk_s: float = 1.0
+    max_abs_sample: float = 1.0
+    max_string_chars: int = 256
+    max_participants: int = 16
+    max_vertices: int = MAX_HEAD_VERTICES
+    max_triangles: int = 2 * MAX_HEAD_VERTICES
+    max_abs_vertex_m: float = 10.0
+    max_abs_param: float = 10.0
+    max_future_s: float = 0.5
+    max_age_s: float = 30.0
+    max_quote_chars: int = 40
 
     def __post_init__(self):
         for name in ("sample_rate", "max_chunk_s", "max_abs_sample", "max_string_chars", "max_participants",
@@ -70,6 +70,29 @@ class InputLimits:
                 raise ValueError(f"input limit {name} is {value!r}; expected a positive number")
         if not 0 <= self.max_age_s < math.inf:
             raise ValueError(f"input limit max_age_s is {self.max_age_s!r}; expected >= 0 (0 = no lower bound)")
+
+
+# parameter descriptions (units, meaning) for the nodes that declare the limits as ROS parameters
+LIMIT_DOCS = {
+    "sample_rate": "AudioFrame.sample_rate the node expects [Hz]",
+    "max_chunk_s": "longest AudioFrame [s]; longer ones are refused by their declared size, before decoding",
+    "max_abs_sample": "largest |sample| of decoded audio, full scale = 1.0 (F32LE may not exceed it)",
+    "max_string_chars": "longest id, label, topology id or conversation id [characters]",
+    "max_participants": "most ConversationState.participant_ids",
+    "max_vertices": "most FaceMesh / FaceTopology vertices",
+    "max_triangles": "most FaceTopology triangles",
+    "max_abs_vertex_m": "largest |coordinate| of a FaceMesh vertex in the head frame [m]",
+    "max_abs_param": "largest |value| of a FlameParams coefficient or angle [unitless / rad]",
+    "max_future_s": "how far a stamp may lead this node's clock [s] (a frame from the future would block newer ones)",
+    "max_age_s": "how far a stamp may lag this node's clock [s]; 0 = no lower bound",
+    "max_quote_chars": "how much of a sender's string a log line quotes [characters]",
+}
+
+
+def limit_parameters(limits: InputLimits | None = None) -> list[tuple[str, object, str]]:
+    """[(name, default, description)] of every limit, for ``declare`` in a node adapter."""
+    limits = limits or InputLimits()
+    return [(name, getattr(limits, name), doc) for name, doc in LIMIT_DOCS.items()]
 
 
 def quote(text, limits: InputLimits) -> str:

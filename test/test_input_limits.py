@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rsatalker_ros.input_limits import (ACTIVITIES, AUDIO_FORMATS, CAUSES, EXPRESSION_SIZES, HIERARCHIES,
                                         KINSHIPS, ROLES, InputLimits, RejectCounter, Rejection, check_audio,
+                                        limit_parameters,
                                         check_conversation, check_mesh, check_motion, check_relation,
                                         check_samples, check_topology)
 
@@ -234,3 +235,10 @@ def test_fuzz_message_converters(kinship, hierarchy, senior, label, conf, basis,
     if check_relation(rel, LIMITS) is None:
         convert.relation_from_msg(rel)             # what the check accepts, the converter accepts
     _assert_rejection(check_topology(FaceTopology(vertex_count=count, triangles=tris), LIMITS))
+
+
+def test_every_limit_is_a_documented_parameter():
+    from dataclasses import fields
+    names = [name for name, _, _ in limit_parameters()]
+    assert names == [f.name for f in fields(InputLimits)]
+    assert all(doc for _, _, doc in limit_parameters())
