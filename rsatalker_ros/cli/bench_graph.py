@@ -49,14 +49,14 @@ def cpu_seconds(pid: int) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="measured run length [s] after a 3 s warm-up")
+    ap.add_argument("--rss-warmup", type=float, default=60.0, help="seconds of the measured run left out of the "
+                    "RSS slope (start-up caches, JIT); at most a third of --seconds")
     ap.add_argument("--size", type=int, default=512, help="image width = height [px]")
     ap.add_argument("--processes", default="separate", choices=["separate", "per_participant", "single"])
     ap.add_argument("--checkpoint", default="", help="motion checkpoint (default: the shipped one)")
     ap.add_argument("--avatars", nargs=2, help="avatar files for alice and bob (default: the shipped ones)")
     ap.add_argument("--set", nargs="+", default=[], metavar="NODE.PARAM=VALUE", help="extra parameter overrides")
     ap.add_argument("--out", default="", help="folder for timings.npz and latency.png ('' = print only)")
-    ap.add_argument("--rss-warmup", type=float, default=60.0, help="seconds of the measured run left out of the "
-                    "RSS slope (start-up caches, JIT); at most a third of --seconds")
     args = ap.parse_args(argv)
     from rsatalker_ros.ros.dds import local_dds_defaults
     local_dds_defaults()
