@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rsatalker_ros.face.head_data import MAX_HEAD_VERTICES, PARENTS, HeadData
-from rsatalker_ros.files import BadFileError, check_budget, checked_size
+from rsatalker_ros.files import BadFileError, checked_size
 from rsatalker_ros.motion.layout import MotionLayout
 
 N_FLAME_SHAPE = 300
