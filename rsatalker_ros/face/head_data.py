@@ -26,10 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rsatalker_ros.files import BadFileError, parse_json_object, read_npz
 from rsatalker_ros.motion.layout import MotionLayout
 
 JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
 PARENTS = (-1, 0, 1, 1, 1)
+MAX_HEAD_VERTICES = 200_000       # FLAME: 5,023; the default heads: 4,538
+MAX_HEAD_BYTES = 1 << 30          # a head .npz file (its arrays may unpack to files.NPZ_EXPANSION x its size)
 
 
 @dataclass
@@ -58,8 +61,8 @@ class HeadData:
         layout = MotionLayout.for_basis(self.basis)
         v = _check(self.v_template, "v_template", (None, 3))
         n_v = v.shape[0]
-        if n_v < 4:
-            raise ValueError(f"v_template has {n_v} vertices; expected a mesh (at least 4)")
+        if not 4 <= n_v <= MAX_HEAD_VERTICES:
+            raise ValueError(f"v_template has {n_v} vertices; expected a mesh of 4..{MAX_HEAD_VERTICES}")
         f = _check(self.faces, "faces", (None, 3))
         if f.size and (f.min() < 0 or f.max() >= n_v):
             raise ValueError(f"faces index vertices outside 0..{n_v - 1}")
@@ -124,34 +127,37 @@ class HeadData:
 
     @staticmethod
     def load(path: str | Path) -> "HeadData":
-        """Read a file written by ``save`` (never unpickles). Raises ValueError for a wrong or corrupt file."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"head file {str(path)!r} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                a = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise ValueError(f"{str(path)!r} is not a readable head .npz file ({exc})") from exc
+        """Read a file written by ``save`` (never unpickles). BadFileError (a ValueError) for a wrong, corrupt or
+        oversized file; memory stays within files.NPZ_EXPANSION x the file's size (checked before reading)."""
+        arrays = read_npz(path, "head file", MAX_HEAD_BYTES)
         required = ("basis", "v_template", "faces", "shapedirs", "exprdirs", "posedirs", "j_template",
                     "j_shapedirs", "j_exprdirs", "weights", "parents")
-        missing = [k for k in required if k not in a]
+        missing = [k for k in required if k not in arrays]
         if missing:
-            raise ValueError(f"{str(path)!r} is not a head file: missing arrays {missing}")
-        data = HeadData(
+            raise BadFileError(path, f"not a head file: missing arrays {missing}")
+        try:
+            return HeadData._from_arrays(arrays, path).validate()
+        except BadFileError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise BadFileError(path, str(exc)) from exc
+
+    @staticmethod
+    def _from_arrays(a: dict, path) -> "HeadData":
+        ints = lambda k: a[k].astype(np.int64)  # noqa: E731
+        return HeadData(
             basis=str(a["basis"]),
-            v_template=a["v_template"], faces=a["faces"].astype(np.int64), shapedirs=a["shapedirs"],
+            v_template=a["v_template"], faces=ints("faces"), shapedirs=a["shapedirs"],
             exprdirs=a["exprdirs"], posedirs=a["posedirs"], j_template=a["j_template"],
             j_shapedirs=a["j_shapedirs"], j_exprdirs=a["j_exprdirs"], weights=a["weights"],
-            parents=a["parents"].astype(np.int64),
-            regions={k[len("region_"):]: a[k].astype(np.int64) for k in a if k.startswith("region_")},
-            uvs=a.get("uvs"), face_uvs=None if "face_uvs" not in a else a["face_uvs"].astype(np.int64),
-            vertex_labels=None if "vertex_labels" not in a else a["vertex_labels"].astype(np.int64),
+            parents=ints("parents"),
+            regions={k[len("region_"):]: ints(k) for k in a if k.startswith("region_")},
+            uvs=a.get("uvs"), face_uvs=None if "face_uvs" not in a else ints("face_uvs"),
+            vertex_labels=None if "vertex_labels" not in a else ints("vertex_labels"),
             uv_masks=a.get("uv_masks"),
             uv_mask_names=tuple(str(s) for s in a.get("uv_mask_names", ())),
-            meta=json.loads(str(a["meta"])) if "meta" in a else {},
+            meta=parse_json_object(path, "array 'meta'", str(a["meta"])) if "meta" in a else {},
         )
-        return data.validate()
 
 
 def _check(arr, name: str, shape: tuple) -> np.ndarray:

@@ -10,6 +10,13 @@ NEUTRAL_QUERY = N_QUERY_SETS  # index 6: the relationship-free query set (stage 
 FEATURES_PER_FRAME = 320      # 4 log-mel frames (10 ms hop) x 80 mels per 40 ms motion frame
 
 
+# sane bounds of every size (inclusive); a checkpoint or config outside them is refused before anything is built
+SIZE_BOUNDS = {"motion_dim": (1, 1024), "feature_dim": (1, 4096), "d_model": (4, 1024), "n_heads": (1, 64),
+               "ffn_mult": (1, 8), "n_encoder_layers": (0, 16), "n_decoder_layers": (0, 16),
+               "n_query_tokens": (1, 64), "n_query_sets": (1, 64), "window": (1, 1024), "lookahead": (0, 2),
+               "past_context": (0, 16), "motion_delay": (1, 64)}
+
+
 @dataclass
 class MotionModelConfig:
     """Sizes and timing of :class:`rsatalker_ros.motion.model.SocialMotionModel`.
@@ -38,6 +45,16 @@ class MotionModelConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
+        for name, (lo, hi) in SIZE_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"{name} is {value!r}; expected a whole number in {lo}..{hi}")
+        if not isinstance(self.basis, str) or not isinstance(self.share_queries, bool):
+            raise ValueError(f"basis must be a string and share_queries true/false, got {self.basis!r}, "
+                             f"{self.share_queries!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or \
+                not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout is {self.dropout!r}; expected a number in [0, 1)")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
         if not 0 <= self.lookahead <= 2:
@@ -64,5 +81,7 @@ class MotionModelConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "MotionModelConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"motion model config is a {type(d).__name__}; expected a mapping of its fields")
         reject_unknown_keys(d, MotionModelConfig, "motion model config")
         return MotionModelConfig(**d)

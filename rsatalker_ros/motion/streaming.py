@@ -6,6 +6,11 @@ soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of th
 included: 37.5 ms with the shipped model). Inside, both participants of the dyad are predicted together, each
 conditioned on the other's *predicted* past motion, ``motion_delay`` frames at a time. The numbers equal the batch
 model (``SocialMotionModel.forward``) run on the whole audio with the partner motion that the stream predicted.
+
+No input can poison the stream: samples are clamped to [-1, 1] (NaN -> 0) before feature extraction, and if the
+model ever returns a non-finite frame anyway, that frame is replaced by the neutral face (zeros) and the model's
+state is reset in place (frame numbering continues), so the next frames are finite again (``recoveries`` counts
+this).
 """
 
 import numpy as np
@@ -18,6 +23,7 @@ from rsatalker_ros.social.relation import Relation
 
 
 def _as_samples(x, what: str) -> torch.Tensor:
+    """[n] float samples -> float32 tensor clamped to [-1, 1] (NaN -> 0, +-inf -> +-1)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
@@ -26,7 +32,9 @@ def _as_samples(x, what: str) -> torch.Tensor:
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{what}: expected float samples in [-1, 1], got dtype {x.dtype} (convert int16 with "
                          f"/32768)")
-    return torch.from_numpy(x.astype(np.float32, copy=False))
+    x = x.astype(np.float32)   # a copy: the caller's array is left as it was
+    np.clip(np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0, out=x)
+    return torch.from_numpy(x)
 
 
 def query_indices_for(relation: Relation | None, a: str, b: str) -> tuple[int, int]:
@@ -56,6 +64,7 @@ class StreamingDyad:
         self.participants = (participant_a, participant_b)
         self.queries = torch.tensor(query_indices_for(relation, participant_a, participant_b))
         self.relation = relation
+        self.recoveries = 0     # times a non-finite output reset the model state (see _recover)
         self.reset()
 
     @property
@@ -78,6 +87,16 @@ class StreamingDyad:
         self._hist = torch.zeros(2, delay, D)                       # last `delay` predicted frames per participant
         self._hist_known = torch.zeros(delay, dtype=torch.bool)
         self._next_frame = 0
+
+    def _recover(self) -> None:
+        """Reset the model's state in place after a non-finite output: zero the audio encoder's context (same
+        length, so frame numbering is unchanged), empty the attention caches, forget the partner's past motion."""
+        self.recoveries += 1
+        self._audio_state = {k: torch.zeros_like(v) for k, v in self._audio_state.items()}
+        self._enc = torch.nan_to_num(self._enc, nan=0.0, posinf=0.0, neginf=0.0)
+        self._core = CoreState()
+        self._hist = torch.zeros_like(self._hist)
+        self._hist_known = torch.zeros_like(self._hist_known)
 
     def push(self, samples_a, samples_b=None):
         """samples_a, samples_b: [n] float32 16 kHz (b None = silence as long as a). Returns (frames_a, frames_b)."""
@@ -120,8 +139,12 @@ class StreamingDyad:
             past = self._hist.flip(0)[:, :k]
             known = self._hist_known[:k][None].expand(2, k)
             motion = self.model.core(a, a.flip(0), past, known, self.queries, self._core)
-            self._hist = torch.cat([self._hist, motion], 1)[:, -delay:]
-            self._hist_known = torch.cat([self._hist_known, torch.ones(k, dtype=torch.bool)])[-delay:]
+            if torch.isfinite(motion).all():
+                self._hist = torch.cat([self._hist, motion], 1)[:, -delay:]
+                self._hist_known = torch.cat([self._hist_known, torch.ones(k, dtype=torch.bool)])[-delay:]
+            else:
+                motion = torch.zeros_like(motion)      # the neutral face for these frames
+                self._recover()
             m = motion.numpy()
             for i in range(k):
                 out_a.append((self._next_frame + i, m[0, i].copy()))
@@ -151,6 +174,11 @@ class StreamingMotion:
     @property
     def motion_dim(self) -> int:
         return self._dyad.cfg.motion_dim
+
+    @property
+    def recoveries(self) -> int:
+        """Times a non-finite output reset the model state (a diagnostics counter)."""
+        return self._dyad.recoveries
 
     def set_relation(self, relation: Relation | None) -> None:
         """Change the relationship live (None = unknown); applies from the next computed frame on."""

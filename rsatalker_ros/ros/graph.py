@@ -15,8 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from rsatalker_ros.files import BadFileError, load_yaml
 from rsatalker_ros.ros.topics import check_participant_id
 from rsatalker_ros.social.relation import Relation
 
@@ -51,17 +50,16 @@ class NodeSpec:
 
 def _node_defaults(config_dir: Path, executable: str) -> dict:
     path = config_dir / f"{executable}.yaml"
-    with open(path) as f:
-        doc = yaml.safe_load(f) or {}
-    if executable not in doc or "ros__parameters" not in doc[executable]:
-        raise ValueError(f"{path} must hold '{executable}: ros__parameters: ...'")
+    doc = load_yaml(path, f"parameter file of {executable}")
+    if not isinstance(doc.get(executable), dict) or not isinstance(doc[executable].get("ros__parameters"), dict):
+        raise BadFileError(path, f"must hold '{executable}: ros__parameters: {{name: value, ...}}'")
     return dict(doc[executable]["ros__parameters"])
 
 
 def load_graph_config(config_dir: Path | str | None = None) -> dict:
     config_dir = Path(config_dir) if config_dir else default_config_dir()
-    with open(config_dir / "graph.yaml") as f:
-        return yaml.safe_load(f)
+    path = config_dir / "graph.yaml"
+    return check_graph_config(load_yaml(path, "graph description"), path)
 
 
 def _resolve_wav(path: str) -> str:
@@ -181,3 +179,33 @@ def groups(specs: list[NodeSpec]) -> dict[str, list[NodeSpec]]:
 def params_file_dict(specs: list[NodeSpec]) -> dict:
     """A ROS 2 parameter file ({node name: {ros__parameters: {...}}}) for these nodes."""
     return {s.name: {"ros__parameters": copy.deepcopy(s.parameters)} for s in specs}
+
+
+def check_graph_config(g: dict, path) -> dict:
+    """BadFileError naming the entry unless graph.yaml ``g`` has the documented shape (config/graph.yaml)."""
+    def need(cond, what):
+        if not cond:
+            raise BadFileError(path, f"graph description: {what}")
+    people = g.get("participants")
+    need(isinstance(people, list) and 1 <= len(people) <= 16, "'participants' must be a list of 1..16 entries")
+    for i, e in enumerate(people):
+        need(isinstance(e, dict), f"participants[{i}] must be a mapping (id, head, avatar, position, yaw_deg, wav)")
+        for key in ("id", "head", "wav"):
+            need(isinstance(e.get(key), str) and 0 < len(e[key]) <= 4096, f"participants[{i}].{key} must be a "
+                 "non-empty string")
+        need(isinstance(e.get("avatar", ""), (str, type(None))), f"participants[{i}].avatar must be a string")
+        pos = e.get("position")
+        need(isinstance(pos, list) and len(pos) == 3 and all(_finite_number(x) for x in pos),
+             f"participants[{i}].position must be 3 numbers [m] (x, y, z)")
+        need(_finite_number(e.get("yaw_deg")), f"participants[{i}].yaw_deg must be a number [deg]")
+    rel = g.get("relation")
+    need(isinstance(rel, dict) and all(isinstance(rel.get(k), str) and len(rel[k]) <= 256
+                                       for k in ("kinship", "hierarchy", "senior", "label")),
+         "'relation' must map kinship, hierarchy, senior and label to strings (at most 256 characters)")
+    need(isinstance(g.get("source"), str), "'source' must be 'device' or 'wav'")
+    need(isinstance(g.get("processes", "separate"), str), f"'processes' must be one of {PROCESS_MODES}")
+    return g
+
+
+def _finite_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < float("inf")

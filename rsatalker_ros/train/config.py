@@ -3,9 +3,8 @@
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from rsatalker_ros.config_keys import reject_unknown_keys
+from rsatalker_ros.files import BadFileError, load_yaml, parse_yaml
 
 
 @dataclass
@@ -61,19 +60,15 @@ class TrainConfig:
     @staticmethod
     def from_yaml(path, overrides: dict | None = None) -> "TrainConfig":
         p = Path(path)
-        if not p.is_file():
-            raise ValueError(f"training config {str(p)!r} does not exist")
-        try:
-            d = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{p}: not valid YAML ({e})") from e
-        if not isinstance(d, dict):
-            raise ValueError(f"{p}: expected a mapping of training settings")
+        d = load_yaml(p, "training config")
         overrides = dict(overrides or {})
         if isinstance(d.get("model"), dict) and "model" in overrides:
             overrides["model"] = {**d["model"], **overrides["model"]}
         d.update(overrides)
-        return TrainConfig.from_dict(d)
+        try:
+            return TrainConfig.from_dict(d)
+        except (ValueError, TypeError) as e:
+            raise BadFileError(p, f"not a valid training config: {e}") from e
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -83,7 +78,7 @@ def parse_overrides(items: list[str]) -> dict:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key=value")
         key, val = item.split("=", 1)
-        value = yaml.safe_load(val)
+        value = parse_yaml(val, f"--set {key}")
         if key.startswith("model."):
             out.setdefault("model", {})[key[len("model."):]] = value
         else:

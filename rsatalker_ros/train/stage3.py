@@ -137,14 +137,16 @@ class ViewSet:
 
     @staticmethod
     def load(path) -> "ViewSet":
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"view set {path} does not exist")
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("images", "motions", "world_to_cam", "K") if k not in z.files]
-            if missing:
-                raise ValueError(f"{path} is not a view set: missing arrays {missing}")
+        """Read a view set .npz (sizes checked before unpacking: files.read_npz); BadFileError if it is not one."""
+        from rsatalker_ros.files import BadFileError, read_npz
+        z = read_npz(path, "view set", max_bytes=8 << 30, expansion=256)   # white backgrounds compress well
+        missing = [k for k in ("images", "motions", "world_to_cam", "K") if k not in z]
+        if missing:
+            raise BadFileError(path, f"not a view set: missing arrays {missing}")
+        try:
             return ViewSet(z["images"], z["motions"], z["world_to_cam"], z["K"])
+        except ValueError as e:
+            raise BadFileError(path, str(e)) from e
 
 
 def random_motions(n: int, layout, rng: np.random.Generator, neutral_fraction: float = 0.15) -> np.ndarray:

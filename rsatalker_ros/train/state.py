@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from rsatalker_ros.motion.checkpoint import read_safetensors
-from rsatalker_ros.motion.config import MotionModelConfig
+from rsatalker_ros.files import BadFileError, parse_json
+from rsatalker_ros.motion.checkpoint import MAX_METADATA_CHARS, config_from_metadata, read_safetensors
 
 STATE_FORMAT = "rsatalker_ros.train_state"
 
@@ -42,13 +42,14 @@ def save_train_state(path, model, optimizer: torch.optim.Optimizer, extra: dict)
 def load_train_state(path, model, optimizer: torch.optim.Optimizer) -> dict:
     """Restore ``model`` and ``optimizer`` in place from ``path``; returns the ``extra`` dict saved with them."""
     tensors, meta = read_safetensors(path, STATE_FORMAT)
-    try:
-        cfg = MotionModelConfig.from_dict(json.loads(meta["config"]))
-        groups = json.loads(meta["optim_groups"])
-        scalars = json.loads(meta.get("optim_scalars", "{}"))
-        extra = json.loads(meta["extra"])
-    except (KeyError, json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"{path}: damaged training-state metadata ({type(e).__name__}: {e})") from e
+    cfg = config_from_metadata(path, meta)
+    missing = [k for k in ("optim_groups", "extra") if k not in meta]
+    if missing:
+        raise BadFileError(path, f"damaged training-state metadata: missing {missing}")
+    groups = parse_json(path, "metadata 'optim_groups'", meta["optim_groups"], max_chars=MAX_METADATA_CHARS)
+    scalars = parse_json(path, "metadata 'optim_scalars'", meta.get("optim_scalars", "{}"),
+                         max_chars=MAX_METADATA_CHARS)
+    extra = parse_json(path, "metadata 'extra'", meta["extra"], max_chars=64 * MAX_METADATA_CHARS)
     if cfg.to_dict() != model.cfg.to_dict():
         raise ValueError(f"{path}: saved with a different model config; resume with the same configuration "
                          f"(saved {cfg.to_dict()}, now {model.cfg.to_dict()})")

@@ -1,0 +1,340 @@
+"""Limits on every input message, and the checks the nodes run at the boundary. Pure Python (no rclpy).
+
+    limits = InputLimits()                          # node parameters of the same names override these
+    why = check_audio(msg, limits, "alice", now_ns)  # None = accepted, else a Rejection(cause, detail)
+    if why is None:
+        x = mono_audio_from_msg(msg, "alice")       # ros/convert.py decodes ...
+        why = check_samples(x, limits)              # ... and the decoded content is checked too
+    if why is not None:
+        rejects(f"AudioFrame on {topic}", why)      # RejectCounter: count by cause, log once per cause per period
+
+The checks read messages by their field names (msg/*.msg) and never decode large payloads themselves, so a
+message is refused for its declared size before anything proportional to it is allocated. Each ``Rejection``
+carries a short ``cause`` (a diagnostics key, one of CAUSES) and a one-line ``detail`` that quotes at most
+``InputLimits.max_quote_chars`` of anything the sender wrote.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from rsatalker_ros.face.head_data import MAX_HEAD_VERTICES
+
+# enum values of msg/*.msg (kept here so that this module needs no built interfaces; test_input_limits compares)
+AUDIO_FORMATS = {0: 2, 1: 4}          # AudioFrame.FORMAT_S16LE, FORMAT_F32LE -> bytes per sample
+ROLES = (0, 1)                        # SocialMotion.ROLE_LISTENING, ROLE_SPEAKING
+ACTIVITIES = (0, 1, 2)                # ConversationState.ACTIVITY_SILENCE, SINGLE, OVERLAP
+KINSHIPS = (0, 1)                     # SocialRelation.KINSHIP_BLOOD, KINSHIP_NON_BLOOD
+HIERARCHIES = (0, 1)                  # SocialRelation.HIERARCHY_EQUAL, HIERARCHY_UNEQUAL
+EXPRESSION_SIZES = {"arkit52": 52, "flame50": 50, "flame100": 100}   # FlameParams.BASIS_* -> coefficients
+_PARTICIPANT_ID = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+CAUSES = ("participant", "stamp_future", "stamp_past", "format", "size", "non_finite", "range", "string", "enum",
+          "topology")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    cause: str      # one of CAUSES: what kind of problem (diagnostics count per cause)
+    detail: str     # one line for the log: the field, what it held (shortened), what was expected
+
+
+@dataclass
+class InputLimits:
+    """What a node accepts. Every field is a node parameter of the same name, described in LIMIT_DOCS."""
+    sample_rate: int = 16000
+    max_chunk_s: float = 1.0
+    max_abs_sample: float = 1.0
+    max_string_chars: int = 256
+    max_participants: int = 16
+    max_vertices: int = MAX_HEAD_VERTICES
+    max_triangles: int = 2 * MAX_HEAD_VERTICES
+    max_abs_vertex_m: float = 10.0
+    max_abs_param: float = 10.0
+    max_future_s: float = 0.5
+    max_age_s: float = 30.0
+    max_quote_chars: int = 40
+
+    def __post_init__(self):
+        for name in ("sample_rate", "max_chunk_s", "max_abs_sample", "max_string_chars", "max_participants",
+                     "max_vertices", "max_triangles", "max_abs_vertex_m", "max_abs_param", "max_future_s",
+                     "max_quote_chars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"input limit {name} is {value!r}; expected a positive number")
+        if not 0 <= self.max_age_s < math.inf:
+            raise ValueError(f"input limit max_age_s is {self.max_age_s!r}; expected >= 0 (0 = no lower bound)")
+
+
+# parameter descriptions (units, meaning) for the nodes that declare the limits as ROS parameters
+LIMIT_DOCS = {
+    "sample_rate": "AudioFrame.sample_rate the node expects [Hz]",
+    "max_chunk_s": "longest AudioFrame [s]; longer ones are refused by their declared size, before decoding",
+    "max_abs_sample": "largest |sample| of decoded audio, full scale = 1.0 (F32LE may not exceed it)",
+    "max_string_chars": "longest id, label, topology id or conversation id [characters]",
+    "max_participants": "most ConversationState.participant_ids",
+    "max_vertices": "most FaceMesh / FaceTopology vertices",
+    "max_triangles": "most FaceTopology triangles",
+    "max_abs_vertex_m": "largest |coordinate| of a FaceMesh vertex in the head frame [m]",
+    "max_abs_param": "largest |value| of a FlameParams coefficient or angle [unitless / rad]",
+    "max_future_s": "how far a stamp may lead this node's clock [s] (a frame from the future would block newer ones)",
+    "max_age_s": "how far a stamp may lag this node's clock [s]; 0 = no lower bound",
+    "max_quote_chars": "how much of a sender's string a log line quotes [characters]",
+}
+
+
+def limit_parameters(limits: InputLimits | None = None) -> list[tuple[str, object, str]]:
+    """[(name, default, description)] of every limit, for ``declare`` in a node adapter."""
+    limits = limits or InputLimits()
+    return [(name, getattr(limits, name), doc) for name, doc in LIMIT_DOCS.items()]
+
+
+def quote(text, limits: InputLimits) -> str:
+    """repr of a sender's string, cut to limits.max_quote_chars (+ its full length when cut)."""
+    s = str(text)
+    if len(s) <= limits.max_quote_chars:
+        return repr(s)
+    return f"{s[:limits.max_quote_chars]!r}... ({len(s)} characters)"
+
+
+# --- pieces ---------------------------------------------------------------------------------------------------
+def check_stamp(stamp, now_ns: int | None, limits: InputLimits, what: str = "header.stamp") -> Rejection | None:
+    """stamp: builtin_interfaces/Time-like (sec, nanosec); now_ns: the node's clock [ns] (None = not checked)."""
+    sec, nsec = int(getattr(stamp, "sec", 0)), int(getattr(stamp, "nanosec", 0))
+    if not 0 <= nsec < 1_000_000_000:
+        return Rejection("range", f"{what}.nanosec is {nsec}; expected 0..999999999")
+    if now_ns is None:
+        return None
+    lead = (sec * 1_000_000_000 + nsec - now_ns) / 1e9
+    if lead > limits.max_future_s:
+        return Rejection("stamp_future", f"{what} is {lead:.3f} s ahead of this node's clock; at most "
+                                         f"{limits.max_future_s} s accepted (max_future_s)")
+    if limits.max_age_s and -lead > limits.max_age_s:
+        return Rejection("stamp_past", f"{what} is {-lead:.3f} s behind this node's clock; at most "
+                                       f"{limits.max_age_s} s accepted (max_age_s)")
+    return None
+
+
+def check_string(value, what: str, limits: InputLimits) -> Rejection | None:
+    if not isinstance(value, str):
+        return Rejection("string", f"{what} is a {type(value).__name__}; expected a string")
+    if len(value) > limits.max_string_chars:
+        return Rejection("string", f"{what} has {len(value)} characters; at most {limits.max_string_chars} "
+                                   "accepted (max_string_chars)")
+    return None
+
+
+def check_participant_id(value, what: str, limits: InputLimits, expected: str | None = None,
+                         allow_empty: bool = False) -> Rejection | None:
+    """A REP-144 id ([a-z][a-z0-9_]*); ``expected``: the only id accepted here (e.g. the topic's participant)."""
+    why = check_string(value, what, limits)
+    if why is not None:
+        return why
+    if allow_empty and value == "":
+        return None
+    if not _PARTICIPANT_ID.match(value):
+        return Rejection("participant", f"{what} is {quote(value, limits)}; expected an id [a-z][a-z0-9_]*")
+    if expected is not None and value != expected:
+        return Rejection("participant", f"{what} is {quote(value, limits)} on the topic of {expected!r}")
+    return None
+
+
+def check_values(values, what: str, bound: float, cause_range: str = "range") -> Rejection | None:
+    """Finite and |v| <= bound for a float array (vectorised)."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size and not np.isfinite(a).all():
+        return Rejection("non_finite", f"{what} holds {int((~np.isfinite(a)).sum())} NaN or infinite values; "
+                                       "expected finite numbers")
+    if a.size and np.abs(a).max() > bound:
+        return Rejection(cause_range, f"{what} reaches {float(np.abs(a).max()):.3g}; expected |value| <= {bound:g}")
+    return None
+
+
+def _first(*checks) -> Rejection | None:
+    """The first rejection among already-evaluated checks or zero-argument callables (evaluated lazily)."""
+    for c in checks:
+        r = c() if callable(c) else c
+        if r is not None:
+            return r
+    return None
+
+
+# --- message kinds --------------------------------------------------------------------------------------------
+def check_audio(msg, limits: InputLimits, participant: str, now_ns: int | None = None) -> Rejection | None:
+    """AudioFrame before decoding: participant, stamp, format, rate, channels (mono), declared size."""
+    if msg.sample_format not in AUDIO_FORMATS:
+        return Rejection("enum", f"AudioFrame.sample_format is {msg.sample_format}; expected FORMAT_S16LE (0) or "
+                                 "FORMAT_F32LE (1)")
+    width = AUDIO_FORMATS[msg.sample_format]
+    n_bytes = len(msg.data)
+    max_bytes = int(limits.max_chunk_s * limits.sample_rate) * width
+    return _first(
+        check_participant_id(msg.participant_id, "AudioFrame.participant_id", limits, expected=participant),
+        lambda: check_stamp(msg.header.stamp, now_ns, limits, "AudioFrame.header.stamp"),
+        lambda: None if msg.sample_rate == limits.sample_rate else Rejection(
+            "format", f"AudioFrame.sample_rate is {msg.sample_rate} Hz; expected {limits.sample_rate} Hz"),
+        lambda: None if msg.channels == 1 else Rejection(
+            "format", f"AudioFrame.channels is {msg.channels}; expected 1 (one participant per topic)"),
+        lambda: None if 0 < n_bytes <= max_bytes else Rejection(
+            "size", f"AudioFrame.data has {n_bytes} bytes; expected 1..{max_bytes} ({limits.max_chunk_s} s, "
+                    "max_chunk_s)"),
+        lambda: None if n_bytes % width == 0 else Rejection(
+            "size", f"AudioFrame.data has {n_bytes} bytes, not a multiple of {width} bytes per sample"))
+
+
+def check_samples(samples: np.ndarray, limits: InputLimits) -> Rejection | None:
+    """Decoded audio (float, full scale 1.0): finite and within max_abs_sample (failure 1 of issue #11: F32LE
+    samples of 1e18 were finite and accepted)."""
+    return check_values(samples, "AudioFrame samples", limits.max_abs_sample)
+
+
+def check_relation(msg, limits: InputLimits, participants=None, what: str = "SocialRelation") -> Rejection | None:
+    """SocialRelation: enums, label / senior id lengths, senior among ``participants`` (when given), confidence."""
+    return _first(
+        None if msg.kinship in KINSHIPS else Rejection("enum", f"{what}.kinship is {msg.kinship}; expected 0 or 1"),
+        None if msg.hierarchy in HIERARCHIES else Rejection(
+            "enum", f"{what}.hierarchy is {msg.hierarchy}; expected 0 or 1"),
+        lambda: check_string(msg.label, f"{what}.label", limits),
+        lambda: check_participant_id(msg.senior_participant_id, f"{what}.senior_participant_id", limits,
+                                     allow_empty=msg.hierarchy == 0),
+        lambda: None if participants is None or msg.senior_participant_id in ("", *participants) else Rejection(
+            "participant", f"{what}.senior_participant_id {quote(msg.senior_participant_id, limits)} is not one of "
+                           f"{list(participants)}"),
+        lambda: None if math.isfinite(msg.confidence) and 0.0 <= msg.confidence <= 1.0 else Rejection(
+            "range", f"{what}.confidence is {msg.confidence}; expected 0.0 .. 1.0"))
+
+
+def check_conversation(msg, limits: InputLimits, now_ns: int | None = None) -> Rejection | None:
+    """ConversationState: stamp, ids (valid, distinct, at most max_participants), active speaker, activity,
+    one speaking probability in [0, 1] per participant, the relation."""
+    ids = list(msg.participant_ids)
+    if len(ids) > limits.max_participants:
+        return Rejection("size", f"ConversationState has {len(ids)} participants; at most {limits.max_participants}")
+    return _first(
+        check_stamp(msg.header.stamp, now_ns, limits, "ConversationState.header.stamp"),
+        lambda: check_string(msg.conversation_id, "ConversationState.conversation_id", limits),
+        lambda: _first(*(check_participant_id(p, f"ConversationState.participant_ids[{i}]", limits)
+                         for i, p in enumerate(ids))),
+        lambda: None if len(set(ids)) == len(ids) else Rejection(
+            "participant", "ConversationState.participant_ids repeats an id"),
+        lambda: None if msg.active_speaker in ("", *ids) else Rejection(
+            "participant", f"ConversationState.active_speaker {quote(msg.active_speaker, limits)} is not one of "
+                           "participant_ids"),
+        lambda: None if msg.activity in ACTIVITIES else Rejection(
+            "enum", f"ConversationState.activity is {msg.activity}; expected 0, 1 or 2"),
+        lambda: None if len(msg.speaking_probability) == len(ids) else Rejection(
+            "size", f"ConversationState.speaking_probability has {len(msg.speaking_probability)} values for "
+                    f"{len(ids)} participants"),
+        lambda: check_values(np.asarray(msg.speaking_probability, np.float64) - 0.5,
+                             "ConversationState.speaking_probability - 0.5", 0.5),
+        lambda: check_relation(msg.relation, limits, ids, "ConversationState.relation"))
+
+
+def check_flame_params(params, limits: InputLimits, what: str = "FlameParams") -> Rejection | None:
+    basis = params.expression_basis
+    if basis not in EXPRESSION_SIZES:
+        return Rejection("enum", f"{what}.expression_basis is {quote(basis, limits)}; expected one of "
+                                 f"{list(EXPRESSION_SIZES)}")
+    if len(params.expression) != EXPRESSION_SIZES[basis]:
+        return Rejection("size", f"{what}.expression has {len(params.expression)} values; basis {basis} has "
+                                 f"{EXPRESSION_SIZES[basis]}")
+    if len(params.shape) > 300:
+        return Rejection("size", f"{what}.shape has {len(params.shape)} values; at most 300")
+    return _first(*(lambda name=name: check_values(getattr(params, name), f"{what}.{name}", limits.max_abs_param)
+                    for name in ("expression", "jaw_pose", "neck_pose", "global_rotation", "eye_pose",
+                                 "translation", "shape")))
+
+
+def check_motion(msg, limits: InputLimits, participant: str, now_ns: int | None = None) -> Rejection | None:
+    """SocialMotion for ``participant``'s renderer: the id (failure 2 of #11: another participant's motion was
+    accepted), stamp, role, parameters, relation."""
+    return _first(
+        check_participant_id(msg.participant_id, "SocialMotion.participant_id", limits, expected=participant),
+        lambda: check_stamp(msg.header.stamp, now_ns, limits, "SocialMotion.header.stamp"),
+        lambda: None if msg.role in ROLES else Rejection("enum", f"SocialMotion.role is {msg.role}; expected 0 or 1"),
+        lambda: check_flame_params(msg.params, limits, "SocialMotion.params"),
+        lambda: check_relation(msg.relation, limits, None, "SocialMotion.relation"))
+
+
+def check_mesh(msg, limits: InputLimits, participant: str, n_vertices: int | None = None,
+               topology_id: str | None = None, now_ns: int | None = None) -> Rejection | None:
+    """FaceMesh: participant, stamp within the window (failure 2 of #11: a mesh 1.9 s ahead froze the renderer),
+    topology, vertex count, finite coordinates within max_abs_vertex_m."""
+    n = len(msg.vertices)
+    expect = limits.max_vertices if n_vertices is None else n_vertices
+    return _first(
+        check_participant_id(msg.participant_id, "FaceMesh.participant_id", limits, expected=participant),
+        lambda: check_stamp(msg.header.stamp, now_ns, limits, "FaceMesh.header.stamp"),
+        lambda: check_string(msg.topology_id, "FaceMesh.topology_id", limits),
+        lambda: None if topology_id is None or msg.topology_id == topology_id else Rejection(
+            "topology", f"FaceMesh.topology_id is {quote(msg.topology_id, limits)}; expected {topology_id!r}"),
+        lambda: None if n % 3 == 0 and (n // 3 == expect if n_vertices is not None else 0 < n // 3 <= expect)
+        else Rejection("size", f"FaceMesh.vertices has {n} values; expected 3 x "
+                               f"{expect if n_vertices is not None else f'1..{expect}'} vertices"),
+        lambda: check_values(msg.vertices, "FaceMesh.vertices", limits.max_abs_vertex_m))
+
+
+def check_topology(msg, limits: InputLimits) -> Rejection | None:
+    """FaceTopology: id, vertex count, triangle count, every index below vertex_count."""
+    n = len(msg.triangles)
+    why = _first(
+        check_string(msg.topology_id, "FaceTopology.topology_id", limits),
+        None if 3 <= msg.vertex_count <= limits.max_vertices else Rejection(
+            "size", f"FaceTopology.vertex_count is {msg.vertex_count}; expected 3..{limits.max_vertices}"),
+        None if n % 3 == 0 and 0 < n // 3 <= limits.max_triangles else Rejection(
+            "size", f"FaceTopology.triangles has {n} values; expected 3 x 1..{limits.max_triangles}"))
+    if why is None:
+        top = int(np.asarray(msg.triangles, dtype=np.int64).max())
+        if top >= msg.vertex_count:
+            why = Rejection("topology", f"FaceTopology.triangles indexes vertex {top}; vertex_count is "
+                                        f"{msg.vertex_count}")
+    return why
+
+
+# --- counting and logging -------------------------------------------------------------------------------------
+@dataclass
+class RejectCounter:
+    """Counts rejected inputs by cause and logs each (input, cause) at most once per ``period_s``, saying how
+    many more were refused since its last line, so a flood of bad messages cannot flood the log.
+
+        rejects = RejectCounter(node.get_logger().warning)
+        rejects("AudioFrame on /rsatalker/alice/audio", why)   # why: a Rejection
+        diagnostics.update(rejects.by_cause())                   # {"rejected_size": 3, ...}
+    """
+    log: Callable[[str], None]
+    period_s: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    max_line_chars: int = 300
+    counts: dict = field(default_factory=dict)          # cause -> rejected so far
+    _seen: dict = field(default_factory=dict)           # (what, cause) -> rejected so far
+    _logged: dict = field(default_factory=dict)         # (what, cause) -> (clock at its last line, _seen then)
+
+    def __call__(self, what: str, why: Rejection) -> None:
+        key = (what, why.cause)
+        self.counts[why.cause] = self.counts.get(why.cause, 0) + 1
+        self._seen[key] = seen = self._seen.get(key, 0) + 1
+        now = self.clock()
+        last = self._logged.get(key)
+        if last is not None and now - last[0] < self.period_s:
+            return
+        line = f"rejected {what}: {why.detail}"
+        if len(line) > self.max_line_chars:
+            line = line[:self.max_line_chars] + "..."
+        more = seen - 1 - last[1] if last else 0
+        since = f"; {more} more like it in the last {now - last[0]:.1f} s" if more else ""
+        self.log(f"{line} ({why.cause}{since}; the node keeps running)")
+        self._logged[key] = (now, seen)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def by_cause(self) -> dict[str, int]:
+        """{"rejected_<cause>": count} for diagnostics."""
+        return {f"rejected_{cause}": n for cause, n in sorted(self.counts.items())}
