@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsatalker_ros.input_limits import InputLimits
 from rsatalker_ros.ros.topics import check_participant_id
 from rsatalker_ros.stages import health
 from rsatalker_ros.stages.frame_queue import FrameQueue
@@ -27,7 +28,7 @@ CAMERA_FIELDS = {"fov_y_deg", "camera_distance_m", "camera_target_offset", "ipd_
 
 
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(InputLimits):
     participant: str = param("alice", "whose avatar this node renders")
     input: str = param("mesh", "mesh: render FaceMesh from the motion node; motion: skin SocialMotion with the head "
                        "model here (loads torch)", choices=("mesh", "motion"))
@@ -62,6 +63,7 @@ class RenderConfig:
                                      units="ms", low=1.0, high=60000.0, runtime=True)
 
     def __post_init__(self):
+        super().__post_init__()                  # the input limits
         check_participant_id(self.participant)
         if len(self.camera_target_offset) != 3 or len(self.background) != 3:
             raise ValueError("camera_target_offset and background need 3 values each, got "
