@@ -97,6 +97,11 @@ def test_malformed_input_is_rejected_with_an_error_and_the_node_keeps_running(ro
         assert not res[0].successful and "cousins" in res[0].reason
         h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(SocialRelation(kinship=7))
         assert h.spin_until(lambda: any("kinship is 7" in e for e in h.errors("conversation")), 10)
+        # a 1 MiB label (issue #11 failure 3: logged in full at every change) is refused with a short line
+        h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(
+            SocialRelation(kinship=0, hierarchy=0, label="x" * (1 << 20), confidence=1.0))
+        assert h.spin_until(lambda: any("max_string_chars" in e for e in h.errors("conversation")), 10)
+        assert max(len(e) for e in h.errors("conversation")) < 1000
         # still alive: states keep coming, and a valid relationship is taken
         n = len(states)
         h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(
