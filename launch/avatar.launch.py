@@ -33,7 +33,7 @@ def nodes_for(context):
                            senior=v("senior"), label=v("label"), source=v("source"), device=v("device"),
                            with_conversation=False, config_dir=v("config_dir"))
     return [Node(package="rsatalker_ros", executable=s.executable, name=s.name, parameters=[s.parameters],
-                 output="screen") for s in specs]
+                 output="screen", respawn=True, respawn_delay=graph.RESPAWN_DELAY_S) for s in specs]
 
 
 def generate_launch_description():

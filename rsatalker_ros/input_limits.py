@@ -1,12 +1,13 @@
 """Limits on every input message, and the checks the nodes run at the boundary. Pure Python (no rclpy).
 
-    limits = InputLimits()                          # node parameters of the same names override these
-    why = check_audio(msg, limits, "alice", now_ns)  # None = accepted, else a Rejection(cause, detail)
+    class MotionConfig(RelationFields, InputLimits): ...     # a node's config carries the limits as parameters
+    why = check_audio(msg, cfg, "alice")            # None = accepted, else a Rejection(cause, detail)
     if why is None:
-        x = mono_audio_from_msg(msg, "alice")       # ros/convert.py decodes ...
-        why = check_samples(x, limits)              # ... and the decoded content is checked too
+        x = audio_from_msg(msg)[:, 0]               # ros/convert.py decodes ...
+        why = check_samples(x, cfg)                 # ... and the decoded content is checked too
     if why is not None:
-        rejects(f"AudioFrame on {topic}", why)      # RejectCounter: count by cause, log once per cause per period
+        node.reject(why.cause, f"AudioFrame on {topic}: {why.detail}")   # the lifecycle adapter's counter:
+                                                    # by cause on /diagnostics (WARN), logged once per cause per period
 
 The checks read messages by their field names (msg/*.msg) and never decode large payloads themselves, so a
 message is refused for its declared size before anything proportional to it is allocated. Each ``Rejection``
@@ -18,13 +19,13 @@ from __future__ import annotations
 
 import math
 import re
-import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from rsatalker_ros.face.head_data import MAX_HEAD_VERTICES
+from rsatalker_ros.motion.layout import AUDIO_RATE
+from rsatalker_ros.stages.params import check_value, param, specs
 
 # enum values of msg/*.msg (kept here so that this module needs no built interfaces; test_input_limits compares)
 AUDIO_FORMATS = {0: 2, 1: 4}          # AudioFrame.FORMAT_S16LE, FORMAT_F32LE -> bytes per sample
@@ -45,54 +46,38 @@ class Rejection:
     detail: str     # one line for the log: the field, what it held (shortened), what was expected
 
 
-@dataclass
+@dataclass(frozen=True)
 class InputLimits:
-    """What a node accepts. Every field is a node parameter of the same name, described in LIMIT_DOCS."""
-    sample_rate: int = 16000
-    max_chunk_s: float = 1.0
-    max_abs_sample: float = 1.0
-    max_string_chars: int = 256
-    max_participants: int = 16
-    max_vertices: int = MAX_HEAD_VERTICES
-    max_triangles: int = 2 * MAX_HEAD_VERTICES
-    max_abs_vertex_m: float = 10.0
-    max_abs_param: float = 10.0
-    max_future_s: float = 0.5
-    max_age_s: float = 30.0
-    max_quote_chars: int = 40
+    """What a node accepts: a config mixin, so every limit is a node parameter of the same name (declared by the
+    lifecycle adapter from these fields, in config/<node>.yaml, changeable while running except sample_rate).
+    The checks below take any object with these attributes: a node passes its config."""
+    sample_rate: int = param(AUDIO_RATE, "AudioFrame.sample_rate the node expects; other rates are rejected",
+                             units="Hz", low=AUDIO_RATE, high=AUDIO_RATE)
+    max_chunk_s: float = param(1.0, "longest AudioFrame; longer ones are refused by their declared size, before "
+                               "decoding", units="s", low=0.01, high=10.0, runtime=True)
+    max_abs_sample: float = param(1.0, "largest |sample| of decoded audio, full scale = 1.0 (F32LE may not exceed "
+                                  "it)", low=1e-6, high=1e6, runtime=True)
+    max_string_chars: int = param(256, "longest id, label, topology id or conversation id", units="characters",
+                                  low=1, high=1 << 20, runtime=True)
+    max_participants: int = param(16, "most ConversationState.participant_ids", low=1, high=1024, runtime=True)
+    max_vertices: int = param(MAX_HEAD_VERTICES, "most FaceMesh / FaceTopology vertices", low=3,
+                              high=MAX_HEAD_VERTICES, runtime=True)
+    max_triangles: int = param(2 * MAX_HEAD_VERTICES, "most FaceTopology triangles", low=1,
+                               high=2 * MAX_HEAD_VERTICES, runtime=True)
+    max_abs_vertex_m: float = param(10.0, "largest |coordinate| of a FaceMesh vertex in the head frame", units="m",
+                                    low=1e-3, high=1e6, runtime=True)
+    max_abs_param: float = param(10.0, "largest |value| of a FlameParams coefficient or angle", low=1e-3, high=1e6,
+                                 runtime=True)
+    max_future_s: float = param(0.5, "how far a mesh / motion stamp may lead this node's clock (a frame from the "
+                                "future would block newer ones)", units="s", low=1e-3, high=3600.0, runtime=True)
+    max_age_s: float = param(30.0, "how far a mesh / motion stamp may lag this node's clock; 0 = no lower bound",
+                             units="s", low=0.0, high=1e9, runtime=True)
+    max_quote_chars: int = param(40, "how much of a sender's string a log line quotes", units="characters", low=1,
+                                 high=4096, runtime=True)
 
     def __post_init__(self):
-        for name in ("sample_rate", "max_chunk_s", "max_abs_sample", "max_string_chars", "max_participants",
-                     "max_vertices", "max_triangles", "max_abs_vertex_m", "max_abs_param", "max_future_s",
-                     "max_quote_chars"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"input limit {name} is {value!r}; expected a positive number")
-        if not 0 <= self.max_age_s < math.inf:
-            raise ValueError(f"input limit max_age_s is {self.max_age_s!r}; expected >= 0 (0 = no lower bound)")
-
-
-# parameter descriptions (units, meaning) for the nodes that declare the limits as ROS parameters
-LIMIT_DOCS = {
-    "sample_rate": "AudioFrame.sample_rate the node expects [Hz]",
-    "max_chunk_s": "longest AudioFrame [s]; longer ones are refused by their declared size, before decoding",
-    "max_abs_sample": "largest |sample| of decoded audio, full scale = 1.0 (F32LE may not exceed it)",
-    "max_string_chars": "longest id, label, topology id or conversation id [characters]",
-    "max_participants": "most ConversationState.participant_ids",
-    "max_vertices": "most FaceMesh / FaceTopology vertices",
-    "max_triangles": "most FaceTopology triangles",
-    "max_abs_vertex_m": "largest |coordinate| of a FaceMesh vertex in the head frame [m]",
-    "max_abs_param": "largest |value| of a FlameParams coefficient or angle [unitless / rad]",
-    "max_future_s": "how far a stamp may lead this node's clock [s] (a frame from the future would block newer ones)",
-    "max_age_s": "how far a stamp may lag this node's clock [s]; 0 = no lower bound",
-    "max_quote_chars": "how much of a sender's string a log line quotes [characters]",
-}
-
-
-def limit_parameters(limits: InputLimits | None = None) -> list[tuple[str, object, str]]:
-    """[(name, default, description)] of every limit, for ``declare`` in a node adapter."""
-    limits = limits or InputLimits()
-    return [(name, getattr(limits, name), doc) for name, doc in LIMIT_DOCS.items()]
+        for s in specs(InputLimits):     # the same ranges as the parameters, also for InputLimits(...) in code
+            check_value(s, getattr(self, s.name))
 
 
 def quote(text, limits: InputLimits) -> str:
@@ -295,46 +280,3 @@ def check_topology(msg, limits: InputLimits) -> Rejection | None:
             why = Rejection("topology", f"FaceTopology.triangles indexes vertex {top}; vertex_count is "
                                         f"{msg.vertex_count}")
     return why
-
-
-# --- counting and logging -------------------------------------------------------------------------------------
-@dataclass
-class RejectCounter:
-    """Counts rejected inputs by cause and logs each (input, cause) at most once per ``period_s``, saying how
-    many more were refused since its last line, so a flood of bad messages cannot flood the log.
-
-        rejects = RejectCounter(node.get_logger().warning)
-        rejects("AudioFrame on /rsatalker/alice/audio", why)   # why: a Rejection
-        diagnostics.update(rejects.by_cause())                   # {"rejected_size": 3, ...}
-    """
-    log: Callable[[str], None]
-    period_s: float = 1.0
-    clock: Callable[[], float] = time.monotonic
-    max_line_chars: int = 300
-    counts: dict = field(default_factory=dict)          # cause -> rejected so far
-    _seen: dict = field(default_factory=dict)           # (what, cause) -> rejected so far
-    _logged: dict = field(default_factory=dict)         # (what, cause) -> (clock at its last line, _seen then)
-
-    def __call__(self, what: str, why: Rejection) -> None:
-        key = (what, why.cause)
-        self.counts[why.cause] = self.counts.get(why.cause, 0) + 1
-        self._seen[key] = seen = self._seen.get(key, 0) + 1
-        now = self.clock()
-        last = self._logged.get(key)
-        if last is not None and now - last[0] < self.period_s:
-            return
-        line = f"rejected {what}: {why.detail}"
-        if len(line) > self.max_line_chars:
-            line = line[:self.max_line_chars] + "..."
-        more = seen - 1 - last[1] if last else 0
-        since = f"; {more} more like it in the last {now - last[0]:.1f} s" if more else ""
-        self.log(f"{line} ({why.cause}{since}; the node keeps running)")
-        self._logged[key] = (now, seen)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def by_cause(self) -> dict[str, int]:
-        """{"rejected_<cause>": count} for diagnostics."""
-        return {f"rejected_{cause}": n for cause, n in sorted(self.counts.items())}

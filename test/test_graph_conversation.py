@@ -106,3 +106,23 @@ def test_renderer_resumes_after_the_motion_node_is_killed_and_restarted(running)
     assert probe.spin_for(60, lambda: any(s > killed_at for s in probe.logs[topic].stamp_ns)), \
         "renderer_alice published no image of audio captured after the restart"
     assert all(g.alive().values()), g.alive()
+
+
+def test_a_killed_renderer_is_respawned_by_the_graph_and_publishes_again(running):
+    """Issue #11 failure 5: a dead child stopped the graph. Graph.supervise (rsatalker-bringup's loop) starts it
+    again; the time from the kill to its first new image is printed (a figure, not an assertion)."""
+    import signal
+    import time
+    g, probe, _ = running
+    topic = "/rsatalker/alice/image_raw"
+    lines = []
+    killed_at = probe.get_clock().now().nanoseconds
+    t_kill = time.monotonic()
+    g.stop_group("renderer_alice", sig=signal.SIGKILL)
+    assert probe.spin_for(120, lambda: g.supervise(say=lines.append)
+                          and any(s > killed_at for s in probe.logs[topic].stamp_ns)), (lines, probe.summary())
+    print(f"\nrenderer_alice: first image {time.monotonic() - t_kill:.1f} s after SIGKILL (respawn delay "
+          f"{g.respawn.delay_s:g} s included)")
+    assert any(line.startswith("[renderer_alice] exited with code -9; respawning") for line in lines), lines
+    assert any(line.startswith("[renderer_alice] respawned") for line in lines), lines
+    assert all(g.alive().values()), g.alive()

@@ -27,6 +27,7 @@ def launch_nodes(path, **arguments):
     for kw in fake_launch.evaluate(path, **arguments):
         assert kw["package"] == "rsatalker_ros"
         assert len(kw["parameters"]) == 1
+        assert kw["respawn"] is True and kw["respawn_delay"] > 0        # a dead node comes back (issue #11, 5)
         out[kw["name"]] = (kw["executable"], kw["parameters"][0])
     return out
 
@@ -115,3 +116,41 @@ def test_bringup_command_line_refuses_an_unknown_relationship_and_prints_the_pla
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count("rsatalker_ros.nodes.container") == 3
     assert "motion:motion_alice renderer:renderer_alice" in ok.stdout and "width: 256" in ok.stdout
+
+
+def test_bringup_respawns_a_dead_process_with_back_off_and_gives_up_when_it_keeps_dying(monkeypatch):
+    """Issue #11 failure 5: one dead child stopped the whole graph (exit code 0). Now a dead process is started
+    again after a doubling delay, a finished one (exit code 0) is left alone, and one that keeps dying makes
+    supervise() give up (main() then stops the graph and exits with code 1). Real child processes stand in for
+    the nodes: one that exits with code 3 at once, one that exits cleanly."""
+    import subprocess
+    import sys
+
+    respawn = bringup.Respawn(max_restarts=3, delay_s=1.0, window_s=60.0)
+    assert [respawn.after_death("m", t) for t in (0.0, 1.0, 3.0, 7.0)] == [1.0, 2.0, 4.0, None]
+    assert bringup.Respawn(max_restarts=3).after_death("m", 100.0) == graph.RESPAWN_DELAY_S   # a fresh window
+
+    g = bringup.Graph(graph.describe(participants=["alice"]), respawn=bringup.Respawn(max_restarts=2, delay_s=0.0))
+    starts = []
+
+    def start_group(grp):
+        code = 0 if grp == "audio_capture" else 3
+        starts.append(grp)
+        g.procs[grp] = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+        return g.procs[grp]
+    monkeypatch.setattr(g, "start_group", start_group)
+    try:
+        for grp in ("audio_capture", "motion_alice"):
+            start_group(grp)
+        lines, now = [], 0.0
+        while g.supervise(now, lines.append):
+            for p in g.procs.values():
+                p.wait()
+            now += 1.0
+            assert now < 20, lines
+    finally:
+        g.stop()
+    assert starts.count("motion_alice") == 3 and starts.count("audio_capture") == 1, starts
+    assert "[audio_capture] finished (exit code 0); not respawned" in lines
+    assert sum("[motion_alice] exited with code 3; respawning" in line for line in lines) == 2
+    assert "giving up" in lines[-1] and lines[-1].startswith("[motion_alice]")

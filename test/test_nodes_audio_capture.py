@@ -204,3 +204,54 @@ def test_native_rate_is_resampled_to_16k(tmp_path):
     spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
     peak_hz = spectrum.argmax() * 16000 / x.size
     assert abs(peak_hz - 440) < 10 and 0.3 < np.abs(x).max() < 0.6
+
+
+def test_quick_deactivate_activate_pairs_leave_one_player_and_a_deactivate_stops_start_up(tmp_path):
+    """Issue #11 failure 4: five deactivate/activate pairs in a row (each activation waiting for subscribers before
+    playing) left five players: 240 frames/s instead of 50, stamps going backwards. Now one player remains (stamps
+    rise in 20 ms steps), deactivating joins it, and a deactivate during the start-up wait stops playback."""
+    import threading
+
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from scipy.io import wavfile
+
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.nodes.audio_capture import AudioCaptureNode
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import stamp_to_ns
+    from support.ros_harness import Harness
+
+    OK = TransitionCallbackReturn.SUCCESS
+    wavfile.write(tmp_path / "a.wav", 16000, (0.3 * np.sin(np.arange(16000) * 0.08) * 32767).astype(np.int16))
+    rclpy.init()
+    node = AudioCaptureNode(parameter_overrides=[
+        Parameter("source", value="wav"), Parameter("participants", value=["alice"]),
+        Parameter("wav_files", value=[str(tmp_path / "a.wav")]), Parameter("loop", value=True),
+        Parameter("chunk_ms", value=20.0), Parameter("wait_for_subscribers", value=1),
+        Parameter("wait_timeout_s", value=30.0)])
+    h = Harness(node)
+
+    def players():
+        return [t for t in threading.enumerate() if t.name == "audio_capture_wav" and t.is_alive()]
+    try:
+        frames = h.collect(AudioFrame, "/rsatalker/alice/audio", qos.AUDIO)
+        assert node.autostart()
+        assert h.spin_until(lambda: frames, 20)
+        for _ in range(5):
+            assert node.trigger_deactivate() == OK and node.trigger_activate() == OK
+        n0 = len(frames)
+        assert h.spin_until(lambda: len(frames) >= n0 + 40, 20)
+        steps = np.diff([stamp_to_ns(f.header.stamp) for f in frames[n0 + 5:]])    # after the restart settled
+        assert (steps > 0).all() and (steps % 20_000_000 == 0).all(), sorted(set(steps.tolist()))[:8]
+        assert len(players()) == 1
+        node.trigger_deactivate()
+        assert players() == []                                          # joined by the transition
+        assert node.trigger_activate() == OK and node.trigger_deactivate() == OK   # during the wait
+        n = len(frames)
+        h.spin(0.6)                                                     # longer than the 0.3 s settle
+        assert players() == [] and len(frames) == n
+    finally:
+        h.close()
+        rclpy.try_shutdown()

@@ -82,21 +82,26 @@ def test_malformed_input_is_rejected_with_an_error_and_the_node_keeps_running(ro
         bad = {
             "sample_rate": audio_to_msg(x, 44100, "alice", T0),
             "NaN": audio_to_msg(np.full(320, np.nan, np.float32), 16000, "alice", T0, AudioFrame.FORMAT_F32LE),
-            "empty": audio_to_msg(x, 16000, "alice", T0),
-            "at most": audio_to_msg(np.zeros(16000 * 3, np.float32), 16000, "alice", T0),
+            "0 bytes": audio_to_msg(x, 16000, "alice", T0),
             "participant_id": audio_to_msg(x, 16000, "bob", T0),
         }
-        bad["empty"].data = b""
-        for msg in bad.values():
+        bad["0 bytes"].data = b""
+        too_long = audio_to_msg(np.zeros(16000 * 3, np.float32), 16000, "alice", T0)   # also a size: counted,
+        for msg in [*bad.values(), too_long]:                                       # logged once per cause
             pub.publish(msg)
             h.spin(0.05)
-        assert h.spin_until(lambda: all(any(k in e for e in h.errors("conversation")) for k in bad), 10), \
-            h.errors("conversation")
+        assert h.spin_until(lambda: all(any(k in e for e in h.errors("conversation")) for k in bad)
+                            and node.reject.counts.get("size") == 2, 10), (h.errors("conversation"), node.reject.counts)
         # an unknown relationship: by parameter (refused) and on the topic (rejected)
         res = node.set_parameters([Parameter("relation_kinship", value="cousins")])
         assert not res[0].successful and "cousins" in res[0].reason
         h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(SocialRelation(kinship=7))
-        assert h.spin_until(lambda: any("KINSHIP" in e for e in h.errors("conversation")), 10)
+        assert h.spin_until(lambda: any("kinship is 7" in e for e in h.errors("conversation")), 10)
+        # a 1 MiB label (issue #11 failure 3: logged in full at every change) is refused with a short line
+        h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(
+            SocialRelation(kinship=0, hierarchy=0, label="x" * (1 << 20), confidence=1.0))
+        assert h.spin_until(lambda: any("max_string_chars" in e for e in h.errors("conversation")), 10)
+        assert max(len(e) for e in h.errors("conversation")) < 1000
         # still alive: states keep coming, and a valid relationship is taken
         n = len(states)
         h.publisher(SocialRelation, "/rsatalker/relation", qos.LATCHED).publish(
@@ -110,7 +115,7 @@ def test_malformed_input_is_rejected_with_an_error_and_the_node_keeps_running(ro
         n_err = len(h.errors("conversation"))
         assert h.spin_until(lambda: (pub.publish(audio_to_msg(x, 16000, "alice", T0 + 10**10)), h.spin(0.05))[1] is None
                             and len(h.errors("conversation")) > n_err, 10)
-        assert "at most" in h.errors("conversation")[-1]
+        assert "max_chunk_s" in h.errors("conversation")[-1]
         assert h.spin_until(lambda: states[-1].conversation_id == "c2", 5)
     finally:
         h.close()

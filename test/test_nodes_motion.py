@@ -33,6 +33,9 @@ def make_motion(tmp_path, **params):
 
 
 def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
+    """... and issue #11 failure 1: one F32LE frame of finite 1e18 samples blanked the avatars until restart while
+    diagnostics said all was well. Now it is refused (counted under its cause, WARN) and the meshes stay finite."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from geometry_msgs.msg import TransformStamped
     from rclpy.parameter import Parameter
     from visualization_msgs.msg import Marker
@@ -48,6 +51,7 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
         topo = h.collect(FaceTopology, "/rsatalker/alice/mesh_topology", qos.LATCHED)
         markers = h.collect(Marker, "/rsatalker/alice/mesh_marker", qos.STATE)
         poses = h.collect(TransformStamped, "/rsatalker/alice/head_pose", qos.STATE)
+        diagnostics = h.collect(DiagnosticArray, "/diagnostics", 10)
         a, b, _ = demo_audio(1.2)
         for k in range(0, a.size, 640):
             h.publish_audio("alice", a[k:k + 640], T0 + k * 62_500, chunk=640)
@@ -72,6 +76,9 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
         pub.publish(audio_to_msg(np.zeros(320), 22050, "alice", T0 + 2 * 10**9))
         pub.publish(audio_to_msg(np.full(320, np.inf, np.float32), 16000, "alice", T0 + 2 * 10**9,
                                  AudioFrame.FORMAT_F32LE))
+        loud = audio_to_msg(np.zeros(640, np.float32), 16000, "alice", T0 + int(1.2 * 10**9), AudioFrame.FORMAT_F32LE)
+        loud.data = np.full(640, 1e18, "<f4").tobytes()      # finite, 1e18 times full scale
+        pub.publish(loud)
         res = node.set_parameters([Parameter("relation_hierarchy", value="sideways")])
         assert not res[0].successful
         res = node.set_parameters([Parameter("relation_senior", value="carol")])
@@ -81,12 +88,19 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
         assert node.stage.relation.relation.hierarchy == 0                  # unequal without a senior: not applied yet
         assert node.set_parameters([Parameter("relation_senior", value="bob")])[0].successful
         assert node.stage.relation.relation.hierarchy == 1 and node.stage.relation.relation.senior == "bob"
-        assert h.spin_until(lambda: len(h.errors("motion")) >= 4, 10), h.errors("motion")
-        n = len(motion)
+        assert h.spin_until(lambda: len(h.errors("motion")) >= 5, 10), h.errors("motion")
+        assert h.spin_until(lambda: node.reject.counts.get("range"), 10), node.reject.counts
+        def warned():   # WARN at least (ERROR too: no audio arrives meanwhile)
+            return [s for d in diagnostics for s in d.status if s.name == "motion" and s.level != DiagnosticStatus.OK
+                    and any(v.key == "rejected: range" and int(v.value) >= 1 for v in s.values)]
+        assert h.spin_until(warned, 10), "the refused 1e18 frame is not reported on /diagnostics"
+        n, n_mesh = len(motion), len(meshes)
         t = T0 + int(1.2 * 10**9)
         h.publish_audio("alice", a[:8000], t, spin_s=0.003)
         h.publish_audio("bob", b[:8000], t, spin_s=0.003)
-        assert h.spin_until(lambda: len(motion) >= n + 10, 10)
+        assert h.spin_until(lambda: len(motion) >= n + 10 and len(meshes) >= n_mesh + 10, 10)
+        assert all(np.isfinite(np.asarray(m.vertices)).all() for m in meshes[n_mesh:])   # the avatar stays drawn
+        assert any("1e+18" in e for e in h.errors("motion")), h.errors("motion")   # says what was wrong
         # the world frame is a runtime parameter: the next frames' head pose hangs from the new one
         assert node.set_parameters([Parameter("world_frame", value="map")])[0].successful
         t += 10**9

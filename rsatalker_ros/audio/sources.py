@@ -115,8 +115,8 @@ class DeviceSource:
         except queue.Full:
             self.stats.overruns += 1
 
-    def _work(self):
-        while not self._stop.is_set():
+    def _work(self, stop: threading.Event):
+        while not stop.is_set():
             try:
                 data, t_ns = self._q.get(timeout=0.1)
             except queue.Empty:
@@ -142,11 +142,14 @@ class DeviceSource:
             self.on_chunk(np.stack([c[:n] for c in cols], 1), stamp)
 
     def start(self):
-        self._stop.clear()
+        if self._stream is not None:      # already capturing: one stream and one worker only
+            return
+        self._stop = threading.Event()
         self._stream = self.sd.InputStream(device=self.index, samplerate=self.rate, channels=self.channels,
                                            dtype="int16", blocksize=self.block, callback=self._callback)
         self._stream.start()
-        self._worker = threading.Thread(target=self._work, name="audio_capture_worker", daemon=True)
+        self._worker = threading.Thread(target=self._work, args=(self._stop,), name="audio_capture_worker",
+                                        daemon=True)
         self._worker.start()
 
     def stop(self):
@@ -195,12 +198,12 @@ class WavSource:
     def describe(self) -> dict:
         return {"source": "wav", "files": self.files, "seconds": round(self.seconds, 3), "loop": self.loop}
 
-    def _play(self):
+    def _play(self, stop: threading.Event):
         t0 = self.now_ns()
         mono0 = time.monotonic()
         k = 0
         n = self.audio.shape[0]
-        while not self._stop.is_set():
+        while not stop.is_set():
             i0 = (k * self.chunk) % n if self.loop else k * self.chunk
             if not self.loop and i0 >= n:
                 if self.on_end:
@@ -211,7 +214,7 @@ class WavSource:
             # the chunk is "captured" once its last sample has played: wait until then, on the monotonic clock
             due = mono0 + (k * self.chunk + block.shape[0]) / AUDIO_RATE
             delay = due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
+            if delay > 0 and stop.wait(delay):
                 return
             self.stats.chunks += 1
             self.stats.samples += block.shape[0]
@@ -219,12 +222,16 @@ class WavSource:
             k += 1
 
     def start(self):
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._play, name="audio_capture_wav", daemon=True)
+        """Play from the start in one thread; a no-op while playing (a second thread would double the frames)."""
+        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
+            return
+        self.stop()
+        self._stop = threading.Event()   # each playback its own: a thread being stopped is never revived
+        self._thread = threading.Thread(target=self._play, args=(self._stop,), name="audio_capture_wav", daemon=True)
         self._thread.start()
 
     def stop(self):
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()           # the playback thread checks the event at least once per chunk
+        self._thread = None

@@ -5,7 +5,10 @@ rsatalker.launch.py` starts on a real ROS 2 install; both read rsatalker_ros/ros
     rsatalker-bringup --source wav --kinship blood --hierarchy unequal --senior alice --label mother-son
     rsatalker-bringup --processes single                     # the whole graph in one process (less memory)
 
-Runs until Ctrl-C (or --seconds), then stops every process. DDS stays on this machine unless
+Runs until Ctrl-C (or --seconds), then stops every process. A process that dies is started again (like launch's
+``respawn``) after RESPAWN_DELAY_S, doubled for each further death within a minute; after --respawn-max deaths within
+a minute the graph is stopped and the exit code is 1. A process that exits with code 0 (a finished wav) is not
+restarted. DDS stays on this machine unless
 ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
 """
 
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -84,11 +88,33 @@ def process_commands(specs, params_file: str) -> list[tuple[str, list[str]]]:
     return cmds
 
 
-class Graph:
-    """The running graph: ``start()``, ``alive()``, ``pids()``, ``stop()``; usable as a context manager."""
+@dataclass
+class Respawn:
+    """When a dead process starts again: ``delay_s`` after its first death, doubled for each further death within
+    ``window_s`` (at most ``max_delay_s``); more than ``max_restarts`` deaths within ``window_s``: give up (None)."""
+    max_restarts: int = 5
+    delay_s: float = graph.RESPAWN_DELAY_S
+    max_delay_s: float = 30.0
+    window_s: float = 60.0
+    deaths: dict = field(default_factory=dict)        # group -> monotonic times of its recent deaths
 
-    def __init__(self, specs, log_dir: str | None = None, env: dict | None = None):
+    def after_death(self, grp: str, now: float) -> float | None:
+        recent = [t for t in self.deaths.get(grp, []) if now - t < self.window_s] + [now]
+        self.deaths[grp] = recent
+        if len(recent) > self.max_restarts:
+            return None
+        return min(self.max_delay_s, self.delay_s * 2 ** (len(recent) - 1))
+
+
+class Graph:
+    """The running graph: ``start()``, ``alive()``, ``pids()``, ``supervise()``, ``stop()``; usable as a context
+    manager."""
+
+    def __init__(self, specs, log_dir: str | None = None, env: dict | None = None, respawn: Respawn | None = None):
         self.specs = specs
+        self.respawn = respawn or Respawn()
+        self.finished: set = set()                     # groups that exited with code 0 (not respawned)
+        self._due: dict = {}                           # group -> monotonic time of its respawn
         self.tmp = tempfile.TemporaryDirectory(prefix="rsatalker_graph_")
         self.params_file = os.path.join(self.tmp.name, "graph_params.yaml")
         with open(self.params_file, "w") as f:
@@ -133,6 +159,29 @@ class Graph:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs.values() if p.poll() is None]
 
+    def supervise(self, now: float | None = None, say=print) -> bool:
+        """Respawn dead processes when due (call it every ~0.2 s); False once one died too often (given up)."""
+        now = time.monotonic() if now is None else now
+        for grp, p in list(self.procs.items()):
+            if p.poll() is None or grp in self._due or grp in self.finished:
+                continue
+            if p.returncode == 0:
+                self.finished.add(grp)
+                say(f"[{grp}] finished (exit code 0); not respawned")
+                continue
+            delay = self.respawn.after_death(grp, now)
+            if delay is None:
+                say(f"[{grp}] exited with code {p.returncode}, dead {len(self.respawn.deaths[grp])} times within "
+                    f"{self.respawn.window_s:g} s; giving up")
+                return False
+            say(f"[{grp}] exited with code {p.returncode}; respawning in {delay:.1f} s")
+            self._due[grp] = now + delay
+        for grp, t in list(self._due.items()):
+            if now >= t:
+                del self._due[grp]
+                say(f"[{grp}] respawned (pid {self.start_group(grp).pid})")
+        return True
+
     def stop_group(self, grp: str, sig=signal.SIGINT, timeout: float = 10.0) -> None:
         p = self.procs.get(grp)
         if p is None or p.poll() is not None:
@@ -172,12 +221,14 @@ def main(argv=None) -> None:
     add_graph_arguments(ap)
     ap.add_argument("--seconds", type=float, default=0.0, help="stop after this long [s]; 0 = until Ctrl-C")
     ap.add_argument("--print", action="store_true", help="print the processes and parameters, start nothing")
+    ap.add_argument("--respawn-max", type=int, default=Respawn.max_restarts,
+                    help="give up (stop the graph, exit code 1) when one process dies more often within a minute")
     args = ap.parse_args(argv)
     try:
         specs = specs_from_args(args)
     except ValueError as err:
         ap.error(str(err))
-    g = Graph(specs)
+    g = Graph(specs, respawn=Respawn(max_restarts=args.respawn_max))
     if args.print:
         for grp, cmd in process_commands(specs, g.params_file):
             print(f"[{grp}] {' '.join(cmd)}")
@@ -187,17 +238,23 @@ def main(argv=None) -> None:
     print(f"starting {len(g.specs)} nodes in {len(graph.groups(specs))} processes "
           f"(ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}); Ctrl-C stops them", flush=True)
     g.start()
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    gave_up = False
     try:
         t0 = time.monotonic()
-        while all(g.alive().values()) and (not args.seconds or time.monotonic() - t0 < args.seconds):
+        while not args.seconds or time.monotonic() - t0 < args.seconds:
+            if not g.supervise(say=say):
+                gave_up = True
+                break
+            if g.finished == set(g.procs):
+                break
             time.sleep(0.2)
-        dead = [k for k, v in g.alive().items() if not v]
-        if dead:
-            print(f"process(es) {dead} exited; stopping the graph", file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
         g.stop()
+    if gave_up:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class AudioCaptureNode(StageNode):
         super().__init__(name, **kwargs)
         self._pubs: dict = {}
         self.finished = threading.Event()
+        self._waiter: threading.Thread | None = None     # waits for subscribers, then starts playback
+        self._cancel_wait = threading.Event()
 
     def make_stage(self, cfg: CaptureConfig) -> CaptureStage:
         stage = CaptureStage(cfg, lambda: self.get_clock().now().nanoseconds, self._on_chunk, self._on_end)
@@ -54,7 +56,12 @@ class AudioCaptureNode(StageNode):
             self.publisher(String, topics.audio_info(pid), qos.LATCHED).publish(String(data=json.dumps(info)))
         self._pubs = {pid: self.publisher(AudioFrame, topics.audio(pid), qos.AUDIO) for pid in cfg.participants}
         if cfg.wait_for_subscribers > 0 and cfg.source == "wav":
-            threading.Thread(target=self._start_when_heard, args=(cfg.wait_for_subscribers,), daemon=True).start()
+            # owned by this activation: close() cancels and joins it, so a deactivate during the wait stops
+            # playback from starting, and quick deactivate/activate pairs never leave two players (issue #11, 4)
+            self._cancel_wait = threading.Event()
+            self._waiter = threading.Thread(target=self._start_when_heard,
+                                            args=(cfg.wait_for_subscribers, self._cancel_wait), daemon=True)
+            self._waiter.start()
         else:
             try:
                 self.stage.start()
@@ -62,26 +69,31 @@ class AudioCaptureNode(StageNode):
                 raise OSError(f"cannot start audio capture: {err}") from err
 
     def close(self) -> None:
+        self._cancel_wait.set()
+        if self._waiter is not None:      # it may be starting playback right now: let it finish, then stop it
+            self._waiter.join()
+            self._waiter = None
         self._pubs = {}                   # the source thread stops publishing from here on
         if self.stage is not None:
-            self.stage.stop()
+            self.stage.stop()             # joins the playback thread
 
-    def _start_when_heard(self, wait: int) -> None:
-        """A recording has a beginning: play it once every audio topic has ``wait`` subscribers (or on timeout)."""
+    def _start_when_heard(self, wait: int, cancel: threading.Event) -> None:
+        """A recording has a beginning: play it once every audio topic has ``wait`` subscribers (or on timeout),
+        unless ``cancel`` (this activation ended) is set first."""
         deadline = time.monotonic() + self.config.wait_timeout_s
-        counts = {}
-        while time.monotonic() < deadline and self.active:
-            counts = {pid: pub.get_subscription_count() for pid, pub in self._pubs.items()}
+        pubs, counts = self._pubs, {}
+        while time.monotonic() < deadline and not cancel.is_set():
+            counts = {pid: pub.get_subscription_count() for pid, pub in pubs.items()}
             if counts and min(counts.values()) >= wait:
-                time.sleep(0.3)                       # let the subscribers' side of the match settle too
+                cancel.wait(0.3)                      # let the subscribers' side of the match settle too
                 break
-            time.sleep(0.05)
+            cancel.wait(0.05)
         else:
-            if self.active:
+            if not cancel.is_set():
                 self.get_logger().warning(f"playing without waiting longer: subscriptions per audio topic {counts}, "
                                           f"expected {wait}")
         stage = self.stage
-        if stage is not None and self.active and self.context.ok():
+        if stage is not None and not cancel.is_set() and self.context.ok():
             stage.start()
 
     # ---- data path (source thread) ---------------------------------------------------------------------------

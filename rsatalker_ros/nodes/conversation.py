@@ -17,6 +17,7 @@ import time
 
 from std_msgs.msg import Bool
 
+from rsatalker_ros.input_limits import check_conversation, check_relation
 from rsatalker_ros.msg import AudioFrame, ConversationState, SocialRelation
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import mono_audio_from_msg, ns_to_stamp, relation_from_msg, relation_to_msg, stamp_to_ns
@@ -68,28 +69,36 @@ class ConversationNode(StageNode):
 
     # ---- input ----------------------------------------------------------------------------------------------
     def _on_relation(self, msg: SocialRelation) -> None:
-        try:
-            self.stage.relation.heard(relation_from_msg(msg))
-        except ValueError as err:
-            self.reject("SocialRelation", err)
+        why = check_relation(msg, self.config, self.config.participants)   # bounded label (a 1 MiB one was logged)
+        if why is not None:
+            self.refuse(f"SocialRelation on {topics.RELATION}", why)
             return
-        self.get_logger().info(f"relationship set on {topics.RELATION}: {self.stage.relation.relation}")
+        try:
+            changed = self.stage.relation.heard(relation_from_msg(msg))
+        except ValueError as err:
+            self.reject("relation", f"SocialRelation: {err}")
+            return
+        if changed:
+            self.get_logger().info(f"relationship set on {topics.RELATION}: {self.stage.relation.relation}")
 
     def _on_audio(self, pid: str, msg: AudioFrame) -> None:
-        try:
-            x = mono_audio_from_msg(msg, pid, self.config.sample_rate, self.config.max_chunk_s)
-        except ValueError as err:
-            self.reject(f"AudioFrame on {topics.audio(pid)}", err)
+        x, why = mono_audio_from_msg(msg, pid, self.config)
+        if why is not None:
+            self.refuse(f"AudioFrame on {topics.audio(pid)}", why)
             return
         self.stage.push_audio(pid, x, stamp_to_ns(msg.header.stamp), time.monotonic())
 
     def _on_external(self, msg: ConversationState) -> None:
+        why = check_conversation(msg, self.config)
+        if why is not None:
+            self.refuse(f"external ConversationState on {self.config.external_topic}", why)
+            return
         try:
             speaking = check_external(list(msg.participant_ids), msg.active_speaker, msg.activity,
                                       list(msg.speaking_probability),
                                       lambda: self.stage.relation.check(relation_from_msg(msg.relation)))
         except ValueError as err:
-            self.reject("external ConversationState", err)
+            self.reject("relation", f"external ConversationState: {err}")
             return
         self._publish(msg, speaking)
 

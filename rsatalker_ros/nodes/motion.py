@@ -24,6 +24,7 @@ from geometry_msgs.msg import Point, TransformStamped
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker
 
+from rsatalker_ros.input_limits import check_conversation
 from rsatalker_ros.msg import AudioFrame, ConversationState, FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import (mesh_to_msg, mono_audio_from_msg, motion_to_flame_params, ns_to_stamp,
@@ -66,6 +67,7 @@ class MotionNode(StageNode):
         self.rate = health.RateCheck("frames_per_s", 1000.0 / FRAME_MS)
         self.latency = health.LatencyCheck("stamp_to_publish_ms", cfg.target_latency_ms)
         self.compute = health.LatencyCheck("compute_ms_per_frame", FRAME_MS)
+        self._recoveries_reported = stage.stream.recoveries
         self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.SENSOR_IN)
         self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.SENSOR_IN)
         self.subscription(ConversationState, topics.CONVERSATION, self._on_conversation, qos.STATE)
@@ -87,12 +89,16 @@ class MotionNode(StageNode):
 
     # ---- input ----------------------------------------------------------------------------------------------
     def _on_conversation(self, msg: ConversationState) -> None:
+        why = check_conversation(msg, self.config)
+        if why is not None:
+            self.refuse(f"ConversationState on {topics.CONVERSATION}", why)
+            return
         try:
             changed = self.stage.on_conversation(msg.turn_index, list(msg.participant_ids),
                                                  list(msg.speaking_probability), relation_from_msg(msg.relation),
                                                  time.monotonic())
         except ValueError as err:
-            self.reject("ConversationState.relation", err)
+            self.reject("relation", f"ConversationState.relation: {err}")
             return
         if changed:
             self.get_logger().info(f"relationship now {self.stage.relation.relation} (conversation state)")
@@ -100,10 +106,9 @@ class MotionNode(StageNode):
     def _on_audio(self, stream: int, msg: AudioFrame) -> None:
         cfg = self.config
         pid = cfg.participant if stream == 0 else cfg.partner
-        try:
-            x = mono_audio_from_msg(msg, pid, cfg.sample_rate, cfg.max_chunk_s)
-        except ValueError as err:
-            self.reject(f"AudioFrame on {topics.audio(pid)}", err)
+        x, why = mono_audio_from_msg(msg, pid, cfg)
+        if why is not None:       # e.g. F32LE samples of 1e18 (issue #11, failure 1): refused before the model
+            self.refuse(f"AudioFrame on {topics.audio(pid)}", why)
             return
         t0 = time.perf_counter()
         frames, restarted = self.stage.push_audio(stream, x, stamp_to_ns(msg.header.stamp))
@@ -162,6 +167,12 @@ class MotionNode(StageNode):
         self.rate.check(st)
         self.latency.check(st)
         self.compute.check(st)
+        recoveries = stage.stream.recoveries      # the model state reset itself after a non-finite output
+        st.values["recoveries"] = recoveries
+        if recoveries > self._recoveries_reported:
+            st.add(health.WARN, f"motion state reset {recoveries - self._recoveries_reported} time(s) after a "
+                                "non-finite output")
+        self._recoveries_reported = recoveries
         return [st]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from rsatalker_ros.input_limits import check_mesh, check_motion, check_topology
 from rsatalker_ros.msg import FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import (camera_info_to_msg, compressed_image_to_msg, flame_params_to_motion,
@@ -77,26 +78,39 @@ class RendererNode(StageNode):
 
     # ---- input (executor thread): validate, queue ---------------------------------------------------------------
     def _on_topology(self, pid: str, msg: FaceTopology) -> None:
+        why = check_topology(msg, self.config)
+        if why is not None:
+            self.refuse("FaceTopology", why)
+            return
         try:
             self.stage.streams[pid].avatar.check_topology(topology_from_msg(msg))
         except ValueError as err:
-            self.reject(f"FaceTopology {msg.topology_id!r}", err)
+            self.reject("topology", f"FaceTopology: {err}")
 
     def _on_mesh(self, pid: str, msg: FaceMesh) -> None:
+        # stamps within the window of this node's clock: a frame from the future would block newer ones, and no
+        # image is stamped 1970 or 2038 (issue #11, failure 2); only participants this renderer serves
+        n_vertices = self.stage.streams[pid].n_vertices
+        why = check_mesh(msg, self.config, pid, n_vertices, now_ns=self.get_clock().now().nanoseconds)
+        if why is not None:
+            self.refuse("FaceMesh", why)
+            return
         try:
-            if msg.participant_id != pid:
-                raise ValueError(f"FaceMesh.participant_id is {msg.participant_id!r}; expected {pid!r}")
-            self.stage.put_mesh(mesh_from_msg(msg, self.stage.streams[pid].n_vertices),
-                                stamp_to_ns(msg.header.stamp), pid)
+            self.stage.put_mesh(mesh_from_msg(msg, n_vertices), stamp_to_ns(msg.header.stamp), pid)
         except ValueError as err:
-            self.reject("FaceMesh", err)
+            self.reject("format", f"FaceMesh: {err}")
 
     def _on_motion(self, pid: str, msg: SocialMotion) -> None:
+        # only this participant's motion (another's SocialMotion was accepted), stamp window as for meshes
+        why = check_motion(msg, self.config, pid, self.get_clock().now().nanoseconds)
+        if why is not None:
+            self.refuse("SocialMotion", why)
+            return
         try:
             m, layout = flame_params_to_motion(msg.params)
             self.stage.put_motion(m, layout.basis, stamp_to_ns(msg.header.stamp), pid)
         except ValueError as err:
-            self.reject("SocialMotion", err)
+            self.reject("format", f"SocialMotion: {err}")
 
     # ---- output (render thread) ---------------------------------------------------------------------------------
     def _publish(self, frame: RenderedFrame) -> None:

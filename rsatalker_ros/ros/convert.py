@@ -182,20 +182,20 @@ def topology_from_msg(msg: FaceTopology) -> np.ndarray:
     return f
 
 
-def mono_audio_from_msg(msg: AudioFrame, participant_id: str, sample_rate: int = 16000,
-                        max_seconds: float = 1.0) -> np.ndarray:
-    """One participant's AudioFrame as the nodes expect it -> mono float32 [n].
-
-    Rejects (ValueError naming the field) a frame of another participant, another sample rate, more than one
-    channel, and everything ``audio_from_msg`` rejects (empty, ragged, NaN / infinite, longer than max_seconds)."""
-    if msg.participant_id != participant_id:
-        raise ValueError(f"AudioFrame.participant_id is {msg.participant_id!r} on the topic of {participant_id!r}")
-    if msg.sample_rate != sample_rate:
-        raise ValueError(f"AudioFrame.sample_rate is {msg.sample_rate} Hz; expected {sample_rate} Hz "
-                         "(audio_capture resamples to it)")
-    if msg.channels != 1:
-        raise ValueError(f"AudioFrame.channels is {msg.channels}; expected 1 (one participant per topic)")
-    return audio_from_msg(msg, max_samples=int(max_seconds * sample_rate))[:, 0]
+def mono_audio_from_msg(msg: AudioFrame, participant_id: str, limits) -> tuple[np.ndarray | None, object]:
+    """One participant's AudioFrame as the nodes take it -> (mono float32 [n], None), or (None, Rejection) naming
+    the cause: the frame is checked before decoding (participant, format, rate, mono, declared size) and its
+    samples after (finite, within limits.max_abs_sample). limits: InputLimits (a node's config)."""
+    from rsatalker_ros.input_limits import Rejection, check_audio, check_samples
+    why = check_audio(msg, limits, participant_id)     # audio stamps are on the audio clock: not checked here
+    if why is not None:
+        return None, why
+    try:
+        x = audio_from_msg(msg, max_samples=int(limits.max_chunk_s * limits.sample_rate))[:, 0]
+    except ValueError as err:
+        return None, Rejection("non_finite" if "finite" in str(err) else "format", str(err))
+    why = check_samples(x, limits)
+    return (None, why) if why is not None else (x, None)
 
 
 # --- images ---------------------------------------------------------------------------------------------------

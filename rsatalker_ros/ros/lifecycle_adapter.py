@@ -40,12 +40,15 @@ What the base does:
     the change is rejected with that reason); ``self.config`` is replaced, never mutated;
   - one /diagnostics publisher for the node's whole life (diagnostic_updater style, every
     ``diagnostics_period_s``): the lifecycle state while not active, else ``status()``; input rejections
-    (``self.reject(cause, err)``, counted by cause) are added to the first status and make it WARN.
+    (``self.reject(cause, err)``, or ``self.refuse(what, rejection)`` for an input_limits check, counted by cause)
+    are added to the first status and make it WARN.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+import threading
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -80,11 +83,21 @@ def diagnostic_status(node_name: str, st: Status) -> DiagnosticStatus:
     return out
 
 
+def serialized(transition):
+    """One transition at a time (services may arrive on several executor threads at once)."""
+    @functools.wraps(transition)
+    def run_alone(self, state):
+        with self._transition_lock:
+            return transition(self, state)
+    return run_alone
+
+
 class StageNode(LifecycleNode):
     config_class: type = None            # the stage's config dataclass (fields made with stages.params.param)
     hardware_id: str = ""
 
     def __init__(self, name: str, **kwargs):
+        self._transition_lock = threading.RLock()
         super().__init__(name, **kwargs)
         self._specs = {s.name: s for s in params.specs(self.config_class)}
         for s in list(self._specs.values()) + params.specs(params.LifecycleFields):
@@ -136,6 +149,10 @@ class StageNode(LifecycleNode):
         self._entities.append(sub)
         return sub
 
+    def refuse(self, what: str, why) -> None:
+        """An input refused by an input_limits check (``why``: Rejection): counted under its cause."""
+        self.reject(why.cause, f"{what}: {why.detail}")
+
     def timer(self, period_s: float, callback):
         t = self.create_timer(period_s, callback)
         self._entities.append(t)
@@ -158,6 +175,7 @@ class StageNode(LifecycleNode):
         """The config from the current parameter values (ValueError naming a bad one)."""
         return params.build(self.config_class, {n: self.get_parameter(n).value for n in self._specs})
 
+    @serialized
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
             cfg = self.read_config()
@@ -169,6 +187,7 @@ class StageNode(LifecycleNode):
         self.config = cfg
         return TransitionCallbackReturn.SUCCESS
 
+    @serialized
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.active = True                 # threads that open() starts may check it
         try:
@@ -184,16 +203,19 @@ class StageNode(LifecycleNode):
         self.close()
         self._destroy_entities()
 
+    @serialized
     def on_deactivate(self, state) -> TransitionCallbackReturn:
         self._deactivate()
         return super().on_deactivate(state)
 
+    @serialized
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._deactivate()
         self.release()
         self.config = None
         return TransitionCallbackReturn.SUCCESS
 
+    @serialized
     def on_shutdown(self, state) -> TransitionCallbackReturn:
         self.shutdown()
         return TransitionCallbackReturn.SUCCESS

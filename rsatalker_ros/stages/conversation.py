@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rsatalker_ros.audio.voice_activity import VadConfig
-from rsatalker_ros.motion.layout import AUDIO_RATE
+from rsatalker_ros.input_limits import InputLimits
 from rsatalker_ros.ros.topics import check_participant_id
 from rsatalker_ros.stages.params import param
 from rsatalker_ros.stages.relation_policy import RelationFields, RelationPolicy
@@ -24,7 +24,7 @@ _TURN = TurnConfig()
 
 
 @dataclass(frozen=True)
-class ConversationConfig(RelationFields):
+class ConversationConfig(RelationFields, InputLimits):
     participants: tuple = param(("alice", "bob"), "participant ids (ROS4HRI voice ids, REP-144 names), in a fixed "
                                 "order")
     conversation_id: str = param("conversation", "ConversationState.conversation_id", runtime=True)
@@ -41,14 +41,11 @@ class ConversationConfig(RelationFields):
                                 high=5.0, runtime=True)
     hangover_s: float = param(_TURN.hangover_s, "silence must last this long to end speech", units="s", low=0.0,
                               high=5.0, runtime=True)
-    sample_rate: int = param(AUDIO_RATE, "expected AudioFrame.sample_rate; other rates are rejected", units="Hz",
-                             low=AUDIO_RATE, high=AUDIO_RATE)
-    max_chunk_s: float = param(1.0, "longest accepted AudioFrame; longer ones are rejected", units="s", low=0.01,
-                               high=10.0, runtime=True)
     audio_timeout_s: float = param(1.0, "diagnostics: a participant without audio for this long is reported "
                                    "(WARN)", units="s", low=0.1, high=60.0, runtime=True)
 
     def __post_init__(self):
+        super().__post_init__()                  # the input limits
         for p in self.participants:
             check_participant_id(p)
         if len(set(self.participants)) != len(self.participants):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsatalker_ros.audio.voice_activity import VadConfig
+from rsatalker_ros.input_limits import InputLimits
 from rsatalker_ros.motion.layout import AUDIO_RATE, SAMPLES_PER_FRAME
 from rsatalker_ros.ros.topics import check_participant_id
 from rsatalker_ros.social.relation import Relation
@@ -30,7 +31,7 @@ CONVERSATION_FRESH_S = 0.5      # the conversation node's speaking decision coun
 
 
 @dataclass(frozen=True)
-class MotionConfig(RelationFields):
+class MotionConfig(RelationFields, InputLimits):
     participant: str = param("alice", "whose face this node moves")
     partner: str = param("bob", "the other participant of the conversation")
     head: str = param("default_older", "head model: default_older, default_younger, a baked .npz or a FLAME .pkl")
@@ -50,10 +51,6 @@ class MotionConfig(RelationFields):
                                  units="m", low=-100.0, high=100.0, runtime=True)
     head_yaw_deg: float = param(0.0, "head heading about world z; 0 = facing +x", units="deg", low=-360.0,
                                 high=360.0, runtime=True)
-    sample_rate: int = param(AUDIO_RATE, "expected AudioFrame.sample_rate; other rates are rejected", units="Hz",
-                             low=AUDIO_RATE, high=AUDIO_RATE)
-    max_chunk_s: float = param(1.0, "longest accepted AudioFrame; longer ones are rejected", units="s", low=0.01,
-                               high=10.0, runtime=True)
     max_partner_lag_s: float = param(0.2, "a stream lagging the other by more than this counts as silent",
                                      units="s", low=0.02, high=5.0)
     frame_phase_ms: float = param(0.0, "start of this node's 40 ms frame grid on the audio clock, below 40; "
@@ -66,6 +63,7 @@ class MotionConfig(RelationFields):
                                      high=10000.0, runtime=True)
 
     def __post_init__(self):
+        super().__post_init__()                  # the input limits
         check_participant_id(self.participant)
         check_participant_id(self.partner)
         if self.partner == self.participant:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsatalker_ros.input_limits import InputLimits
 from rsatalker_ros.ros.topics import check_participant_id
 from rsatalker_ros.stages import health
 from rsatalker_ros.stages.frame_queue import FrameQueue
@@ -40,7 +41,7 @@ class Served:
 
 
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(InputLimits):
     participant: str = param("alice", "whose avatar this node renders (when participants is [''])")
     participants: tuple = param(("",), "several participants rendered by this one process, each to its own "
                                 "topics, all in one batched call per tick (e.g. [alice, bob]); [''] = just "
@@ -83,6 +84,7 @@ class RenderConfig:
                                      units="ms", low=1.0, high=60000.0, runtime=True)
 
     def __post_init__(self):
+        super().__post_init__()                  # the input limits
         if len(self.camera_target_offset) != 3 or len(self.background) != 3:
             raise ValueError("camera_target_offset and background need 3 values each, got "
                              f"{list(self.camera_target_offset)} and {list(self.background)}")
