@@ -67,7 +67,8 @@ def exercise(proc, lines):
                 all(len(v) >= 3 for v in images.values()) and per_participant_diagnostics()):
             k += 1
             for pid in heads:
-                stamp = 10**9 + k * 40_000_000 + offset[pid]
+                # on the node's clock (stamps far from it are refused), whole milliseconds + the participant's digits
+                stamp = time.time_ns() // 1_000_000 * 1_000_000 + offset[pid]
                 sent[pid].add(stamp)
                 pubs[pid].publish(mesh_to_msg(meshes[pid], pid, heads[pid], stamp, f"{pid}/head"))
             t = time.monotonic() + 0.1
