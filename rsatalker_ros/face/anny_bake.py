@@ -35,10 +35,12 @@ UV_MASK_SIZE = 512
 @dataclass(frozen=True)
 class Participant:
     """A default participant: a name and anny phenotype values in [0, 1] (age: 0.667 ≈ young adult, 1 = old;
-    gender: 0 male, 1 female)."""
+    gender: 0 male, 1 female); optionally anny local changes in [-1, 1] (a model built with local_changes, e.g. a
+    head fitted to a photo by ``photo_avatar.fit``)."""
     name: str
     phenotype: dict = field(default_factory=dict)
     description: str = ""
+    local_changes: dict = field(default_factory=dict)
 
 
 DEFAULT_PARTICIPANTS = (
@@ -114,7 +116,8 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
     import torch
     labels, parents = list(model.bone_labels), list(model.bone_parents)
     with torch.no_grad():
-        out = model(phenotype_kwargs=dict(participant.phenotype))
+        out = model(phenotype_kwargs=dict(participant.phenotype),
+                    local_changes_kwargs=dict(participant.local_changes) or None)
     rest_v = out["rest_vertices"][0].double().cpu().numpy()                # [V, 3] anny frame
     heads = out["rest_bone_heads"][0].double().cpu().numpy()              # [64, 3]
     faces = model.faces.cpu().numpy().astype(np.int64)
@@ -225,6 +228,7 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
         uvs=uvs, face_uvs=face_uvs, vertex_labels=vlab, uv_masks=small, uv_mask_names=UV_MASKS,
         meta={"source": "anny", "anny_version": anny.__version__, "participant": participant.name,
               "description": participant.description, "phenotype": dict(participant.phenotype),
+              **({"local_changes": dict(participant.local_changes)} if participant.local_changes else {}),
               "licence": "anny code Apache-2.0; MakeHuman data CC0 1.0",
               "head_joint_in_anny_world_m": [round(float(x), 6) for x in origin]},
     )

@@ -39,9 +39,9 @@ class FitConfig:
     pose_steps: int = 150            # Adam steps on pose and focal length only
     steps: int = 250                 # Adam steps on everything
     lr: float = 0.03                 # Adam learning rate (all parameters are O(1))
-    lambda_shape: float = 2e-4       # L2 weight of the local shape changes (each in -1..1)
+    lambda_shape: float = 5e-5       # L2 weight of the local shape changes (each in -1..1)
     lambda_phenotype: float = 1e-4   # L2 weight of the phenotype's distance from its start
-    lambda_expression: float = 2e-4  # L1 weight of the facial actions (each in 0..1)
+    lambda_expression: float = 5e-5  # L1 weight of the facial actions (each in 0..1)
     lambda_focal: float = 1e-3       # weight of (log f / f0)^2
     focal_over_size: float = 1.6     # f0 = this x the photo's longer side (a portrait lens, ~35 degrees)
     start_phenotype: dict = field(default_factory=lambda: {"age": 0.7, "gender": 0.5, "muscle": 0.5,
@@ -198,7 +198,7 @@ def fit_head(face: FaceDetection, image_size: tuple, anchors, model, faces: np.n
         loss.backward()
         opt.step()
         err = float(((px.detach() - target) ** 2).sum(1).sqrt().mean())
-        history.append((step, float(loss), err))
+        history.append((step, float(loss.detach()), err))
         bar.set_postfix(err_px=f"{err:.2f}", err_iod=f"{100 * err / iod:.2f}%")
         bar.update()
     bar.close()

@@ -156,7 +156,8 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
     done("fit_s")
 
     steps.set_postfix_str("texture")
-    texture, palette, tex_stats = photo_texture(head, image, camera, motion, cfg.texture_size)
+    chin_y = float(anchors.points(head.neutral().detach().numpy(), head.faces.numpy())[8, 1])
+    texture, palette, tex_stats = photo_texture(head, image, camera, motion, cfg.texture_size, below_y=chin_y)
     ref = paint_head(head, palette, size=16)        # eyes per pixel, as for the default heads
     appearance = HeadAppearance(texture=texture, uvs=ref.uvs, face_uvs=ref.face_uvs, faces=ref.faces,
                                 rest_vertices=ref.rest_vertices, eye_faces=ref.eye_faces,

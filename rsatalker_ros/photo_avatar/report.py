@@ -115,9 +115,7 @@ def write_report(out: Path, photo: np.ndarray, face, head, avatar, camera, motio
     sides = [render_avatar_image(avatar, head, motion, turned(cam, center, a), background) for a in TURNS_DEG]
     _save(out / "report.png", [[photo_crop, front, *sides]])
     vis = viseme_motions(head)
-    neutral_face = motion.copy()
-    _save(out / "visemes.png", [[render_avatar_image(avatar, head, np.where(m != 0, m, neutral_face * 0), cam,
-                                                     background) for m in vis.values()]])
+    _save(out / "visemes.png", [[render_avatar_image(avatar, head, m, cam, background) for m in vis.values()]])
     # landmarks: detected (green) and fitted (red), on the crop
     s = size / box[2]
     lm_crop = (face.landmarks - np.array(box[:2])) * s

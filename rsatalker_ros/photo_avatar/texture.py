@@ -47,17 +47,17 @@ def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
             + (im[y0 + 1, x0] * (1 - fx) + im[y0 + 1, x0 + 1] * fx) * fy)
 
 
-def _match_colours(src: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel gain and offset mapping the colours ``src`` [n, 3] to the mean and spread of ``ref`` [m, 3]."""
-    gain = ref.std(0) / np.maximum(src.std(0), 1e-3)
-    gain = np.clip(gain, 0.5, 2.0)
-    return gain, ref.mean(0) - gain * src.mean(0)
+def _match_gain(src: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Per-channel gain [3] that maps the median colour of ``src`` [n, 3] onto that of ``ref`` [m, 3]."""
+    return np.clip(np.median(ref, 0) / np.maximum(np.median(src, 0), 1e-3), 0.3, 3.0)
 
 
-def photo_texture(head, photo: np.ndarray, camera, motion: np.ndarray, size: int = 512):
+def photo_texture(head, photo: np.ndarray, camera, motion: np.ndarray, size: int = 512,
+                  below_y: float | None = None):
     """(texture [S, S, 3] float32 0..1, palette, stats dict) for ``head`` (HeadModel with UVs and labels) seen in
     ``photo`` (rgb uint8) by ``camera`` (render.camera.Camera, head frame = world) with the head posed by
-    ``motion`` [D] (head layout)."""
+    ``motion`` [D] (head layout). ``below_y``: rest-pose height (m) under which the photo is not used (the neck
+    below the chin, often hidden by clothes)."""
     faces = np.asarray(head.faces, np.int64)
     labels = np.asarray(head.vertex_labels, np.int64)
     with torch.no_grad():
@@ -88,6 +88,8 @@ def photo_texture(head, photo: np.ndarray, camera, motion: np.ndarray, size: int
     texel_label = labels[tri[np.arange(len(tri)), b.argmax(1)]]
     never = np.isin(texel_label, [LABEL_INDEX[x] for x in NEVER_FROM_PHOTO])
     weight = np.where(visible & ~never, np.clip((facing - 0.15) / 0.35, 0.0, 1.0), 0.0)
+    if below_y is not None:
+        weight *= np.clip((p_rest[:, 1] - below_y) / 0.01, 0.0, 1.0)
 
     light = np.asarray(LIGHT["light_dir"], np.float64)
     light /= np.linalg.norm(light)
@@ -115,9 +117,8 @@ def photo_texture(head, photo: np.ndarray, camera, motion: np.ndarray, size: int
                   lips=tuple(np.median(albedo[lips], axis=0)) if lips.sum() > 20 else base.lips)
     default = paint_texture(head, pal, size).astype(np.float64)
     d = default[covered]
-    gain, offset = _match_colours(d[seen_skin], albedo[seen_skin])
-    matched = np.where(skin_like[:, None] | (texel_label == LABEL_INDEX["scalp"])[:, None],
-                       np.clip(d * gain + offset, 0, 1), d)
+    gain = _match_gain(d[seen_skin], albedo[seen_skin])
+    matched = np.where(skin_like[:, None], np.clip(d * gain, 0, 1), d)
     fill = w_m[:, None] * albedo_m + (1 - w_m[:, None]) * matched
     fill = np.where(never[:, None], d, fill)
     col = weight[:, None] * albedo + (1 - weight[:, None]) * fill
