@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="", help="head/avatar name (default: from the photo's file name)")
     ap.add_argument("--iterations", type=int, default=None, help="stage-3 steps (default 500)")
     ap.add_argument("--views", type=int, default=None, help="synthetic stage-3 views (default 120)")
-    ap.add_argument("--fit-steps", type=int, default=None, help="head-fit steps on all parameters (default 250)")
+    ap.add_argument("--fit-steps", type=int, default=None, help="head-fit steps on all parameters (default 300)")
     args = ap.parse_args(argv)
 
     from rsatalker_ros.photo_avatar.detect import PhotoError

@@ -37,7 +37,7 @@ OPENCV_FROM_HEAD = np.diag([1.0, -1.0, -1.0])   # a head facing the camera: head
 @dataclass
 class FitConfig:
     pose_steps: int = 150            # Adam steps on pose and focal length only
-    steps: int = 250                 # Adam steps on everything
+    steps: int = 300                 # Adam steps on everything
     lr: float = 0.03                 # Adam learning rate (all parameters are O(1))
     lambda_shape: float = 5e-5       # L2 weight of the local shape changes (each in -1..1)
     lambda_phenotype: float = 1e-4   # L2 weight of the phenotype's distance from its start
@@ -217,5 +217,5 @@ def fit_head(face: FaceDetection, image_size: tuple, anchors, model, faces: np.n
         local_changes={n: round(float(x), 5) for n, x in zip(net.change_labels, net.changes().detach())
                        if abs(float(x)) > 1e-4},
         expression=net.expression52().detach().numpy().astype(np.float32), world_to_cam=w2c,
-        focal=float(log_f.exp()), principal=(float(principal[0]), float(principal[1])), projected=px,
+        focal=float(log_f.detach().exp()), principal=(float(principal[0]), float(principal[1])), projected=px,
         error_px=float(err.mean()), error_iod=float(err.mean() / iod), history=history)
