@@ -98,3 +98,16 @@ def test_pipeline_on_a_small_portrait(tmp_path, astronaut):
     assert report["texture"]["from_photo"] > 0.05
     assert 5.0 < report["psnr_face_db"] < 60.0
     assert set(report["identity_distance"]) == {"fitted", "default_older", "default_younger"}
+
+
+def test_head_file_finds_the_avatar_beside_it(tmp_path):
+    """The renderer's default avatar for head DIR/x.npz is DIR/x.safetensors (what the photo tool writes)."""
+    import shutil
+    from rsatalker_ros.avatar.avatar_io import AVATAR_DIR, resolve_avatar
+    from rsatalker_ros.face.head_model import ASSET_DIR
+    head = tmp_path / "me.npz"
+    shutil.copy(ASSET_DIR / "default_younger.npz", head)
+    with pytest.raises(ValueError, match="no avatar beside head file.*me.safetensors"):
+        resolve_avatar(str(head))
+    shutil.copy(AVATAR_DIR / "default_younger.safetensors", tmp_path / "me.safetensors")
+    assert resolve_avatar(str(head)) == tmp_path / "me.safetensors"
