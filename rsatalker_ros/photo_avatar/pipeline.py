@@ -140,10 +140,6 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
                    show_progress=show_progress)
     head_data = bake_anny_head(model, Participant(name, fit.phenotype, f"fitted to {Path(label).name}",
                                                   fit.local_changes))
-    # anny splits a few quads (8 triangles at the eyes) along the shorter diagonal of the fitted shape: keep the
-    # default heads' triangulation so every head shares one topology (landmark anchors, avatars, FaceTopology)
-    head_data.faces = ref_head.faces.numpy().copy()
-    head_data.face_uvs = ref_head.face_uvs.numpy().copy()
     head_path = out / f"{name}.npz"
     head_data.save(head_path)
     head = HeadModel(head_data, name=name)
