@@ -87,7 +87,9 @@ def photo_texture(head, photo: np.ndarray, camera, motion: np.ndarray, size: int
     visible = inside & (s[:, 2] <= zbuf[yi, xi] + DEPTH_TOLERANCE_M) & (facing > 0)
     texel_label = labels[tri[np.arange(len(tri)), b.argmax(1)]]
     never = np.isin(texel_label, [LABEL_INDEX[x] for x in NEVER_FROM_PHOTO])
-    weight = np.where(visible & ~never, np.clip((facing - 0.15) / 0.35, 0.0, 1.0), 0.0)
+    # near the silhouette the fit is least exact and the photo's background is close: only texels facing the
+    # camera (cos > 0.4, full weight from 0.7) take the photo's colour
+    weight = np.where(visible & ~never, np.clip((facing - 0.4) / 0.3, 0.0, 1.0), 0.0)
     if below_y is not None:
         weight *= np.clip((p_rest[:, 1] - below_y) / 0.01, 0.0, 1.0)
 
@@ -96,7 +98,7 @@ def photo_texture(head, photo: np.ndarray, camera, motion: np.ndarray, size: int
     n_front = np.where((n * to_cam).sum(1, keepdims=True) < 0, -n, n)
     shading = LIGHT["ambient"] + LIGHT["diffuse"] * np.clip(n_front @ light, 0, None)
     photo_rgb = _bilinear(photo, s[:, 0], s[:, 1]) / 255.0
-    albedo = np.clip(photo_rgb / shading[:, None], 0.0, 1.0)
+    albedo = np.clip(photo_rgb / np.maximum(shading, 0.75)[:, None], 0.0, 1.0)
 
     # mirror: the texel at (-x, y, z) of the rest head
     from scipy.spatial import cKDTree
