@@ -72,7 +72,7 @@ def report(stage) -> health.Status:
 
 @pytest.fixture(scope="module")
 def auto_stage():
-    return make_stage()
+    return make_stage(too_old_ms=300.0)
 
 
 def test_levels_load_once_and_the_full_level_renders_when_it_fits(auto_stage):
@@ -133,7 +133,7 @@ def test_a_pinned_level_the_avatar_lacks_is_refused():
 def test_a_frame_too_old_to_be_published_in_time_is_dropped_and_counted(auto_stage):
     stage = auto_stage
     starve(stage, 0.0)
-    # the queue keeps frames of any age in order (no "stale" drop): the 300 ms too_old limit decides
+    # the queue keeps frames of any age in order (no "stale" drop): the 300 ms too_old_ms decides
     stage.reconfigure(params.update(stage.cfg, {"max_frame_age_ms": 60000.0}), {"max_frame_age_ms"})
     v, _ = neutral_vertices("default_older")
     stage.clock.t += 2.0                                        # after the earlier tests' frames (no out_of_order)

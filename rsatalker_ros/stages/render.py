@@ -20,7 +20,8 @@ shipped avatars; any other file is its only level, "full"). Per tick a render.de
 the render times measured here, picks the level (and, past the coarsest level, a render scale: the images are
 upscaled to width x height) that keeps audio stamp -> publish of the tick's oldest frame within
 ``latency_budget_ms`` and the render within one frame period; a participant without that level renders its next
-more detailed one. Nothing waits: a frame older than ``too_old_ms`` when taken is dropped ("too_old"). ``level``
+more detailed one. Nothing waits: the queue drops a frame a newer one overtakes once it is older than
+``max_frame_age_ms`` ("stale"), and with ``too_old_ms`` set, a frame older than that when taken ("too_old"). ``level``
 pins one level (fixed quality). The report carries the level, scale, budget and the controller's p95 latency;
 WARN when the budget or the rate cannot be held, ERROR when frames come but none is published (stall).
 """
@@ -99,9 +100,10 @@ class RenderConfig:
     render_scales: tuple = param(DeadlineConfig.scales, "render scales tried in order once even the coarsest level "
                                  "does not fit (images are upscaled to width x height); [1.0] = never scale",
                                  low=0.1, high=1.0)
-    too_old_ms: float = param(DeadlineConfig.max_age_ms, "a frame older than this (audio stamp to now) when the "
-                              "render loop takes it is dropped as too_old: it could not be published in time",
-                              units="ms", low=1.0, high=60000.0)
+    too_old_ms: float = param(0.0, "a frame older than this (audio stamp to now) when the render loop takes it, "
+                              "even the newest, is dropped as too_old (it cannot be published in time); 0 = off: "
+                              "max_frame_age_ms alone drops frames a newer one overtakes (stamps on another clock "
+                              "still render)", units="ms", low=0.0, high=60000.0)
 
     def __post_init__(self):
         if len(self.camera_target_offset) != 3 or len(self.background) != 3:
@@ -220,7 +222,7 @@ class RenderStage:
         self.deadline = DeadlineController(
             DeadlineConfig(budget_ms=cfg.latency_budget_ms, rate_hz=cfg.target_rate_hz or DeadlineConfig.rate_hz,
                            levels=tuple(level_names), scales=tuple(cfg.render_scales), pinned_level=cfg.level,
-                           max_age_ms=cfg.too_old_ms),
+                           max_age_ms=cfg.too_old_ms or float("inf")),
             costs={lv: sum(len(st.level_avatar(lv)) for st in self.streams.values()) for lv in level_names})
         self._deadline_lock = threading.Lock()    # choose/rendered in the render thread, status in the executor's
         self._forwarded = {}                       # (participant, cause) -> queue drops already told the controller
@@ -485,7 +487,7 @@ class RenderStage:
         too_old_ns = int(self.cfg.too_old_ms * 1e6)
         for pid, st in self.streams.items():
             item = st.frames.take(now, timeout=0)
-            if item is not None and now - item[1] > too_old_ns:
+            if item is not None and too_old_ns and now - item[1] > too_old_ns:
                 st.too_old += 1
                 self.deadline.dropped("too_old")
             elif item is not None:
