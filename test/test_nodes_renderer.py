@@ -195,5 +195,7 @@ def test_diagnostics_go_warn_when_the_renderer_is_starved(ros, tmp_path):
         warn = starved()[-1]
         assert "images_per_s" in warn.message and "below target 25" in warn.message
         assert warn.hardware_id == "alice"
+        values = {kv.key: kv.value for kv in warn.values}     # the deadline: this avatar file has one level
+        assert values["level"] == "full" and values["budget_ms"] == "150" and "dropped_too_old" in values
     finally:
         h.close()

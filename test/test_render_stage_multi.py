@@ -20,7 +20,7 @@ def stage(tmp_path_factory):
     cfg = params.build(RenderConfig, {"participants": ["alice", "bob", "carol"],
                                       "heads": ["default_older", "default_younger", "default_older"],
                                       "avatars": [older, younger, older], "width": 48, "height": 40,
-                                      "backend": "cpu", "max_frame_age_ms": 60000.0})
+                                      "backend": "cpu", "max_frame_age_ms": 60000.0, "too_old_ms": 60000.0})
     rejected = []
     st = RenderStage(cfg, lambda cause, err: rejected.append((cause, str(err))), lambda: 10**10, log=lambda s: None)
     st.rejected = rejected

@@ -14,6 +14,11 @@ stereo/{left,right}/image_raw + camera_info; every image is stamped with its fra
 once the camera is aimed. /diagnostics: images per second and stamp-to-publish latency against their targets,
 frames dropped by cause, per participant (one status each when several), and render time per tick (WARN when the
 renderer is starved or falls behind).
+Deadline: the avatars' trained levels of detail (full, 12k, 6k for the shipped ones) are loaded at configure; per
+frame the stage picks the level (then a render scale) that keeps audio stamp -> publish within
+``latency_budget_ms`` from the render times it measures, and never queues (``max_frame_age_ms``, ``too_old_ms``).
+/diagnostics carries ``level``, ``scale``, ``budget_ms``, ``latency_p95_ms`` and ``dropped_too_old``; WARN when the
+budget or the rate cannot be held, ERROR when frames arrive but none is published. ``level`` pins one level.
 Backends: 'cpu' (numba tile rasteriser), 'gsplat' (CUDA), 'auto' (gsplat where CUDA and gsplat exist, else cpu).
 """
 

@@ -13,7 +13,17 @@ same avatar file share one loaded avatar (bound together on the GPU). Each parti
 mesh's bounding-box centre (+ camera_target_offset) from camera_distance_m along the head's +z (out of the face);
 changing fov_y_deg, camera_distance_m, camera_target_offset or ipd_m re-aims it at the next frame.
 ``report(status)`` adds each participant's image rate and latency against their targets, drops by cause
-(stale, overflow, out_of_order, render_failed) and the render time per tick (stages.health).
+(stale, overflow, out_of_order, too_old, render_failed) and the render time per tick (stages.health).
+
+Deadline: every avatar is loaded once with its trained levels of detail (avatar.levels: "full", "12k", "6k" for the
+shipped avatars; any other file is its only level, "full"). Per tick a render.deadline.DeadlineController, fed with
+the render times measured here, picks the level (and, past the coarsest level, a render scale: the images are
+upscaled to width x height) that keeps audio stamp -> publish of the tick's oldest frame within
+``latency_budget_ms`` and the render within one frame period; a participant without that level renders its next
+more detailed one. Nothing waits: the queue drops a frame a newer one overtakes once it is older than
+``max_frame_age_ms`` ("stale"), and with ``too_old_ms`` set, a frame older than that when taken ("too_old"). ``level``
+pins one level (fixed quality). The report carries the level, scale, budget and the controller's p95 latency;
+WARN when the budget or the rate cannot be held, ERROR when frames come but none is published (stall).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsatalker_ros.input_limits import InputLimits
+from rsatalker_ros.render.deadline import DeadlineConfig, DeadlineController
 from rsatalker_ros.ros.topics import check_participant_id
 from rsatalker_ros.stages import health
 from rsatalker_ros.stages.frame_queue import FrameQueue
@@ -82,6 +93,18 @@ class RenderConfig(InputLimits):
                                   runtime=True)
     target_latency_ms: float = param(250.0, "diagnostics: audio stamp to image publish, p95 above this is WARN",
                                      units="ms", low=1.0, high=60000.0, runtime=True)
+    latency_budget_ms: float = param(DeadlineConfig.budget_ms, "audio stamp to image publish the renderer holds "
+                                     "(p95) by choosing the level of detail and render scale per frame; WARN when "
+                                     "it cannot", units="ms", low=1.0, high=60000.0)
+    level: str = param(DeadlineConfig.pinned_level, "pin the level of detail (full, 12k, 6k: fixed quality, the "
+                       "budget is still measured and reported); '' = chosen per frame to hold latency_budget_ms")
+    render_scales: tuple = param(DeadlineConfig.scales, "render scales tried in order once even the coarsest level "
+                                 "does not fit (images are upscaled to width x height); [1.0] = never scale",
+                                 low=0.1, high=1.0)
+    too_old_ms: float = param(0.0, "a frame older than this (audio stamp to now) when the render loop takes it, "
+                              "even the newest, is dropped as too_old (it cannot be published in time); 0 = off: "
+                              "max_frame_age_ms alone drops frames a newer one overtakes (stamps on another clock "
+                              "still render)", units="ms", low=0.0, high=60000.0)
 
     def __post_init__(self):
         super().__post_init__()                  # the input limits
@@ -122,9 +145,11 @@ class RenderedFrame:
 class Stream:
     """One served participant: its queue, head (input motion), avatar, camera and diagnostics."""
 
-    def __init__(self, pid: str, head, avatar, max_age_ns: int, cfg: RenderConfig):
-        self.pid, self.head, self.avatar = pid, head, avatar
-        self.n_vertices = int(avatar.faces.max()) + 1
+    def __init__(self, pid: str, head, levels: dict, max_age_ns: int, cfg: RenderConfig):
+        self.pid, self.head = pid, head
+        self.levels = levels             # level name -> GaussianAvatar, most detailed ("full") first
+        self.avatar = levels["full"]
+        self.n_vertices = int(self.avatar.faces.max()) + 1
         self.frames = FrameQueue(max_age_ns=max_age_ns)
         self.cameras = None              # eye -> Camera once aimed at the first mesh (a new dict on every re-aim)
         self.bbox_centre = None
@@ -132,7 +157,16 @@ class Stream:
         self.latency = health.LatencyCheck("stamp_to_publish_ms", cfg.target_latency_ms)
         self.drops = health.Drops()
         self.render_failed = 0
+        self.too_old = 0
         self.rendered = 0
+
+    def level_avatar(self, level: str):
+        """This participant's avatar at ``level``, or at its next more detailed level when it has not that one."""
+        names = list(self.levels)
+        if level in self.levels:
+            return self.levels[level]
+        finer = [n for n in names if _level_rank(n) >= _level_rank(level)]
+        return self.levels[finer[-1] if finer else names[0]]
 
     def report(self, st: health.Status, now_s: float | None) -> None:
         each = self.latency.take()                  # this window's images, in publish order
@@ -144,7 +178,12 @@ class Stream:
         self.latency.check(st, each)
         self.drops.check(st, s.received, {"stale": s.dropped_stale, "overflow": s.dropped_overflow,
                                           "out_of_order": s.dropped_out_of_order,
-                                          "render_failed": self.render_failed})
+                                          "too_old": self.too_old, "render_failed": self.render_failed})
+
+
+def _level_rank(level: str) -> float:
+    """Detail of a level name: "full" highest, then "12k" > "6k"."""
+    return float("inf") if level == "full" else float(level[:-1])
 
 
 def _eye_name(pid: str, eye: str) -> str:
@@ -152,12 +191,13 @@ def _eye_name(pid: str, eye: str) -> str:
 
 
 class RenderStage:
-    def __init__(self, cfg: RenderConfig, reject, now_ns, log=print):
-        """reject(cause, err): counts a refused frame; now_ns(): the clock of the frames' stamps (the ROS clock)."""
+    def __init__(self, cfg: RenderConfig, reject, now_ns, log=print, render_clock=time.perf_counter):
+        """reject(cause, err): counts a refused frame; now_ns(): the clock of the frames' stamps (the ROS clock);
+        render_clock(): seconds, measures render times for the level choice (a simulated clock in tests)."""
         import torch
 
         from rsatalker_ros.render.participants import Participant, ParticipantRenderer
-        self.cfg, self.reject, self.now_ns = cfg, reject, now_ns
+        self.cfg, self.reject, self.now_ns, self.render_clock = cfg, reject, now_ns, render_clock
         self.torch = torch
         self._set_threads()
         torch.set_num_threads(1)
@@ -172,39 +212,63 @@ class RenderStage:
                 if s.head not in heads:
                     heads[s.head] = load_head(s.head)
                 head = heads[s.head]
-            avatar = self._load_avatar(s.avatar or s.head, avatars)
+            levels = self._load_levels(s.avatar or s.head, avatars)
             if head is not None:
-                avatar.check_topology(head.faces)
-            self.streams[s.participant] = Stream(s.participant, head, avatar, int(cfg.max_frame_age_ms * 1e6), cfg)
+                for avatar in levels.values():
+                    avatar.check_topology(head.faces)
+            self.streams[s.participant] = Stream(s.participant, head, levels, int(cfg.max_frame_age_ms * 1e6), cfg)
+        level_names = sorted({lv for st in self.streams.values() for lv in st.levels}, key=_level_rank, reverse=True)
+        if cfg.level and cfg.level not in level_names:
+            raise ValueError(f"level {cfg.level!r}: the avatars served here have the levels {level_names}; expected "
+                             "one of them, or '' to choose per frame")
+        self.deadline = DeadlineController(
+            DeadlineConfig(budget_ms=cfg.latency_budget_ms, rate_hz=cfg.target_rate_hz or DeadlineConfig.rate_hz,
+                           levels=tuple(level_names), scales=tuple(cfg.render_scales), pinned_level=cfg.level,
+                           max_age_ms=cfg.too_old_ms or float("inf")),
+            costs={lv: sum(len(st.level_avatar(lv)) for st in self.streams.values()) for lv in level_names})
+        self._deadline_lock = threading.Lock()    # choose/rendered in the render thread, status in the executor's
+        self._forwarded = {}                       # (participant, cause) -> queue drops already told the controller
         bg = np.asarray(cfg.background, np.float32)   # rgb 0..1, as the single-participant path passed it
-        self.renderer = ParticipantRenderer(
-            [Participant(_eye_name(st.pid, eye), st.avatar, cam, bg)
+        self.renderers = {lv: ParticipantRenderer(     # one per level: its binders are built once, here
+            [Participant(_eye_name(st.pid, eye), st.level_avatar(lv), cam, bg)
              for st in self.streams.values() for eye, cam in self._aim(np.zeros(3)).items()], backend=self.backend)
+            for lv in level_names}
+        self.renderer = self.renderers["full"]
+        self._scale = {lv: 1.0 for lv in level_names}    # the render scale each level's cameras are set to
         self.render_ms = health.LatencyCheck("render_ms", 0.0)   # per tick (all participants)
         t0 = time.perf_counter()
-        self._warm_up()
+        for renderer in self.renderers.values():
+            self._warm_up(renderer)
         for st in self.streams.values():
+            levels = ", ".join(f"{lv} {len(a)}" for lv, a in st.levels.items())
             log(f"{st.pid}: avatar {len(st.avatar)} Gaussians (of {self.n_gaussians_file[id(st.avatar)]}) on "
-                f"{len(st.avatar.faces)} triangles, {cfg.width} x {cfg.height} px, backend {self.backend}, input "
-                f"{cfg.input}{', stereo' if cfg.stereo else ''}")
+                f"{len(st.avatar.faces)} triangles, levels {levels}; {cfg.width} x {cfg.height} px, backend "
+                f"{self.backend}, input {cfg.input}{', stereo' if cfg.stereo else ''}")
         log(f"{len(self.streams)} participant(s), {len(avatars)} avatar(s) loaded; warmed up in "
             f"{time.perf_counter() - t0:.1f} s")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = None
 
-    def _load_avatar(self, name: str, loaded: dict):
+    def _load_levels(self, name: str, loaded: dict) -> dict:
+        """name: an avatar file or shipped avatar -> {level: GaussianAvatar}, "full" first (a shipped avatar's
+        trained levels; any other file is its only level). Each file is loaded once per stage."""
         from rsatalker_ros.avatar.avatar_io import resolve_avatar
         from rsatalker_ros.avatar.gaussians import load_avatar, thin_to
+        from rsatalker_ros.avatar.levels import AVATAR_DIR, FULL, available_levels, level_path
         path = resolve_avatar(name).resolve()
         if path not in loaded:
-            avatar = load_avatar(path)
-            n_file = len(avatar)
-            if self.cfg.max_gaussians > 0:
-                n_covered = len(np.unique(avatar.parent.numpy()))
-                avatar = thin_to(avatar, max(self.cfg.max_gaussians, n_covered))
-            loaded[path] = avatar
-            self.n_gaussians_file[id(avatar)] = n_file
+            levels = {}
+            shipped = path == (AVATAR_DIR / f"{name}.safetensors").resolve()
+            for lv in available_levels(name) if shipped else [FULL]:
+                avatar = load_avatar(path if lv == FULL else level_path(name, lv))
+                n_file = len(avatar)
+                if self.cfg.max_gaussians > 0 and n_file > self.cfg.max_gaussians:
+                    n_covered = len(np.unique(avatar.parent.numpy()))
+                    avatar = thin_to(avatar, max(self.cfg.max_gaussians, n_covered))
+                levels[lv] = avatar
+                self.n_gaussians_file[id(avatar)] = n_file
+            loaded[path] = levels
         return loaded[path]
 
     # ---- the first (or only) participant: the single-participant renderer's attributes ------------------------
@@ -242,24 +306,24 @@ class RenderStage:
             import numba
             numba.set_num_threads(min(self.cfg.render_threads, numba.config.NUMBA_NUM_THREADS))
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, renderer) -> None:
         """Render once (random meshes, tiny images) so the kernels are compiled before the first real frame instead
         of stalling it (numba compiles on first use when its cache is stale)."""
         from rsatalker_ros.render.camera import Camera
         rng = np.random.default_rng(0)
         tiny = Camera.look_at((0.0, 0.0, 1.0), (0.0, 0.0, 0.0), width=32, height=32)
-        kept = {name: p.camera for name, p in self.renderer.participants.items()}
+        kept = {name: p.camera for name, p in renderer.participants.items()}
         for name in kept:
-            self.renderer.set_camera(name, tiny)
+            renderer.set_camera(name, tiny)
         items = {}
         for st in self.streams.values():
             v = rng.normal(scale=0.1, size=(st.n_vertices, 3)).astype(np.float32)
             items.update({name: (v, 0) for name in kept if name.split("/")[0] == st.pid})
-        tick = self.renderer.render_tick(items)
+        tick = renderer.render_tick(items)
         if tick.rejected:
             raise RuntimeError(f"warm-up render failed: {tick.rejected}")
         for name, cam in kept.items():
-            self.renderer.set_camera(name, cam)
+            renderer.set_camera(name, cam)
 
     def _pick_backend(self, backend: str) -> str:
         if backend == "cpu":
@@ -277,11 +341,14 @@ class RenderStage:
             st.frames.max_age_ns = int(cfg.max_frame_age_ms * 1e6)
             st.rate.target_hz = cfg.target_rate_hz
             st.latency.target_ms = cfg.target_latency_ms
+        with self._deadline_lock:                   # the rate a frame's render must fit
+            self.deadline.cfg.rate_hz = cfg.target_rate_hz or DeadlineConfig.rate_hz
         if "background" in changed:
             bg = np.asarray(cfg.background, np.float32)   # rgb 0..1, as the single-participant path passed it
-            for name, p in self.renderer.participants.items():
-                p.background = bg
-                self.renderer.set_camera(name, p.camera)     # drops the cached per-camera tensors (backgrounds)
+            for renderer in self.renderers.values():
+                for name, p in renderer.participants.items():
+                    p.background = bg
+                    renderer.set_camera(name, p.camera)     # drops the cached per-camera tensors (backgrounds)
         if changed & CAMERA_FIELDS:
             for st in self.streams.values():
                 if st.bbox_centre is not None:
@@ -329,8 +396,31 @@ class RenderStage:
 
     def _set_cameras(self, st: Stream, cams: dict) -> None:
         st.cameras = cams
-        for eye, cam in cams.items():
-            self.renderer.set_camera(_eye_name(st.pid, eye), cam)
+        for lv, renderer in self.renderers.items():
+            for eye, cam in cams.items():
+                renderer.set_camera(_eye_name(st.pid, eye), self._scaled(cam, self._scale[lv]))
+
+    def _scaled(self, cam, scale: float):
+        if scale == 1.0:
+            return cam
+        return cam.with_size(max(1, round(cam.width * scale)), max(1, round(cam.height * scale)))
+
+    def _use_scale(self, level: str, scale: float) -> None:
+        """Set the cameras of ``level``'s renderer to render at ``scale`` (for the participants aimed already)."""
+        if self._scale[level] == scale:
+            return
+        self._scale[level] = scale
+        for st in self.streams.values():
+            for eye, cam in (st.cameras or {}).items():
+                self.renderers[level].set_camera(_eye_name(st.pid, eye), self._scaled(cam, scale))
+
+    def _upscale(self, image: np.ndarray, width: int, height: int) -> np.ndarray:
+        """uint8 [h, w, 3] -> uint8 [height, width, 3], bilinear."""
+        if image.shape[:2] == (height, width):
+            return image
+        t = self.torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        t = self.torch.nn.functional.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)
+        return t[0].permute(1, 2, 0).round_().clamp_(0, 255).to(self.torch.uint8).numpy()
 
     def _vertices(self, st: Stream, item: np.ndarray) -> np.ndarray:
         """A queued item (mesh [V, 3] or motion [D]) -> vertices [V, 3]; aims the camera at the first one."""
@@ -346,9 +436,12 @@ class RenderStage:
             self._set_cameras(st, self._aim(centre))
         return verts
 
-    def render_tick(self, items: dict) -> tuple[list, dict]:
+    def render_tick(self, items: dict, level: str = "", scale: float = 1.0) -> tuple[list, dict]:
         """items: {participant: (queued item, stamp_ns)} -> ([RenderedFrame per rendered participant], {participant:
-        why its frame was not rendered}). The images may be views of a buffer the next call overwrites."""
+        why its frame was not rendered}), rendered at ``level`` ('' = the pinned level, else full) and ``scale``
+        (images upscaled to the output size). The images may be views of a buffer the next call overwrites."""
+        level = level or self.cfg.level or "full"
+        self._use_scale(level, scale)
         batch, failed = {}, {}
         for pid, (item, stamp) in items.items():
             try:
@@ -358,7 +451,7 @@ class RenderStage:
             except Exception as err:  # noqa: BLE001 - one participant's bad frame must not stop the others
                 failed[pid] = str(err)
         try:
-            tick = self.renderer.render_tick(batch)
+            tick = self.renderers[level].render_tick(batch)
         except Exception as err:  # noqa: BLE001 - a failed batch fails its frames; the next tick is tried anew
             tick = None
             failed.update({pid: f"render failed: {err}" for pid in items if pid not in failed})
@@ -368,7 +461,9 @@ class RenderStage:
                 failed.setdefault(name.split("/")[0], why)
             for f in tick.frames:
                 pid, _, eye = f.name.partition("/")
-                frames.setdefault(pid, RenderedFrame(f.stamp, {}, pid)).views[eye] = (f.image, f.camera)
+                cam = self.streams[pid].cameras[eye]          # the full-size camera the image is published with
+                image = self._upscale(f.image, cam.width, cam.height)
+                frames.setdefault(pid, RenderedFrame(f.stamp, {}, pid)).views[eye] = (image, cam)
         out = [fr for pid, fr in frames.items() if pid not in failed]
         return out, failed
 
@@ -387,31 +482,50 @@ class RenderStage:
                                         daemon=True)
         self._thread.start()
 
-    def _take(self) -> dict:
-        """The next frame of every participant that has one: {participant: (item, stamp_ns)}."""
-        now = self.now_ns()
+    def _take(self, now: int) -> dict:
+        """The next frame of every participant that has one and is not older than too_old_ms at ``now`` [ns]:
+        {participant: (item, stamp_ns)}. Counts every drop (the queues' and too_old) with the deadline controller."""
         got = {}
+        too_old_ns = int(self.cfg.too_old_ms * 1e6)
         for pid, st in self.streams.items():
             item = st.frames.take(now, timeout=0)
-            if item is not None:
+            if item is not None and too_old_ns and now - item[1] > too_old_ns:
+                st.too_old += 1
+                self.deadline.dropped("too_old")
+            elif item is not None:
                 got[pid] = item
+            s = st.frames.stats
+            for cause, total in (("stale", s.dropped_stale), ("overflow", s.dropped_overflow),
+                                 ("out_of_order", s.dropped_out_of_order)):
+                new = total - self._forwarded.get((pid, cause), 0)
+                if new:
+                    self._forwarded[(pid, cause)] = total
+                    self.deadline.dropped(cause, new)
         return got
 
     def _loop(self, emit) -> None:
         self._set_threads()
         while not self._stop.is_set():
             self._wake.clear()               # before taking: a frame put after this wakes the wait below
-            got = self._take()
+            now = self.now_ns()
+            with self._deadline_lock:
+                got = self._take(now)
+                if got:                      # the tick's oldest frame sets the time left
+                    oldest_s = min(stamp for _, stamp in got.values()) / 1e9
+                    choice = self.deadline.choose(now / 1e9, oldest_s)
             if not got:
                 self._wake.wait(0.2)
                 continue
-            t0 = time.perf_counter()
-            frames, failed = self.render_tick(got)
+            t0, t0_level = time.perf_counter(), self.render_clock()
+            frames, failed = self.render_tick(got, choice.level, choice.scale)
+            render_s = self.render_clock() - t0_level
             if self._stop.is_set():
                 return
             for pid, why in failed.items():
                 self.streams[pid].render_failed += 1
                 self.reject("frame (render failed)", f"{pid}: {why}")
+            with self._deadline_lock:
+                self.deadline.dropped("render_failed", len(failed))
             for frame in frames:             # each before the next tick: the images may be views of its buffer
                 try:
                     emit(frame)
@@ -426,6 +540,8 @@ class RenderStage:
                 st.rate.tick()
             if frames:
                 self.render_ms.add((time.perf_counter() - t0) * 1000.0)
+                with self._deadline_lock:
+                    self.deadline.rendered(choice, render_s, self.now_ns() / 1e9, oldest_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -442,12 +558,19 @@ class RenderStage:
         raises ``st`` too."""
         st.values.update({"backend": self.backend, "participants": ",".join(self.streams)})
         self.render_ms.check(st)
+        with self._deadline_lock:
+            deadline = self.deadline.status(self.now_ns() / 1e9)
+        # level, scale, budget_ms, latency_p95_ms, render_p95_ms, rate_hz, published (drops come per participant)
+        chosen = {k: v for k, v in deadline.values().items() if not k.startswith("dropped_")}
+        st.values.update(chosen)
+        st.add(deadline.level, deadline.message)
         if len(self.streams) == 1:
             self.first.report(st, now_s)
             return []
         out = []
         for pid, stream in self.streams.items():
             s = health.Status(pid, hardware_id=pid)
+            s.values.update({k: chosen[k] for k in ("level", "scale", "budget_ms")})
             stream.report(s, now_s)
             if s.level > health.OK:
                 st.add(s.level, f"{pid}: {s.message}")
