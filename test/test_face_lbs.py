@@ -10,6 +10,7 @@ from rsatalker_ros.face.head_data import PARENTS, HeadData
 from rsatalker_ros.face.head_model import HeadModel
 from rsatalker_ros.face.lbs import axis_angle_to_matrix
 from rsatalker_ros.face.regions import REQUIRED_REGIONS
+from rsatalker_ros.files import BadFileError
 
 JAW = np.array([0.0, -0.02, 0.01])
 NECK = np.array([0.0, -0.05, -0.01])
@@ -123,5 +124,5 @@ def test_head_data_validation_and_roundtrip(tmp_path):
     with pytest.raises(ValueError, match="weights"):
         bad.validate()
     path.write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="not a readable head"):
+    with pytest.raises(BadFileError, match=r"tiny\.npz: corrupt or not a readable \.npz file"):
         HeadData.load(path)
