@@ -16,6 +16,34 @@ Tried and measured slower or no faster on the shipped heads (so not kept): listi
 ellipse meets (11 % fewer pairs, binning cost more than it saved: the per-row span test already skips rows a tile
 does not share with the ellipse); evaluating only the 8-pixel half rows the ellipse meets (27 % fewer pixels,
 slower: the extra unpredictable branches cost more than the arithmetic); a parallel projection and 64-byte records.
+
+Second round (issue #9 item 1, target 3x over 73e3930), all at 512 x 512 on default_older (26.7k Gaussians), numba
+one thread, each variant interleaved with this one and 73e3930 in one process, medians of 9-11 frames (load 2-9 on
+2 cores; only the ratios mean anything). Per-stage medians at load 1.9, ms: 73e3930 project 2.4, sort 0.5, bin 2.4,
+raster 29.3 (total 33.6); this module 2.7 / 0.5 / 2.5 / 23.9 (total 29.2, 1.15x; bench-render's old-vs-new gives
+1.15-1.33x across the shipped heads and the 20k benchmark avatar).
+Counts for that frame (16 x 16 tiles): 117k (tile, Gaussian) pairs over 426 non-empty tiles, of which 109k are
+reached before a tile saturates (95 tiles exit early); 1.02M (Gaussian, tile row) spans tested, 766k evaluated
+(12.3M pixel evaluations, 10.6M on not-yet-saturated pixels), 4.9M real blends. Median pixel box 11 x 13 (mean
+15.5 x 17.7); opacity quantiles 0.03 / 0.31 / 0.93 (10/50/90 %): most pixels never reach T < 1e-4, so per-pixel
+and per-tile early exit cannot remove much.
+The bound that decides it (another run, load 1.6, raster 21.3 ms): with the blend arithmetic removed (loop
+structure, pair loads, span tests and the 8-bit output kept) the raster stage takes 8.8 ms and the frame 13.8 ms;
+with the Gaussian loop removed too (tile setup and output only) 1.2 ms. So ~12.5 ms is blending, ~7.7 ms the
+per-pair / per-row bookkeeping (~7 ns per tested row: the row's sqrt and unpredictable span branches) and ~5 ms
+projection, sort and binning. Even free blending would give at most ~2.2x over 73e3930 with this tile/row
+structure: a 3x rasteriser needs a different structure for the per-pair and per-row work as well as fewer pixel
+evaluations, and faster projection/binning. Measured, not kept:
+- 8 x 8 tiles, Gaussian-major as here (one 8-float vector per row): 282k pairs (2.4x), bin 3.1 ms, raster
+  27.3 ms: 0.88x of this module;
+- row-major tiles with the tile's Gaussians gathered into contiguous structure-of-arrays scratch (allocated once
+  per chunk of tiles, prange over chunks), every row walking the depth-sorted list with its own early exit:
+  8 x 8 0.72x, 16 x 16 0.82x (before the depth channel was made a compile-time literal it did not vectorise:
+  ~0.6x); the extra per-(row, Gaussian) range test costs more than the per-row exit saves;
+- an 8-pixel window at any offset when the row's analytic span fits in 8 pixels (else the full 16): 0.74x, as
+  the aligned half rows of the first round;
+- packing rec/box in depth order before binning so tile lists read memory in increasing order: 0.96x (the
+  per-pair loads are not cache-bound).
 """
 
 import math
