@@ -72,7 +72,7 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
 
     from rsatalker_ros.msg import ConversationState
     from rsatalker_ros.ros import qos
-    from rsatalker_ros.ros.tf import TF_STATIC_QOS
+    from rsatalker_ros.ros.tf import TF_STATIC_LISTENER_QOS
     cmd = [sys.executable, "-c", LAUNCH_SCRIPT, os.path.join(REPO, "launch", "rsatalker.launch.py"),
            "source:=wav", "kinship:=blood", "hierarchy:=unequal", "senior:=alice", "label:=mother-son",
            f"config_dir:={small_config(tmp_path)}"]
@@ -88,7 +88,7 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
     node.create_subscription(DiagnosticArray, "/diagnostics",     # each node reports once it is up and spinning
                              lambda m: spinning.update(s.name.split(":")[0] for s in m.status), 50)
     node.create_subscription(TFMessage, "/tf_static", lambda m: tf.update({t.child_frame_id: t for t in m.transforms}),
-                             TF_STATIC_QOS)
+                             TF_STATIC_LISTENER_QOS)
     expected = {"audio_capture", "conversation", "motion_alice", "motion_bob", "renderer_alice", "renderer_bob"}
     try:
         end = time.monotonic() + 240
@@ -99,6 +99,7 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
         assert expected <= spinning, f"reporting: {sorted(spinning)}\n" + "".join(lines)[-4000:]
         assert states and states[-1].relation.label == "mother-son", "".join(lines)[-4000:]
         assert states[-1].relation.senior_participant_id == "alice" and states[-1].relation.kinship == 0
+        assert {"alice/head", "bob/head"} <= set(tf), sorted(tf)
         assert tf["alice/head"].header.frame_id == "world" and tf["alice/head"].transform.translation.y == 0.45
         os.killpg(proc.pid, signal.SIGINT)                   # what Ctrl-C in the terminal does
         rc = proc.wait(timeout=60)

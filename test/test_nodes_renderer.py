@@ -52,10 +52,10 @@ def test_images_carry_size_encoding_stamp_camera_info_jpeg_and_stereo(ros, tmp_p
         right_info = h.collect(CameraInfo, "/rsatalker/alice/stereo/right/camera_info", qos.FRAMES)
         from tf2_msgs.msg import TFMessage
 
-        from rsatalker_ros.ros.tf import TF_STATIC_QOS
+        from rsatalker_ros.ros.tf import TF_STATIC_LISTENER_QOS
         tf = {}
         h.tester.create_subscription(TFMessage, "/tf_static",
-                                     lambda m: tf.update({t.child_frame_id: t for t in m.transforms}), TF_STATIC_QOS)
+                                     lambda m: tf.update({t.child_frame_id: t for t in m.transforms}), TF_STATIC_LISTENER_QOS)
         v, _ = neutral_vertices("default_older")
         pub = h.publisher(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
         stamp = node.get_clock().now().nanoseconds - 5 * 10**9     # within the stamp window (max_age_s 30)

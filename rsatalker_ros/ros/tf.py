@@ -15,6 +15,11 @@ from rsatalker_ros.ros.convert import ns_to_stamp
 #: tf2_ros's static broadcaster profile: reliable, transient local, keep last 1
 TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# A listener hears one latched message from every broadcaster at once: with depth 1 all but the last are lost when
+# they arrive together (tf2_ros's static listener uses 100 for the same reason).
+TF_STATIC_LISTENER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                                    reliability=ReliabilityPolicy.RELIABLE,
+                                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def transform_msg(parent: str, child: str, xyz, quat, stamp_ns: int) -> TransformStamped:
