@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {r['head']} and {r['avatar']} ({r['stage3']['gaussians']} Gaussians) in {r['seconds']['total_s']} s")
     print(f"landmark error {r['landmark_error_px']:.2f} px = {r['landmark_error_iod_percent']:.2f} % of the "
           f"inter-ocular distance ({r['inter_ocular_px']:.1f} px)")
-    print(f"levels of detail, PSNR on {r['levels_heldout_views']} held-out views: "
+    print(f"levels of detail, PSNR on {r['levels_eval_views'] - 1} held-out views and the photo: "
           + ", ".join(f"{lv} ({m['gaussians']} Gaussians) {m['psnr']:.2f} dB" for lv, m in r["levels"].items()))
     print(f"face region vs photo: PSNR {r['psnr_face_db']:.2f} dB, SSIM {r['ssim_face']:.3f}")
     print("identity distance to the photo (dlib, < 0.6 = same person): "

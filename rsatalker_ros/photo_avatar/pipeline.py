@@ -9,7 +9,7 @@ local shape changes, the expression, the head pose and the focal length to them 
 like the default heads (``face.anny_bake``); texture it from the photo (``texture``); train a stage-3 Gaussian
 avatar on views of the textured head plus the photo itself (``train.stage3``); train its compact levels of detail
 (12k and 6k Gaussians, ``avatar.levels.train_levels`` as for the shipped avatars) on the same views and measure
-every level on held-out views; write the report (``report``).
+every level on held-out synthetic views plus the photo; write the report (``report``).
 
 The head file ``<name>.npz`` and the avatar ``<name>.safetensors`` lie side by side, so a graph participant with
 ``head: DIR/<name>.npz`` finds its avatar without more settings (``avatar_io.resolve_avatar``), and its levels
@@ -229,7 +229,7 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
         "texture": tex_stats, "stage3": {"iterations": cfg.stage3.iterations, "views": len(views),
                                          "photo_views": reps, "gaussians": len(result.avatar),
                                          "final_psnr": result.history[-1][2] if result.history else None},
-        "levels": levels, "levels_heldout_views": len(held),
+        "levels": levels, "levels_eval_views": len(held),    # held-out synthetic views + the photo
     }
     report.update(rep.write_report(out, image, face, head, result.avatar, camera, motion, box, cfg.report_size,
                                    background=cfg.stage3.background))
