@@ -32,6 +32,29 @@ def test_unknown_levels_are_refused_with_the_levels_that_exist():
         available_levels("nobody")
 
 
+def test_a_user_avatar_finds_its_levels_beside_it_by_the_same_rule(tmp_path):
+    """DIR/me.safetensors with DIR/me.12k.safetensors and DIR/me.6k.safetensors beside it (what the photo tool
+    writes); the head file DIR/me.npz leads to the same levels; other files there are not levels of it."""
+    import shutil
+    from rsatalker_ros.avatar.avatar_io import AVATAR_DIR
+    from rsatalker_ros.avatar.levels import level_file
+    full = tmp_path / "me.safetensors"
+    shutil.copy(AVATAR_DIR / "default_older.safetensors", full)
+    assert available_levels(str(full)) == ["full"]
+    for level in ("6k", "12k"):
+        shutil.copy(level_path("default_older", level), level_file(full, level))
+    (tmp_path / "me.notes.safetensors").write_bytes(b"")             # not a level name
+    (tmp_path / "me_2.6k.safetensors").write_bytes(b"")              # another avatar's level
+    assert level_file(AVATAR_DIR / "default_older.safetensors", "6k") == level_path("default_older", "6k")
+    assert available_levels(str(full)) == ["full", "12k", "6k"]
+    assert available_levels(str(tmp_path / "me.npz")) == ["full", "12k", "6k"]
+    assert level_path(str(full), "12k") == tmp_path / "me.12k.safetensors"
+    assert level_path(str(full), "full") == full
+    assert len(load_level(str(full), "6k")) == len(load_level("default_older", "6k"))
+    with pytest.raises(ValueError, match=r"has no level '3k'; it has \['full', '12k', '6k'\]"):
+        level_path(str(full), "3k")
+
+
 def _sphere_avatar(per_triangle=3, seed=0):
     head = SphereHead()
     av = GaussianAvatar.init_from_mesh(head.v.numpy(), head.faces.numpy(), per_triangle=per_triangle, head="sphere",

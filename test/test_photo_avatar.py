@@ -70,7 +70,8 @@ def test_cli_reports_bad_photo_and_exits_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_pipeline_on_a_small_portrait(tmp_path, astronaut):
-    """A 224 px crop of the portrait, few iterations: head + avatar + report, loadable the way the graph loads."""
+    """A 224 px crop of the portrait, few iterations: head + avatar + its levels + report, loadable the way the graph
+    loads."""
     pytest.importorskip("anny")
     from rsatalker_ros.avatar.avatar_io import load_avatar, resolve_avatar
     from rsatalker_ros.face.head_model import load_head
@@ -80,6 +81,7 @@ def test_pipeline_on_a_small_portrait(tmp_path, astronaut):
     cfg = PhotoAvatarConfig(n_views=3, view_size=64, texture_size=128, report_size=96)
     cfg.fit.pose_steps, cfg.fit.steps = 60, 40
     cfg.stage3.iterations, cfg.stage3.densify_until, cfg.stage3.min_gaussians = 3, 0, 0
+    cfg.level_iterations, cfg.heldout_views = 3, 2
     report = avatar_from_photo(photo, tmp_path / "out", cfg, show_progress=False)
 
     out = tmp_path / "out"
@@ -93,6 +95,15 @@ def test_pipeline_on_a_small_portrait(tmp_path, astronaut):
     assert (head.v_template - default.v_template).abs().max() > 1e-3
     avatar = load_avatar(resolve_avatar(str(out / "eileen.npz")), faces=head.faces, head="eileen")
     assert len(avatar) >= head.faces.shape[0]
+    # its levels of detail lie beside it, load on the head's topology and are measured in the report
+    from rsatalker_ros.avatar.levels import LEVEL_BUDGETS, available_levels, load_level
+    assert available_levels(str(out / "eileen.npz")) == ["full", "12k", "6k"]
+    for level, budget in LEVEL_BUDGETS.items():
+        assert (out / f"eileen.{level}.safetensors").is_file()
+        assert 0 < len(load_level(str(out / "eileen.npz"), level, faces=head.faces)) <= budget
+        assert report["levels"][level]["gaussians"] <= budget
+    assert list(report["levels"]) == ["full", "12k", "6k"]
+    assert all(5.0 < m["psnr"] < 60.0 for m in report["levels"].values()), report["levels"]
     # figures: landmarks fitted (even with few steps), the texture comes from the photo where the face is seen
     assert report["landmark_error_iod_percent"] < 8.0
     assert report["texture"]["from_photo"] > 0.05

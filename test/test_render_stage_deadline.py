@@ -130,6 +130,28 @@ def test_a_pinned_level_the_avatar_lacks_is_refused():
         make_stage(level="3k")
 
 
+def test_a_user_avatar_with_levels_beside_it_loads_them_and_steps_down(tmp_path):
+    """Any avatar file, not only a shipped one: DIR/me.safetensors with me.12k / me.6k beside it (the photo tool's
+    output) gives the stage and its controller the same levels as a shipped avatar."""
+    import shutil
+    from rsatalker_ros.avatar.avatar_io import AVATAR_DIR
+    from rsatalker_ros.avatar.levels import level_file, level_path
+    full = tmp_path / "me.safetensors"
+    shutil.copy(AVATAR_DIR / "default_older.safetensors", full)
+    alone = make_stage(avatar=str(full))
+    assert list(alone.first.levels) == ["full"] and set(alone.renderers) == {"full"}
+    for level in ("12k", "6k"):
+        shutil.copy(level_path("default_older", level), level_file(full, level))
+    stage = make_stage(avatar=str(full))
+    levels = stage.first.levels
+    assert list(levels) == ["full", "12k", "6k"] and set(stage.renderers) == {"full", "12k", "6k"}
+    assert len(levels["full"]) > len(levels["12k"]) > len(levels["6k"])
+    used = starve(stage, 80.0)                          # as for the shipped avatar: only 6k fits the frame period
+    feed(stage, 6)
+    assert used[-1] == ("6k", W), used
+    assert report(stage).values["level"] == "6k"
+
+
 def test_a_frame_too_old_to_be_published_in_time_is_dropped_and_counted(auto_stage):
     stage = auto_stage
     starve(stage, 0.0)

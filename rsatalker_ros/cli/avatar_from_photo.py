@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="", help="head/avatar name (default: from the photo's file name)")
     ap.add_argument("--iterations", type=int, default=None, help="stage-3 steps (default 500)")
     ap.add_argument("--views", type=int, default=None, help="synthetic stage-3 views (default 120)")
+    ap.add_argument("--level-iterations", type=int, default=None,
+                    help="stage-3 steps for each level of detail, 12k and 6k Gaussians (default 150)")
     ap.add_argument("--fit-steps", type=int, default=None, help="head-fit steps on all parameters (default 300)")
     args = ap.parse_args(argv)
 
@@ -40,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.views < 1:
             ap.error("--views must be >= 1")
         cfg.n_views = args.views
+    if args.level_iterations is not None:
+        if args.level_iterations < 1:
+            ap.error("--level-iterations must be >= 1")
+        cfg.level_iterations = args.level_iterations
     if args.fit_steps is not None:
         if args.fit_steps < 1:
             ap.error("--fit-steps must be >= 1")
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {r['head']} and {r['avatar']} ({r['stage3']['gaussians']} Gaussians) in {r['seconds']['total_s']} s")
     print(f"landmark error {r['landmark_error_px']:.2f} px = {r['landmark_error_iod_percent']:.2f} % of the "
           f"inter-ocular distance ({r['inter_ocular_px']:.1f} px)")
+    print(f"levels of detail, PSNR on {r['levels_eval_views'] - 1} held-out views and the photo: "
+          + ", ".join(f"{lv} ({m['gaussians']} Gaussians) {m['psnr']:.2f} dB" for lv, m in r["levels"].items()))
     print(f"face region vs photo: PSNR {r['psnr_face_db']:.2f} dB, SSIM {r['ssim_face']:.3f}")
     print("identity distance to the photo (dlib, < 0.6 = same person): "
           + ", ".join(f"{k} {fmt(v)}" for k, v in ids.items()))

@@ -50,21 +50,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     from rsatalker_ros.avatar.avatar_io import AVATAR_DIR
-    from rsatalker_ros.avatar.gaussians import save_avatar
-    from rsatalker_ros.avatar.levels import load_level, reduce_to_budget
+    from rsatalker_ros.avatar.levels import level_file, load_level, train_levels
     from rsatalker_ros.cli.train_avatar import load_config, make_views
     from rsatalker_ros.face.head_model import load_head
-    from rsatalker_ros.train.stage3 import ViewSet, config_dict, evaluate, train_stage3
+    from rsatalker_ros.train.stage3 import ViewSet, config_dict, evaluate
 
     try:
         cfg, data = load_config(args.config)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cfg.iterations = args.iterations
-    cfg.densify_from = min(cfg.densify_from, args.iterations // 4)
-    cfg.densify_every = max(1, min(cfg.densify_every, args.iterations // 4))
-    cfg.densify_until = int(0.75 * args.iterations)
     torch.manual_seed(cfg.seed)
     head = load_head(args.head)
     work = Path(args.work or f"runs/levels_{head.name}")
@@ -78,28 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         held.save(work / "views_heldout.npz")
     full = load_level(head.name, faces=head.faces)
     m_full, r_full = evaluate(full, head, held, background=cfg.background)
-    metrics = {"head": head.name, "iterations": cfg.iterations, "config": config_dict(cfg), "data": data,
+    metrics = {"head": head.name, "config": config_dict(cfg), "data": data,
                "levels": {"full": {"gaussians": len(full), **m_full}}}
     print(f"full: {len(full)} Gaussians, held-out PSNR {m_full['psnr']:.2f} dB, SSIM {m_full['ssim']:.4f}")
-    rows = [r_full]
-    with torch.no_grad():
-        neutral = head.neutral()
-    for level in args.levels:
-        budget = LEVEL_BUDGETS[level]
-        reduced = reduce_to_budget(full, neutral, budget)
-        m_sel, _ = evaluate(reduced, head, held, background=cfg.background)
-        cfg.gaussian_budget = budget
-        result = train_stage3(head, train, cfg, avatar=reduced, out_dir=None)
-        path = out_dir / f"{head.name}.{level}.safetensors"
-        save_avatar(path, result.avatar)
-        m, renders = evaluate(result.avatar, head, held, background=cfg.background)
-        rows.append(renders)
-        metrics["levels"][level] = {"gaussians": len(result.avatar), "budget": budget, **m,
-                                    "selected_before_training": m_sel, "train_seconds": round(result.seconds, 1),
-                                    "file_mb": round(path.stat().st_size / 1e6, 2)}
-        print(f"{level}: {len(result.avatar)} Gaussians, held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} "
-              f"(selected, untrained: {m_sel['psnr']:.2f} dB, {m_sel['ssim']:.4f}); {result.seconds:.0f} s; "
-              f"wrote {path}")
+    full_path = out_dir / f"{head.name}.safetensors"
+    trained, renders = train_levels(head, full, full_path, train, held, cfg, args.iterations, args.levels)
+    metrics["iterations"] = args.iterations
+    for level, m in trained.items():
+        metrics["levels"][level] = m
+        m_sel = m["selected_before_training"]
+        print(f"{level}: {m['gaussians']} Gaussians, held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} "
+              f"(selected, untrained: {m_sel['psnr']:.2f} dB, {m_sel['ssim']:.4f}); {m['train_seconds']:.0f} s; "
+              f"wrote {level_file(full_path, level)}")
+    rows = [r_full] + [renders[level] for level in args.levels]
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     sheet = Path(args.sheet or work / "levels.png")
     level_sheet(held, rows, sheet)

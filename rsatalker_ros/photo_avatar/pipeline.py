@@ -7,10 +7,14 @@ Steps: detect the face and 68 landmarks (``detect``); find where those landmarks
 detecting them on renders of the painted default head (``correspondence``); fit anny's phenotype, the face's
 local shape changes, the expression, the head pose and the focal length to them (``fit``); bake the fitted head
 like the default heads (``face.anny_bake``); texture it from the photo (``texture``); train a stage-3 Gaussian
-avatar on views of the textured head plus the photo itself (``train.stage3``); write the report (``report``).
+avatar on views of the textured head plus the photo itself (``train.stage3``); train its compact levels of detail
+(12k and 6k Gaussians, ``avatar.levels.train_levels`` as for the shipped avatars) on the same views and measure
+every level on held-out synthetic views plus the photo; write the report (``report``).
 
 The head file ``<name>.npz`` and the avatar ``<name>.safetensors`` lie side by side, so a graph participant with
-``head: DIR/<name>.npz`` finds its avatar without more settings (``avatar_io.resolve_avatar``).
+``head: DIR/<name>.npz`` finds its avatar without more settings (``avatar_io.resolve_avatar``), and its levels
+``<name>.12k.safetensors`` / ``<name>.6k.safetensors`` beside those (``avatar.levels``), which the renderer steps
+down to when its renders get slow, as for the shipped avatars.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class PhotoAvatarConfig:
     photo_share: float = 0.12         # fraction of the stage-3 views that are the photo itself
     azimuth_deg: float = 75.0         # synthetic views within +-this of the front
     report_size: int = 256            # report images, pixels
+    levels: tuple = ("12k", "6k")     # levels of detail trained after stage 3 (names of avatar.levels.LEVEL_BUDGETS)
+    level_iterations: int = 150       # stage-3 steps per level
+    heldout_views: int = 8            # synthetic held-out views (plus the photo) every level's PSNR is measured on
     seed: int = 0
     fit: FitConfig = field(default_factory=FitConfig)
     stage3: Stage3Config = field(default_factory=_stage3_defaults)
@@ -85,13 +92,25 @@ def head_box(vertices: np.ndarray, camera, margin: float = 0.08):
     return (int(round(c[0] - side / 2)), int(round(c[1] - side / 2)), int(round(side)))
 
 
+def with_photo_view(synth, photo_view: np.ndarray, motion: np.ndarray, camera, copies: int):
+    """``synth`` (a ViewSet) plus ``copies`` of the photo's view (photo_view [S, S, 3] uint8, motion [D], the crop's
+    camera)."""
+    from rsatalker_ros.train.stage3 import ViewSet
+    return ViewSet(np.concatenate([synth.images, np.repeat(photo_view[None], copies, 0)]),
+                   np.concatenate([synth.motions, np.repeat(motion[None], copies, 0)]),
+                   np.concatenate([synth.world_to_cam, np.repeat(camera.world_to_cam[None], copies, 0)]),
+                   np.concatenate([synth.K, np.repeat(camera.K[None], copies, 0)]))
+
+
 def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show_progress: bool = True) -> dict:
-    """Make ``<out_dir>/<name>.npz`` (head), ``<name>.safetensors`` (avatar) and the report from one portrait.
+    """Make ``<out_dir>/<name>.npz`` (head), ``<name>.safetensors`` (avatar), its levels ``<name>.<level>.safetensors``
+    and the report from one portrait.
 
     photo: a file path or an rgb uint8 array [H, W, 3]. Raises ``detect.PhotoError`` for a photo that cannot make
     an avatar (unreadable, no face, several faces, a tiny or turned-away face). Returns the report dict (also
     written to ``<out_dir>/report.json``)."""
     from rsatalker_ros.avatar.gaussians import save_avatar
+    from rsatalker_ros.avatar.levels import train_levels
     from rsatalker_ros.avatar.textures import HeadAppearance, paint_head
     from rsatalker_ros.face.anny_bake import Participant, bake_anny_head
     from rsatalker_ros.face.head_model import HeadModel, load_head
@@ -101,7 +120,7 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
     from rsatalker_ros.photo_avatar.texture import photo_texture
     from rsatalker_ros.render.camera import Camera
     from rsatalker_ros.render.mesh_raster import render_mesh
-    from rsatalker_ros.train.stage3 import ViewSet, synthetic_views, train_stage3
+    from rsatalker_ros.train.stage3 import evaluate, synthetic_views, train_stage3
 
     cfg = cfg or PhotoAvatarConfig()
     t_start = time.time()
@@ -118,7 +137,7 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
         raise ValueError(f"name {name!r}: expected letters, digits and '_', starting with a letter")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    steps = tqdm(total=7, desc="avatar from photo", unit="step", disable=not show_progress)
+    steps = tqdm(total=8, desc="avatar from photo", unit="step", disable=not show_progress)
 
     def done(key):
         timings[key] = round(time.time() - t_start - sum(timings.values()), 1)
@@ -177,10 +196,11 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
                             azimuth_deg=cfg.azimuth_deg, background=cfg.stage3.background,
                             show_progress=show_progress)
     reps = max(1, int(round(cfg.photo_share * cfg.n_views / (1 - cfg.photo_share))))
-    views = ViewSet(np.concatenate([synth.images, np.repeat(photo_view[None], reps, 0)]),
-                    np.concatenate([synth.motions, np.repeat(motion[None], reps, 0)]),
-                    np.concatenate([synth.world_to_cam, np.repeat(cam_crop.world_to_cam[None], reps, 0)]),
-                    np.concatenate([synth.K, np.repeat(cam_crop.K[None], reps, 0)]))
+    views = with_photo_view(synth, photo_view, motion, cam_crop, reps)
+    held = with_photo_view(synthetic_views(head, appearance, cfg.heldout_views, size=cfg.view_size,
+                                           seed=cfg.seed + 2, azimuth_deg=cfg.azimuth_deg,
+                                           background=cfg.stage3.background, show_progress=False),
+                           photo_view, motion, cam_crop, 1)
     done("views_s")
 
     steps.set_postfix_str("stage 3")
@@ -188,6 +208,13 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
     avatar_path = out / f"{name}.safetensors"
     save_avatar(avatar_path, result.avatar)
     done("stage3_s")
+
+    steps.set_postfix_str("levels of detail")
+    m_full, _ = evaluate(result.avatar, head, held, background=cfg.stage3.background)
+    trained, _ = train_levels(head, result.avatar, avatar_path, views, held, cfg.stage3, cfg.level_iterations,
+                              cfg.levels, show_progress=show_progress)
+    levels = {"full": {"gaussians": len(result.avatar), **m_full}, **trained}
+    done("levels_s")
 
     steps.set_postfix_str("report")
     report = {
@@ -202,6 +229,7 @@ def avatar_from_photo(photo, out_dir, cfg: PhotoAvatarConfig | None = None, show
         "texture": tex_stats, "stage3": {"iterations": cfg.stage3.iterations, "views": len(views),
                                          "photo_views": reps, "gaussians": len(result.avatar),
                                          "final_psnr": result.history[-1][2] if result.history else None},
+        "levels": levels, "levels_eval_views": len(held),    # held-out synthetic views + the photo
     }
     report.update(rep.write_report(out, image, face, head, result.avatar, camera, motion, box, cfg.report_size,
                                    background=cfg.stage3.background))

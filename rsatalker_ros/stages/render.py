@@ -15,15 +15,16 @@ changing fov_y_deg, camera_distance_m, camera_target_offset or ipd_m re-aims it 
 ``report(status)`` adds each participant's image rate and latency against their targets, drops by cause
 (stale, overflow, out_of_order, too_old, render_failed) and the render time per tick (stages.health).
 
-Deadline: every avatar is loaded once with its trained levels of detail (avatar.levels: "full", "12k", "6k" for the
-shipped avatars; any other file is its only level, "full"). Per tick a render.deadline.DeadlineController, fed with
-the render times measured here, picks the level (and, past the coarsest level, a render scale: the images are
-upscaled to width x height) that keeps audio stamp -> publish of the tick's oldest frame within
-``latency_budget_ms`` and the render within one frame period; a participant without that level renders its next
-more detailed one. Nothing waits: the queue drops a frame a newer one overtakes once it is older than
-``max_frame_age_ms`` ("stale"), and with ``too_old_ms`` set, a frame older than that when taken ("too_old"). ``level``
-pins one level (fixed quality). The report carries the level, scale, budget and the controller's p95 latency;
-WARN when the budget or the rate cannot be held, ERROR when frames come but none is published (stall).
+Deadline: every avatar is loaded once with its trained levels of detail (avatar.levels: "full", "12k", "6k" beside
+the shipped avatars and those rsatalker-avatar-from-photo makes; a file without levels is its only level, "full").
+Per tick a render.deadline.DeadlineController, fed with the render times measured here, picks the level (and, past
+the coarsest level, a render scale: the images are upscaled to width x height) that keeps audio stamp -> publish of
+the tick's oldest frame within ``latency_budget_ms`` and the render within one frame period; a participant without
+that level renders its next more detailed one. Nothing waits: the queue drops a frame a newer one overtakes once
+it is older than ``max_frame_age_ms`` ("stale"), and with ``too_old_ms`` set, a frame older than that when taken
+("too_old"). ``level`` pins one level (fixed quality). The report carries the level, scale, budget and the
+controller's p95 latency; WARN when the budget or the rate cannot be held, ERROR when frames come but none is
+published (stall).
 """
 
 from __future__ import annotations
@@ -251,17 +252,17 @@ class RenderStage:
         self._thread = None
 
     def _load_levels(self, name: str, loaded: dict) -> dict:
-        """name: an avatar file or shipped avatar -> {level: GaussianAvatar}, "full" first (a shipped avatar's
-        trained levels; any other file is its only level). Each file is loaded once per stage."""
+        """name: an avatar file, head file or shipped avatar -> {level: GaussianAvatar}, "full" first (the trained
+        levels found beside its file, ``avatar.levels``; without any it is its only level). Each file is loaded
+        once per stage."""
         from rsatalker_ros.avatar.avatar_io import resolve_avatar
         from rsatalker_ros.avatar.gaussians import load_avatar, thin_to
-        from rsatalker_ros.avatar.levels import AVATAR_DIR, FULL, available_levels, level_path
+        from rsatalker_ros.avatar.levels import available_levels, level_path
         path = resolve_avatar(name).resolve()
         if path not in loaded:
             levels = {}
-            shipped = path == (AVATAR_DIR / f"{name}.safetensors").resolve()
-            for lv in available_levels(name) if shipped else [FULL]:
-                avatar = load_avatar(path if lv == FULL else level_path(name, lv))
+            for lv in available_levels(name):
+                avatar = load_avatar(level_path(name, lv))
                 n_file = len(avatar)
                 if self.cfg.max_gaussians > 0 and n_file > self.cfg.max_gaussians:
                     n_covered = len(np.unique(avatar.parent.numpy()))
