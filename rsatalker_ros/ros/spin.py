@@ -49,6 +49,11 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
                 ex.add_node(n)
             try:
                 ex.spin()
+            except Exception:  # noqa: BLE001
+                if rclpy.ok():
+                    raise
+                # a signal shut the context down while the executor was building its wait set (RCLError "context
+                # is not valid"): that is the normal end of the spin, not a failure
             finally:
                 ex.shutdown(timeout_sec=2.0)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
