@@ -40,6 +40,8 @@ import collections
 import math
 from dataclasses import dataclass, field
 
+from rsatalker_ros.stages.health import percentile
+
 OK, WARN, ERROR = 0, 1, 2   # diagnostic_msgs/DiagnosticStatus levels
 
 
@@ -107,12 +109,6 @@ class Status:
         return d
 
 
-def _quantile(values, q: float) -> float:
-    """q-quantile of a non-empty sequence (nearest rank, no interpolation)."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
-
-
 class DeadlineController:
     def __init__(self, config: DeadlineConfig, costs: dict):
         """costs: level name -> relative render cost (e.g. its Gaussian count), for every level in config.levels."""
@@ -148,7 +144,7 @@ class DeadlineController:
         """Predicted render time (ms) of an option; nan before the first measured frame."""
         if not self._per_cost:
             return float("nan")
-        return 1e3 * _quantile(self._per_cost, self.cfg.quantile) * self.costs[self.options[option_index]]
+        return 1e3 * percentile(sorted(self._per_cost), self.cfg.quantile) * self.costs[self.options[option_index]]
 
     def _fits(self, i: int, available_ms: float) -> bool:
         p = self.predict_ms(i)
@@ -213,8 +209,8 @@ class DeadlineController:
         cfg = self.cfg
         lv, sc = self.options[self._current]
         nan = float("nan")
-        lat = 1e3 * _quantile(self._latency, 0.95) if self._latency else nan
-        ren = 1e3 * _quantile(self._render, 0.95) if self._render else nan
+        lat = 1e3 * percentile(sorted(self._latency), 0.95) if self._latency else nan
+        ren = 1e3 * percentile(sorted(self._render), 0.95) if self._render else nan
         t = self._published_at
         rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else nan
         published_fraction = sum(self._offered) / len(self._offered) if self._offered else 1.0

@@ -14,6 +14,7 @@ A stage's ``status()`` returns one or more ``Status``; the lifecycle adapter tur
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,7 +39,11 @@ class Status:
 
 
 def percentile(sorted_values: list, q: float) -> float:
-    return float(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]) if sorted_values else 0.0
+    """q-quantile of ascending values by nearest rank (no interpolation); 0.0 when empty."""
+    if not sorted_values:
+        return 0.0
+    n = len(sorted_values)
+    return float(sorted_values[min(n - 1, max(0, math.ceil(q * n) - 1))])
 
 
 class RateCheck:
