@@ -1,7 +1,7 @@
 """Limits on every input message, and the checks the nodes run at the boundary. Pure Python (no rclpy).
 
     class MotionConfig(RelationFields, InputLimits): ...     # a node's config carries the limits as parameters
-    why = check_audio(msg, cfg, "alice")            # None = accepted, else a Rejection(cause, detail)
+    why = check_audio(msg, cfg, "alice", now_ns)    # None = accepted, else a Rejection(cause, detail)
     if why is None:
         x = audio_from_msg(msg)[:, 0]               # ros/convert.py decodes ...
         why = check_samples(x, cfg)                 # ... and the decoded content is checked too
@@ -68,10 +68,13 @@ class InputLimits:
                                     low=1e-3, high=1e6, runtime=True)
     max_abs_param: float = param(10.0, "largest |value| of a FlameParams coefficient or angle", low=1e-3, high=1e6,
                                  runtime=True)
-    max_future_s: float = param(0.5, "how far a mesh / motion stamp may lead this node's clock (a frame from the "
-                                "future would block newer ones)", units="s", low=1e-3, high=3600.0, runtime=True)
-    max_age_s: float = param(30.0, "how far a mesh / motion stamp may lag this node's clock; 0 = no lower bound",
-                             units="s", low=0.0, high=1e9, runtime=True)
+    max_future_s: float = param(0.5, "how far an input's header.stamp (AudioFrame, ConversationState, FaceMesh, "
+                                "SocialMotion) may lead this node's clock; more is refused (stamp_future): a frame "
+                                "from the future would hold newer ones back", units="s", low=1e-3, high=3600.0,
+                                runtime=True)
+    max_age_s: float = param(30.0, "how far an input's header.stamp may lag this node's clock; more is refused "
+                             "(stamp_past); 0 = no lower bound (e.g. replaying a bag with --keep-stamps)", units="s",
+                             low=0.0, high=1e9, runtime=True)
     max_quote_chars: int = param(40, "how much of a sender's string a log line quotes", units="characters", low=1,
                                  high=4096, runtime=True)
 

@@ -75,6 +75,13 @@ def test_failure_2_stamps_ids_and_future_frames():
         ns = (year - 1970) * 365 * 86400 * 10 ** 9
         assert check_mesh(mesh(header=NS(stamp=stamp(ns))), LIMITS, "alice", 4, now_ns=NOW).cause in \
             ("stamp_past", "stamp_future")
+    # the same window for audio and conversation states (a frame from the future held newer ones back there too)
+    hour = 3600 * 10 ** 9
+    for ns, cause in ((NOW + hour, "stamp_future"), (NOW - hour, "stamp_past")):
+        assert check_audio(audio(header=NS(stamp=stamp(ns))), LIMITS, "alice", NOW).cause == cause
+        assert check_conversation(conversation(header=NS(stamp=stamp(ns))), LIMITS, NOW).cause == cause
+    assert check_audio(audio(header=NS(stamp=stamp(NOW - 29 * 10 ** 9))), LIMITS, "alice", NOW) is None
+    assert check_audio(audio(header=NS(stamp=stamp(NOW - hour))), InputLimits(max_age_s=0), "alice", NOW) is None
     assert check_motion(motion(participant_id="bob"), LIMITS, "alice", NOW).cause == "participant"
     assert check_audio(audio(participant_id="bob"), LIMITS, "alice", NOW).cause == "participant"
     assert check_mesh(mesh(topology_id="other"), LIMITS, "alice", 4, "default_older", NOW).cause == "topology"

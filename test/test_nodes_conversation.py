@@ -2,13 +2,17 @@
 is_speaking, the relationship by parameter and topic, malformed input rejected while it keeps running, and the
 external (dialogue manager) mode."""
 
+import time
+
 import numpy as np
 import pytest
 
 from support.ros_harness import Harness, demo_audio
 
 pytestmark = pytest.mark.ros
-T0 = 1_000_000_000_000
+# Test audio is stamped from a minute before the node's clock: published faster than real time, its stamps never
+# lead the clock, and with max_age_s 600 (make_node) they stay inside the stamp window on a slow machine.
+AUDIO_LEAD_IN_NS = 60 * 10**9
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +27,7 @@ def make_node(**params):
     from rclpy.parameter import Parameter
 
     from rsatalker_ros.nodes.conversation import ConversationNode
+    params = {"max_age_s": 600.0, **params}
     node = ConversationNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     assert node.autostart()
     return node
@@ -35,6 +40,7 @@ def test_speaker_turns_and_is_speaking_follow_the_audio(ros):
     from rsatalker_ros.ros import qos
     node = make_node(participants=["alice", "bob"], relation_kinship="blood", relation_hierarchy="unequal",
                      relation_senior="alice", relation_label="mother-son")
+    T0 = time.time_ns() - AUDIO_LEAD_IN_NS
     h = Harness(node)
     try:
         states = h.collect(ConversationState, "/rsatalker/conversation", qos.STATE)
@@ -74,6 +80,7 @@ def test_malformed_input_is_rejected_with_an_error_and_the_node_keeps_running(ro
     from rsatalker_ros.ros import qos
     from rsatalker_ros.ros.convert import audio_to_msg
     node = make_node(participants=["alice", "bob"])
+    T0 = time.time_ns() - AUDIO_LEAD_IN_NS
     h = Harness(node)
     try:
         states = h.collect(ConversationState, "/rsatalker/conversation", qos.STATE)
@@ -121,11 +128,61 @@ def test_malformed_input_is_rejected_with_an_error_and_the_node_keeps_running(ro
         h.close()
 
 
+def test_audio_from_the_far_future_cannot_hold_newer_audio_back(ros):
+    """Stamp window on the audio input: frames stamped an hour ahead, sent between alice's real speech, are refused
+    (stamp_future, WARN on /diagnostics) and frames from an hour ago too (stamp_past). Without the window each one
+    moved the audio clock's present an hour ahead: states were stamped in the future and alice's speech decision
+    waited for that time."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from rsatalker_ros.msg import AudioFrame, ConversationState
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import audio_to_msg
+    node = make_node(participants=["alice", "bob"], vad_backend="energy", diagnostics_period_s=0.2)
+    T0 = time.time_ns() - AUDIO_LEAD_IN_NS
+    h = Harness(node)
+    try:
+        states = h.collect(ConversationState, "/rsatalker/conversation", qos.STATE)
+        diagnostics = h.collect(DiagnosticArray, "/diagnostics", 10)
+        arrived = []                 # (receipt on the node's clock, the state's stamp) [ns]
+        h.tester.create_subscription(ConversationState, "/rsatalker/conversation", lambda m: arrived.append(
+            (node.get_clock().now().nanoseconds, m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)), qos.STATE)
+        pub = h.publisher(AudioFrame, "/rsatalker/alice/audio", qos.AUDIO)
+        a, b, _ = demo_audio(3.0)    # alice talks from 0.4 s, bob is silent
+        hour = 3600 * 10**9
+        for i, k in enumerate(range(0, a.size, 1600)):
+            h.publish_audio("alice", a[k:k + 1600], T0 + int(k * 1e9 / 16000))
+            h.publish_audio("bob", b[k:k + 1600], T0 + int(k * 1e9 / 16000))
+            if i % 3 == 1:           # one from an hour ahead, and the states published right after it
+                pub.publish(audio_to_msg(a[k:k + 1600], 16000, "alice", node.get_clock().now().nanoseconds + hour))
+                n = len(arrived)
+                h.spin_until(lambda: len(arrived) >= n + 2, 5)
+            h.spin(0.03)
+        assert h.spin_until(lambda: states and states[-1].active_speaker == "alice", 10), \
+            [s.active_speaker for s in states[-5:]]
+        assert max(stamp - recv for recv, stamp in arrived) < 10**9, "a state stamped in the future was published"
+        for _ in range(3):           # and from an hour ago
+            pub.publish(audio_to_msg(a[:1600], 16000, "alice", node.get_clock().now().nanoseconds - hour))
+            h.spin(0.05)
+        assert h.spin_until(lambda: node.reject.counts.get("stamp_future") and node.reject.counts.get("stamp_past"),
+                            5), node.reject.counts     # (sensor-data QoS: not every frame of a burst arrives)
+
+        def warned():
+            return [s for d in diagnostics for s in d.status if s.name == "conversation"
+                    and s.level == DiagnosticStatus.WARN and any(v.key == "rejected: stamp_future" for v in s.values)]
+        assert h.spin_until(warned, 10), "the refused frames are not reported on /diagnostics"
+        logged = [e for e in h.errors("conversation") if "header.stamp" in e]
+        assert any("ahead of this node's clock" in e for e in logged) and any("behind" in e for e in logged)
+    finally:
+        h.close()
+
+
 def test_external_mode_follows_the_dialogue_manager(ros):
     from std_msgs.msg import Bool
 
     from rsatalker_ros.msg import ConversationState
     from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import ns_to_stamp
     node = make_node(participants=["alice", "bob"], mode="external", external_topic="/dm/state")
     h = Harness(node)
     try:
@@ -135,13 +192,21 @@ def test_external_mode_follows_the_dialogue_manager(ros):
         good = ConversationState(conversation_id="dm", turn_index=4, participant_ids=["alice", "bob"],
                                  active_speaker="bob", activity=1, speaking_probability=[0.1, 0.9])
         bad = ConversationState(conversation_id="dm", participant_ids=["alice", "bob"], speaking_probability=[0.5])
+        ahead = ConversationState(conversation_id="dm", turn_index=9, participant_ids=["alice", "bob"],
+                                  active_speaker="alice", activity=1, speaking_probability=[0.9, 0.1])
 
         def sent():
-            pub.publish(bad)
-            pub.publish(good)
+            now = node.get_clock().now().nanoseconds
+            for msg, stamp in ((bad, now), (ahead, now + 3600 * 10**9), (good, now)):
+                ns_to_stamp(stamp, msg.header.stamp)
+                pub.publish(msg)
             h.spin(0.1)
             return states and states[-1].turn_index == 4 and bob and bob[-1].data
         assert h.spin_until(sent, 10)
         assert any("speaking_probability" in e for e in h.errors("conversation"))
+        # a state from an hour ahead is refused by its stamp (stamp window), counted and named in the log
+        assert h.spin_until(lambda: node.reject.counts.get("stamp_future"), 5), node.reject.counts
+        assert any("ahead of this node's clock" in e for e in h.errors("conversation"))
+        assert all(s.turn_index != 9 for s in states)
     finally:
         h.close()

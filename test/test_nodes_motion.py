@@ -2,6 +2,8 @@
 relationship and world frame by parameter; malformed audio and relationships rejected while it keeps running.
 (What the motion stage computes, without DDS: test_stages.py.)"""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,9 @@ from support.assets import motion_checkpoint
 from support.ros_harness import Harness, demo_audio
 
 pytestmark = pytest.mark.ros
-T0 = 2_000_000_000_000
+# Test audio is stamped from a minute before the node's clock: published faster than real time, its stamps never
+# lead the clock, and with max_age_s 600 (make_motion) they stay inside the stamp window on a slow machine.
+AUDIO_LEAD_IN_NS = 60 * 10**9
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +29,7 @@ def make_motion(tmp_path, **params):
 
     from rsatalker_ros.nodes.motion import MotionNode
     base = dict(participant="alice", partner="bob", head="default_older", checkpoint=motion_checkpoint(tmp_path),
-                relation_source="parameters", marker_rate_hz=5.0, vad_backend="energy")
+                relation_source="parameters", marker_rate_hz=5.0, vad_backend="energy", max_age_s=600.0)
     base.update(params)
     node = MotionNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
     assert node.autostart()
@@ -44,6 +48,7 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
     from rsatalker_ros.ros import qos
     from rsatalker_ros.ros.convert import audio_to_msg
     node = make_motion(tmp_path, head_position=[1.0, 2.0, 3.0], head_yaw_deg=90.0)
+    T0 = time.time_ns() - AUDIO_LEAD_IN_NS
     h = Harness(node)
     try:
         motion = h.collect(SocialMotion, "/rsatalker/alice/motion", qos.STATE)
@@ -115,3 +120,59 @@ def test_an_invalid_frame_phase_is_refused(ros, tmp_path):
     from rclpy.exceptions import ParameterException
     with pytest.raises((ValueError, ParameterException), match="frame_phase_ms"):
         make_motion(tmp_path, frame_phase_ms=40.0)
+
+
+def test_frames_from_the_far_future_cannot_hold_newer_frames_back(ros, tmp_path):
+    """Stamp window on the motion node's inputs. AudioFrames stamped an hour ahead, sent between the real audio
+    (as the 1.9 s-ahead meshes of issue #11 failure 2 were sent between real ones), are refused (stamp_future, WARN
+    on /diagnostics) and the meshes keep coming. Without the window each one restarted the audio aligner's clock an
+    hour ahead, the real audio that followed was dropped as stragglers, and no mesh came any more. An hour-old
+    frame and a ConversationState from an hour ahead are refused too; the same state stamped now is taken."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from rsatalker_ros.msg import AudioFrame, ConversationState, FaceMesh, SocialRelation
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import audio_to_msg, ns_to_stamp
+    node = make_motion(tmp_path, marker_rate_hz=0.0, relation_source="conversation", diagnostics_period_s=0.2)
+    T0 = time.time_ns() - AUDIO_LEAD_IN_NS
+    h = Harness(node)
+    try:
+        meshes = h.collect(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+        diagnostics = h.collect(DiagnosticArray, "/diagnostics", 10)
+        pub = h.publisher(AudioFrame, "/rsatalker/alice/audio", qos.AUDIO)
+        a, b, _ = demo_audio(1.2)
+        hour = 3600 * 10**9
+        for i, k in enumerate(range(0, a.size, 640)):
+            h.publish_audio("alice", a[k:k + 640], T0 + k * 62_500, chunk=640)
+            h.publish_audio("bob", b[k:k + 640], T0 + k * 62_500, chunk=640)
+            if i % 4 == 2:
+                pub.publish(audio_to_msg(a[k:k + 640], 16000, "alice", node.get_clock().now().nanoseconds + hour))
+            al = node.stage.aligner   # on to the next chunk once this one is in (or the clock was moved an hour on)
+            h.spin_until(lambda: min(al.end_index(0), al.end_index(1)) >= k + 640 or (al.t0_ns or 0) > T0 + hour // 2, 5)
+        # 1.2 s of audio: 30 frames less the model's look-ahead
+        assert h.spin_until(lambda: len(meshes) >= 25, 60), f"{len(meshes)} meshes; rejected {node.reject.counts}"
+        assert node.reject.counts.get("stamp_future"), node.reject.counts
+        assert h.spin_until(lambda: (pub.publish(audio_to_msg(a[:640], 16000, "alice", node.get_clock().now()
+                                                              .nanoseconds - hour)), h.spin(0.05))
+                            and node.reject.counts.get("stamp_past"), 10), node.reject.counts   # an hour old
+
+        def warned():
+            return [s for d in diagnostics for s in d.status if s.name == "motion" and s.level != DiagnosticStatus.OK
+                    and any(v.key == "rejected: stamp_future" for v in s.values)]
+        assert h.spin_until(warned, 10), "the refused frames are not reported on /diagnostics"
+        # the conversation state: from an hour ahead refused, the same one stamped now taken
+        state = ConversationState(conversation_id="c", participant_ids=["alice", "bob"], active_speaker="",
+                                  speaking_probability=[0.1, 0.1],
+                                  relation=SocialRelation(kinship=0, hierarchy=1, senior_participant_id="bob",
+                                                          label="father-son", confidence=1.0))
+        conv = h.publisher(ConversationState, "/rsatalker/conversation", qos.STATE)
+        ahead = node.reject.counts["stamp_future"]
+        ns_to_stamp(node.get_clock().now().nanoseconds + hour, state.header.stamp)
+        conv.publish(state)
+        assert h.spin_until(lambda: node.reject.counts["stamp_future"] > ahead, 10), node.reject.counts
+        assert node.stage.relation.relation.label != "father-son"
+        ns_to_stamp(node.get_clock().now().nanoseconds, state.header.stamp)
+        conv.publish(state)
+        assert h.spin_until(lambda: node.stage.relation.relation.label == "father-son", 10)
+    finally:
+        h.close()

@@ -82,14 +82,16 @@ class ConversationNode(StageNode):
             self.get_logger().info(f"relationship set on {topics.RELATION}: {self.stage.relation.relation}")
 
     def _on_audio(self, pid: str, msg: AudioFrame) -> None:
-        x, why = mono_audio_from_msg(msg, pid, self.config)
+        # stamps outside the window are refused: a frame from the far future would move the audio clock's present
+        # there (the states' stamps) and hold this participant's speech decision until then
+        x, why = mono_audio_from_msg(msg, pid, self.config, self.get_clock().now().nanoseconds)
         if why is not None:
             self.refuse(f"AudioFrame on {topics.audio(pid)}", why)
             return
         self.stage.push_audio(pid, x, stamp_to_ns(msg.header.stamp), time.monotonic())
 
     def _on_external(self, msg: ConversationState) -> None:
-        why = check_conversation(msg, self.config)
+        why = check_conversation(msg, self.config, self.get_clock().now().nanoseconds)
         if why is not None:
             self.refuse(f"external ConversationState on {self.config.external_topic}", why)
             return

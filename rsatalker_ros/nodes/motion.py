@@ -89,7 +89,7 @@ class MotionNode(StageNode):
 
     # ---- input ----------------------------------------------------------------------------------------------
     def _on_conversation(self, msg: ConversationState) -> None:
-        why = check_conversation(msg, self.config)
+        why = check_conversation(msg, self.config, self.get_clock().now().nanoseconds)
         if why is not None:
             self.refuse(f"ConversationState on {topics.CONVERSATION}", why)
             return
@@ -106,7 +106,9 @@ class MotionNode(StageNode):
     def _on_audio(self, stream: int, msg: AudioFrame) -> None:
         cfg = self.config
         pid = cfg.participant if stream == 0 else cfg.partner
-        x, why = mono_audio_from_msg(msg, pid, cfg)
+        # stamps outside the window are refused: one frame from the far future would restart the stream's clock
+        # there and hold every newer frame back as a straggler (stages/stream_align.py)
+        x, why = mono_audio_from_msg(msg, pid, cfg, self.get_clock().now().nanoseconds)
         if why is not None:       # e.g. F32LE samples of 1e18 (issue #11, failure 1): refused before the model
             self.refuse(f"AudioFrame on {topics.audio(pid)}", why)
             return

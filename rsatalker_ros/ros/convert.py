@@ -182,12 +182,14 @@ def topology_from_msg(msg: FaceTopology) -> np.ndarray:
     return f
 
 
-def mono_audio_from_msg(msg: AudioFrame, participant_id: str, limits) -> tuple[np.ndarray | None, object]:
+def mono_audio_from_msg(msg: AudioFrame, participant_id: str, limits,
+                        now_ns: int | None = None) -> tuple[np.ndarray | None, object]:
     """One participant's AudioFrame as the nodes take it -> (mono float32 [n], None), or (None, Rejection) naming
-    the cause: the frame is checked before decoding (participant, format, rate, mono, declared size) and its
-    samples after (finite, within limits.max_abs_sample). limits: InputLimits (a node's config)."""
+    the cause: the frame is checked before decoding (participant, stamp within limits.max_future_s /
+    limits.max_age_s of ``now_ns``, the node's clock [ns]; None = not checked, format, rate, mono, declared size)
+    and its samples after (finite, within limits.max_abs_sample). limits: InputLimits (a node's config)."""
     from rsatalker_ros.input_limits import Rejection, check_audio, check_samples
-    why = check_audio(msg, limits, participant_id)     # audio stamps are on the audio clock: not checked here
+    why = check_audio(msg, limits, participant_id, now_ns)
     if why is not None:
         return None, why
     try:
