@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rate", type=float, default=1.0, help="playback speed (1.0 = original timing)")
     ap.add_argument("--loop", action="store_true", help="play again and again (stamps keep moving forward)")
     ap.add_argument("--loop-gap", type=float, default=0.5, help="pause between loops [s]")
-    ap.add_argument("--keep-stamps", action="store_true", help="publish header stamps as recorded")
+    ap.add_argument("--keep-stamps", action="store_true", help="publish header stamps as recorded (the nodes refuse "
+                    "stamps older than their max_age_s parameter, 30 s by default: set it to 0 for old recordings)")
     ap.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
                     help="start once every replayed topic has N subscribers (0: start at once)")
     ap.add_argument("--ignore-definitions", action="store_true",
