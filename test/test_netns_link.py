@@ -9,7 +9,7 @@ DDS here: ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET (LOCALHOST would never cross the 
 UDPv4 only, no shared memory (both namespaces see the same /dev/shm: only the link may carry data; the check that
 no image arrives while it is down would notice otherwise). Each namespace holds only its loopback and its end of
 the veth pair, so discovery (multicast on the link) and data go nowhere else. The wav source loops alice's demo
-file; one process per "machine" (processes: per_participant), 64 x 64 images.
+file; one process per "machine" (processes: per_participant), 64 x 64 images at one level of detail.
 
 Needs root and iproute2 (`ip netns`); skipped with the reason otherwise.
 """
@@ -33,8 +33,9 @@ pytestmark = pytest.mark.ros
 
 KIOSK_IP, AVATAR_IP = "10.213.0.1", "10.213.0.2"     # a private /30 that exists only inside the two namespaces
 CUT_S = 5.0                                          # how long the link is down (the scenario, not a wait)
-HANG_S = 120.0                                       # bounds that only fail on a hang
-RSS_TOLERANCE_MB = 10.0                              # RSS after recovery may exceed RSS before the cut by this
+HANG_S = 240.0                                       # bounds that only fail on a hang (start-up included)
+RSS_TOLERANCE_MB = 20.0     # RSS after recovery may exceed RSS before the cut by this (seen: 0-9 MB on a loaded
+                            # machine; the failures of issue #11 held 50-240 MB)
 
 UDP_ONLY_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 <!-- Fast DDS for the namespace test: UDPv4 only (no shared memory, which would bypass the veth link). -->
@@ -150,7 +151,9 @@ def test_graph_over_a_veth_link_recovers_from_a_5_s_cut(link, tmp_path):
     from rsatalker_ros.ros import graph
     specs = graph.describe(participants=["alice"], source="wav", loop=True, with_conversation=True,
                            processes="per_participant",    # one process per machine: kiosk, avatar server
-                           overrides={"renderer": {"width": 64, "height": 64, "backend": "cpu"},
+                           # one fixed level of detail: no buffers come and go as the deadline controller adapts
+                           overrides={"renderer": {"width": 64, "height": 64, "backend": "cpu", "level": "6k",
+                                                   "render_scales": [1.0]},
                                       "motion": {"marker_rate_hz": 0.0}, "conversation": {"vad_backend": "energy"}})
     params = tmp_path / "graph_params.yaml"
     params.write_text(yaml.safe_dump(graph.params_file_dict(specs), sort_keys=False))
@@ -193,12 +196,15 @@ def test_graph_over_a_veth_link_recovers_from_a_5_s_cut(link, tmp_path):
         wait_for(lambda: sum(stamp >= restored_ns for _, stamp in images(observer)) >= 25, "images flowing again")
         rss_after = {n: p.rss_mb() for n, p in nodes.items()}
         got = images(observer)
-        during = [recv for recv, _ in got if cut_ns + 500_000_000 <= recv <= restored_ns]
+        # audio captured while the link was down never reaches the motion node, so no image may carry such a stamp
+        # (judged by stamp, not by receipt: a starved observer may read an image that came before the cut late)
+        during = [stamp for _, stamp in got if cut_ns + 500_000_000 <= stamp <= restored_ns - 500_000_000]
         recovery_s = (first - restored_ns) / 1e9
         print(f"\nrecovery after a {CUT_S:g} s cut: first new image {recovery_s:.2f} s after the link came back; "
               f"{len(got)} images in all; RSS before -> after [MB]: "
               + ", ".join(f"{n} {rss_before[n]:.0f} -> {rss_after[n]:.0f}" for n in nodes))
-        assert not during, f"{len(during)} images arrived while the link was down: the data bypasses the veth link"
+        assert not during, f"{len(during)} images were made from audio captured while the link was down: the data " \
+                           "bypasses the veth link"
         assert all(p.popen.poll() is None for p in nodes.values())          # no node died ...
         for n, p in nodes.items():                                          # ... or was replaced: same processes
             with open(f"/proc/{p.pid}/cmdline") as f:

@@ -9,6 +9,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ros_messages import MESSAGE_TYPES  # noqa: E402
+from spin_process import spin_until_shutdown  # noqa: E402
 
 
 def main():
@@ -20,13 +21,7 @@ def main():
         pub = node.create_publisher(msg_type, f"roundtrip/{name}/echo", qos)
         keep.append(node.create_subscription(msg_type, f"roundtrip/{name}", pub.publish, qos))
     print("echo ready", flush=True)
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ prints ``IMG <receipt time ns> <header stamp ns>`` per image, both on the system
     python test/support/image_observer.py alice
 """
 
+import os
 import sys
 import time
 
@@ -12,6 +13,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from rsatalker_ros.ros import qos, topics
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spin_process import spin_until_shutdown  # noqa: E402
 
 
 def main():
@@ -25,13 +29,7 @@ def main():
 
     node.create_subscription(Image, topics.participant(pid, "image_raw"), on_image, qos.FRAMES)
     print("observer ready", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)
 
 
 if __name__ == "__main__":
