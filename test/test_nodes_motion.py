@@ -25,7 +25,9 @@ def make_motion(tmp_path, **params):
 
     from rsatalker_ros.nodes.motion import MotionNode
     base = dict(participant="alice", partner="bob", head="default_older", checkpoint=motion_checkpoint(tmp_path),
-                relation_source="parameters", marker_rate_hz=5.0, vad_backend="energy")
+                relation_source="parameters", vad_backend="energy",
+                # the first frame brings a marker (~27k points: costly to build and decode), then one each 2 s
+                marker_rate_hz=0.5)
     base.update(params)
     node = MotionNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
     assert node.autostart()
