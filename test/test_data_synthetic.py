@@ -80,6 +80,7 @@ def test_clip_is_consistent_and_jaw_follows_speech_energy():
     assert c.speaking["A"].mean() > 0.15 and c.speaking["B"].mean() > 0.15 and both.mean() < 0.2
 
 
+@pytest.mark.slow
 def test_dataset_is_reproducible_from_its_command(tmp_path):
     import subprocess
     import sys

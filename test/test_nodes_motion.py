@@ -34,6 +34,7 @@ def make_motion(tmp_path, **params):
     return node
 
 
+@pytest.mark.slow
 def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
     """... and issue #11 failure 1: one F32LE frame of finite 1e18 samples blanked the avatars until restart while
     diagnostics said all was well. Now it is refused (counted under its cause, WARN) and the meshes stay finite."""
