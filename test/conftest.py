@@ -1,11 +1,19 @@
-"""Shared test setup: DDS stays on loopback, each test run gets its own ROS domain, ROS tests need the build."""
+"""Shared test setup: DDS stays on loopback, each test run (and each pytest-xdist worker) gets its own ROS domain,
+ROS tests need the build; under pytest-xdist a module's tests stay on one worker and the longest ones start first."""
 
 import os
 import random
 
-# Before anything imports rclpy: keep DDS traffic on this machine and away from other runs on it.
+# Under pytest-xdist (scripts/run_tests.sh runs two workers) every worker is a process of its own: "gw0", "gw1", ...
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Before anything imports rclpy: keep DDS traffic on this machine and away from other runs on it. The workers of
+# one run inherit the domain the controlling process drew (or its seed, the run's id) and add their own index, so
+# two workers' DDS graphs never meet.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.environ.get("PYTEST_XDIST_TESTRUNUID") or os.getpid())
+                                           .randint(1, 100)))
+if XDIST_WORKER.startswith("gw"):
+    os.environ["ROS_DOMAIN_ID"] = str(int(os.environ["ROS_DOMAIN_ID"]) + int(XDIST_WORKER[2:]))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 from rsatalker_ros.ros.dds import local_dds_defaults  # noqa: E402  (the graph's own DDS profile, as in bringup)
 local_dds_defaults()
@@ -24,10 +32,49 @@ def _ros_missing_reason() -> str | None:
 
 def pytest_collection_modifyitems(config, items):
     reason = _ros_missing_reason()
-    if reason is None:
-        return
-    if os.environ.get("RSATALKER_REQUIRE_ROS") == "1":
-        raise pytest.UsageError(reason + " (RSATALKER_REQUIRE_ROS=1: ROS tests may not be skipped)")
-    for item in items:
-        if "ros" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    if reason is not None:
+        if os.environ.get("RSATALKER_REQUIRE_ROS") == "1":
+            raise pytest.UsageError(reason + " (RSATALKER_REQUIRE_ROS=1: ROS tests may not be skipped)")
+        for item in items:
+            if "ros" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+    if XDIST_WORKER:
+        # the units with the most slow tests first, so that no long one is left to run alone at the end
+        slow = {}
+        for item in items:
+            unit = xdist_unit(item.nodeid)
+            slow[unit] = slow.get(unit, 0) + (item.get_closest_marker("slow") is not None)
+        items.sort(key=lambda item: -slow[xdist_unit(item.nodeid)])       # stable: collection order otherwise
+
+
+# Under pytest-xdist with --dist loadfile (scripts/run_tests.sh), each module's tests form one unit of work that one
+# worker runs (its module-scoped fixtures, a running graph or a loaded model, are built once); the modules that each
+# start a whole graph of node processes form a single unit, so that one graph at a time runs on the machine.
+WHOLE_GRAPH_MODULES = ("test_graph_conversation.py", "test_record_replay_display.py", "test_launch_real.py",
+                       "test_launch_testing_graph.py")
+
+
+def xdist_unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "whole graphs" if path.rsplit("/", 1)[-1] in WHOLE_GRAPH_MODULES else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        """loadfile, the whole-graph modules as one unit, the units in the workers' collection order."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(nodeid)
+    config.option.loadscopereorder = False
+    return Units(config, log)
+
+
+def pytest_configure(config):
+    if XDIST_WORKER:
+        import torch
+        torch.set_num_threads(1)      # two workers on two cores: one thread each, no threads waiting on each other

@@ -86,6 +86,7 @@ def test_reduce_to_budget_spreads_over_triangles_then_keeps_the_most_significant
         reduce_to_budget(av, head.neutral(), 0)
 
 
+@pytest.mark.slow
 def test_stage3_under_a_budget_never_exceeds_it_and_improves_the_reduced_avatar():
     torch.manual_seed(0)
     head = SphereHead()

@@ -80,14 +80,19 @@ def test_clip_is_consistent_and_jaw_follows_speech_energy():
     assert c.speaking["A"].mean() > 0.15 and c.speaking["B"].mean() > 0.15 and both.mean() < 0.2
 
 
+@pytest.mark.slow
 def test_dataset_is_reproducible_from_its_command(tmp_path):
     import subprocess
     import sys
     code = ("import sys; from rsatalker_ros.data.synthetic import generate_dataset; "
             "generate_dataset(sys.argv[1], 2, 0, 0, 3.0, seed=11)")
-    for k in (1, 2):
-        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"run{k}")], check=True, timeout=120,
-                       capture_output=True)
+    # the two runs side by side (each process spends seconds importing before it generates)
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"run{k}")], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for k in (1, 2)]
+    for run in runs:
+        out, _ = run.communicate(timeout=120)
+        assert run.returncode == 0, out[-3000:]
+    assert len(list_clips(tmp_path / "run1", "train")) == len(list_clips(tmp_path / "run2", "train")) == 2
     for split in ("train", "val"):
         for d1, d2 in zip(list_clips(tmp_path / "run1", split), list_clips(tmp_path / "run2", split)):
             a, b = load_clip(d1), load_clip(d2)

@@ -10,7 +10,7 @@ import pytest
 from support.assets import avatar_path, motion_checkpoint
 from support.processes import child_env
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SIZE = 96
 JAW_OPEN = 17   # rsatalker_ros.face.arkit.ARKIT52_INDEX["jawOpen"]
 

@@ -18,7 +18,7 @@ import yaml
 
 from support.processes import REPO, child_env
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 THIRD_PARTY = os.environ.get("RSATALKER_THIRD_PARTY", os.path.join(REPO, "..", "shared", "third_party"))
 
 LAUNCH_SCRIPT = """

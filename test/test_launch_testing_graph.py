@@ -15,7 +15,7 @@ if not any(ep.value.startswith("launch_testing") for ep in entry_points(group="p
     pytest.skip("launch_testing's pytest plugin is not installed (real ROS 2 only; test_launch_real.py runs the "
                 "launch file with the launch sources)", allow_module_level=True)
 launch_testing = pytest.importorskip("launch_testing", reason="launch_testing is not installed (real ROS 2 only)")
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 import launch  # noqa: E402
 import launch_testing.actions  # noqa: E402

@@ -10,6 +10,7 @@ from rsatalker_ros.face.arkit import ARKIT52_INDEX
 from rsatalker_ros.motion.checkpoint import load_model
 from rsatalker_ros.social.relation import Hierarchy, Kinship, Relation
 
+pytestmark = pytest.mark.slow
 UNSEEN_SEED = 4242     # scripts/train_default_motion.sh trains on seed 0
 
 
@@ -26,14 +27,27 @@ def clips():
     return [generate_clip("test", i, UNSEEN_SEED, 10.0) for i in range(4)]
 
 
+@pytest.fixture(scope="module")
+def generated(model):
+    """run_model(model, clip, relation), each (clip, relationship) generated once for the whole module."""
+    done = {}
+
+    def motion(clip, relation=None):
+        key = (clip.clip_id, relation)
+        if key not in done:
+            done[key] = run_model(model, clip, relation=relation)
+        return done[key]
+    return motion
+
+
 def frame_energy(wave: np.ndarray) -> np.ndarray:
     return np.sqrt((wave.reshape(-1, 640) ** 2).mean(1))
 
 
-def test_mouth_opening_follows_speech_energy(model, clips):
+def test_mouth_opening_follows_speech_energy(model, clips, generated):
     jaw = ARKIT52_INDEX["jawOpen"]
     for clip in clips:
-        out = run_model(model, clip)
+        out = generated(clip)
         for p in clip.participants:
             opening = out[p][:, jaw]
             energy = frame_energy(clip.audio[p])
@@ -50,27 +64,27 @@ def test_mouth_opening_follows_speech_energy(model, clips):
     assert max(m[jaw] for _, m in frames) < 0.05
 
 
-def listening_means(model, clips, relation, dims):
+def listening_means(generated, clips, relation, dims):
     vals = []
     for clip in clips:
-        out = run_model(model, clip, relation=relation)["A"]
+        out = generated(clip, relation)["A"]
         vals.append(out[~clip.speaking["A"]][:, dims].mean())
     return float(np.mean(vals))
 
 
-def test_changing_only_the_relationship_changes_listener_motion(model, clips):
+def test_changing_only_the_relationship_changes_listener_motion(clips, generated):
     """Same audio, different relationship: the listener's behaviour follows the synthetic data's social priors
     (kin smile more warmly than a non-kin superior; rsatalker_ros/data/listener_priors.py)."""
     smile = [ARKIT52_INDEX["mouthSmileLeft"], ARKIT52_INDEX["mouthSmileRight"],
              ARKIT52_INDEX["cheekSquintLeft"], ARKIT52_INDEX["cheekSquintRight"]]
     kin_peer = Relation(Kinship.BLOOD, Hierarchy.EQUAL)
     boss = Relation(Kinship.NON_BLOOD, Hierarchy.UNEQUAL, senior="A")     # A listens as the superior
-    a = listening_means(model, clips, kin_peer, smile)
-    b = listening_means(model, clips, boss, smile)
+    a = listening_means(generated, clips, kin_peer, smile)
+    b = listening_means(generated, clips, boss, smile)
     assert a > b + 0.03, f"kin peer listener smile {a:.3f} vs non-kin superior {b:.3f}"
     # the whole listener trajectory differs, not only its mean
     clip = clips[1]
-    x = run_model(model, clip, relation=kin_peer)["A"]
-    y = run_model(model, clip, relation=boss)["A"]
+    x = generated(clip, kin_peer)["A"]
+    y = generated(clip, boss)["A"]
     listen = ~clip.speaking["A"]
     assert np.abs(x[listen] - y[listen]).mean() > 0.005

@@ -29,13 +29,16 @@ def make_motion(tmp_path, **params):
 
     from rsatalker_ros.nodes.motion import MotionNode
     base = dict(participant="alice", partner="bob", head="default_older", checkpoint=motion_checkpoint(tmp_path),
-                relation_source="parameters", marker_rate_hz=5.0, vad_backend="energy", max_age_s=600.0)
+                relation_source="parameters", vad_backend="energy", max_age_s=600.0,
+                # the first frame brings a marker (~27k points: costly to build and decode), then one each 2 s
+                marker_rate_hz=0.5)
     base.update(params)
     node = MotionNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
     assert node.autostart()
     return node
 
 
+@pytest.mark.slow
 def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
     """... and issue #11 failure 1: one F32LE frame of finite 1e18 samples blanked the avatars until restart while
     diagnostics said all was well. Now it is refused (counted under its cause, WARN) and the meshes stay finite."""

@@ -22,7 +22,7 @@ from support.assets import graph_overrides
 from support.chromium import Chromium, chromium_binary
 from support.processes import child_env
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 BAG = Path(__file__).resolve().parent / "data" / "conversation.mcap"
 SIZE = 128
 

@@ -12,7 +12,7 @@ import pytest
 
 from support.processes import child_env
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -32,6 +32,7 @@ def history(out):
     return [e["train"] for e in h if "train" in e], [e["val"] for e in h if "val" in e]
 
 
+@pytest.mark.slow
 def test_stage1_then_stage2_lower_loss_change_weights_and_resume(data, tmp_path):
     s1 = TrainConfig(stage=1, data=str(data), out=str(tmp_path / "s1"), model=TINY, steps=60, batch_size=4,
                      window_frames=50, lr=3e-3, warmup_steps=5, eval_every=20, checkpoint_every=20,
@@ -96,6 +97,7 @@ def test_bad_configs_raise(tmp_path, capsys):
     assert "no clips" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_lip_closure_loss_closes_the_lips_where_the_target_is_closed(data, tmp_path):
     """Two identical short runs from the same model, one with the lip-closure term: that one ends with lips nearer
     closed on the target-closed frames (bilabials, rest) of the training windows, measured on the posed head."""
