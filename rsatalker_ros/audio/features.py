@@ -105,7 +105,7 @@ def _as_wave(wave) -> torch.Tensor:
 
 
 def _frames_to_log_mel(frames: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """frames [F, n_fft] (already aligned) -> log-mel [F, n_mels]."""
+    """frames [..., F, n_fft] (already aligned) -> log-mel [..., F, n_mels]."""
     spec = torch.fft.rfft(frames * _window(cfg), dim=-1)
     power = spec.real ** 2 + spec.imag ** 2
     mel = power @ mel_filterbank(cfg)
@@ -150,14 +150,16 @@ class StreamingLogMel:
     the batch function pads the end of a signal; after a flush the extractor starts a new signal.
     """
 
-    def __init__(self, cfg: MelConfig = MelConfig()):
+    def __init__(self, cfg: MelConfig = MelConfig(), channels: int = 0):
         self.cfg = cfg
+        self.channels = channels     # 0: one signal, samples [n]; c >= 1: c signals in step, samples [c, n]
         win_left = (cfg.n_fft - cfg.win_length) // 2
         self._needed_len = win_left + cfg.win_length  # padded samples with non-zero window weight, from frame start
         self.reset()
 
     def reset(self) -> None:
-        self._buf = torch.zeros(self.cfg.left_pad)  # padded signal from the start of the next frame to emit
+        lead = (self.channels,) if self.channels else ()
+        self._buf = torch.zeros(*lead, self.cfg.left_pad)  # padded signal from the start of the next frame to emit
         self._n_samples = 0      # samples pushed since the start of the signal
         self._n_emitted = 0      # frames emitted since the start of the signal
 
@@ -166,14 +168,21 @@ class StreamingLogMel:
         return self._n_emitted
 
     def push(self, samples) -> torch.Tensor:
-        """samples: [n] float32 in [-1, 1]. Returns the newly completed frames [k, n_mels] (k may be 0)."""
-        x = _as_wave(samples)
-        self._buf = torch.cat([self._buf, x])
-        self._n_samples += x.shape[0]
+        """samples: [n] float32 in [-1, 1] ([channels, n] for several signals in step). Returns the newly
+        completed frames [k, n_mels] ([channels, k, n_mels]; k may be 0)."""
+        if self.channels:
+            x = torch.as_tensor(samples)
+            if x.dim() != 2 or x.shape[0] != self.channels or not x.is_floating_point():
+                raise ValueError(f"expected float samples [{self.channels}, n], got {x.dtype} {tuple(x.shape)}")
+            x = x.to(torch.float32)
+        else:
+            x = _as_wave(samples)
+        self._buf = torch.cat([self._buf, x], -1)
+        self._n_samples += x.shape[-1]
         hop = self.cfg.hop_length
         k = 0
-        if self._buf.shape[0] >= self._needed_len:
-            k = (self._buf.shape[0] - self._needed_len) // hop + 1
+        if self._buf.shape[-1] >= self._needed_len:
+            k = (self._buf.shape[-1] - self._needed_len) // hop + 1
         # never emit past N // hop for the signal so far (the batch function has no frame there)
         k = min(k, self._n_samples // hop - self._n_emitted)
         return self._emit(max(k, 0))
@@ -188,13 +197,13 @@ class StreamingLogMel:
     def _emit(self, k: int) -> torch.Tensor:
         cfg = self.cfg
         if k <= 0:
-            return torch.zeros(0, cfg.n_mels)
+            return torch.zeros(*self._buf.shape[:-1], 0, cfg.n_mels)
         need = (k - 1) * cfg.hop_length + cfg.n_fft
         buf = self._buf
-        if buf.shape[0] < need:  # samples beyond the window's non-zero part: zero weight, pad with zeros
-            buf = torch.nn.functional.pad(buf, (0, need - buf.shape[0]))
-        frames = buf[:need].unfold(0, cfg.n_fft, cfg.hop_length)
-        self._buf = self._buf[k * cfg.hop_length:]
+        if buf.shape[-1] < need:  # samples beyond the window's non-zero part: zero weight, pad with zeros
+            buf = torch.nn.functional.pad(buf, (0, need - buf.shape[-1]))
+        frames = buf[..., :need].unfold(-1, cfg.n_fft, cfg.hop_length)     # [(channels,) k, n_fft]
+        self._buf = self._buf[..., k * cfg.hop_length:]
         self._n_emitted += k
         return _frames_to_log_mel(frames, cfg)
 

@@ -78,7 +78,7 @@ class StreamingDyad:
 
     def reset(self) -> None:
         """Start a new conversation: forget all audio and motion so far."""
-        self._feat = (FrameFeatureStream(), FrameFeatureStream())
+        self._feat = FrameFeatureStream(channels=2)                 # both participants in one pass
         self._pending = [torch.zeros(0), torch.zeros(0)]
         self._audio_state = self.model.initial_audio_state(2)
         self._enc = torch.zeros(2, 0, self.cfg.d_model)
@@ -106,16 +106,16 @@ class StreamingDyad:
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
         if n == 0:
             return [], []
-        feats = [self._feat[i].push(self._pending[i][:n]) for i in range(2)]
+        feats = self._feat.push(torch.stack([p[:n] for p in self._pending]))
         self._pending = [p[n:] for p in self._pending]
-        return self._advance(torch.stack(feats), final=False)
+        return self._advance(feats, final=False)
 
     def flush(self):
         """End of the conversation: returns the frames still waiting for look-ahead (silence assumed after),
         then resets. Audio past the last whole 40 ms frame is dropped."""
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
-        feats = [torch.cat([self._feat[i].push(self._pending[i][:n]), self._feat[i].flush()]) for i in range(2)]
-        out = self._advance(torch.stack(feats), final=True)
+        feats = torch.cat([self._feat.push(torch.stack([p[:n] for p in self._pending])), self._feat.flush()], 1)
+        out = self._advance(feats, final=True)
         self.reset()
         return out
 
