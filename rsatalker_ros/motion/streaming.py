@@ -18,7 +18,8 @@ import torch
 
 from rsatalker_ros.motion.features import FrameFeatureStream
 from rsatalker_ros.motion.config import NEUTRAL_QUERY
-from rsatalker_ros.motion.model import CoreState, SocialMotionModel
+from rsatalker_ros.motion.live_core import LiveCore
+from rsatalker_ros.motion.model import SocialMotionModel
 from rsatalker_ros.social.relation import Relation
 
 
@@ -61,6 +62,7 @@ class StreamingDyad:
             raise ValueError(f"the two participants need different ids, got {participant_a!r} twice")
         self.model = model.eval()
         self.cfg = model.cfg
+        self._core = LiveCore(model)    # model.core in numpy: the same frames at a fraction of torch's per-op cost
         self.participants = (participant_a, participant_b)
         self.queries = torch.tensor(query_indices_for(relation, participant_a, participant_b))
         self.relation = relation
@@ -82,10 +84,10 @@ class StreamingDyad:
         self._pending = [torch.zeros(0), torch.zeros(0)]
         self._audio_state = self.model.initial_audio_state(2)
         self._enc = torch.zeros(2, 0, self.cfg.d_model)
-        self._core = CoreState()
+        self._core.reset()
         D, delay = self.cfg.motion_dim, self.cfg.motion_delay
-        self._hist = torch.zeros(2, delay, D)                       # last `delay` predicted frames per participant
-        self._hist_known = torch.zeros(delay, dtype=torch.bool)
+        self._hist = np.zeros((2, delay, D), np.float32)           # last `delay` predicted frames per participant
+        self._hist_known = np.zeros(delay, bool)
         self._next_frame = 0
 
     def _recover(self) -> None:
@@ -94,9 +96,9 @@ class StreamingDyad:
         self.recoveries += 1
         self._audio_state = {k: torch.zeros_like(v) for k, v in self._audio_state.items()}
         self._enc = torch.nan_to_num(self._enc, nan=0.0, posinf=0.0, neginf=0.0)
-        self._core = CoreState()
-        self._hist = torch.zeros_like(self._hist)
-        self._hist_known = torch.zeros_like(self._hist_known)
+        self._core.reset()
+        self._hist = np.zeros_like(self._hist)
+        self._hist_known = np.zeros_like(self._hist_known)
 
     def push(self, samples_a, samples_b=None):
         """samples_a, samples_b: [n] float32 16 kHz (b None = silence as long as a). Returns (frames_a, frames_b)."""
@@ -127,28 +129,28 @@ class StreamingDyad:
             enc.append(self.model.encode_audio(feats, self._audio_state))
         if final:
             enc.append(self.model.flush_audio(self._audio_state, 2))
-        self._enc = torch.cat(enc, 1)
+        self._enc = torch.cat(enc, 1) if len(enc) > 1 else self._enc
         out_a, out_b = [], []
         delay = self.cfg.motion_delay
+        queries = self.queries.tolist()
         while self._enc.shape[1]:
             k = min(delay, self._enc.shape[1])
-            a = self._enc[:, :k]
+            a = self._enc[:, :k].numpy()
             self._enc = self._enc[:, k:]
             # participant a hears a as own audio and b as partner; b the other way round; each sees the
             # other's predicted motion `delay` frames late
-            past = self._hist.flip(0)[:, :k]
-            known = self._hist_known[:k][None].expand(2, k)
-            motion = self.model.core(a, a.flip(0), past, known, self.queries, self._core)
-            if torch.isfinite(motion).all():
-                self._hist = torch.cat([self._hist, motion], 1)[:, -delay:]
-                self._hist_known = torch.cat([self._hist_known, torch.ones(k, dtype=torch.bool)])[-delay:]
+            past = self._hist[::-1, :k]
+            known = np.broadcast_to(self._hist_known[:k], (2, k))
+            motion = self._core(a, a[::-1], past, known, queries)                  # [2, k, D]
+            if np.isfinite(motion).all():
+                self._hist = np.concatenate([self._hist, motion], 1)[:, -delay:]
+                self._hist_known = np.concatenate([self._hist_known, np.ones(k, bool)])[-delay:]
             else:
-                motion = torch.zeros_like(motion)      # the neutral face for these frames
+                motion = np.zeros_like(motion)         # the neutral face for these frames
                 self._recover()
-            m = motion.numpy()
             for i in range(k):
-                out_a.append((self._next_frame + i, m[0, i].copy()))
-                out_b.append((self._next_frame + i, m[1, i].copy()))
+                out_a.append((self._next_frame + i, motion[0, i].copy()))
+                out_b.append((self._next_frame + i, motion[1, i].copy()))
             self._next_frame += k
         return out_a, out_b
 
