@@ -112,6 +112,18 @@ def _frames_to_log_mel(frames: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
     return torch.log(torch.clamp(mel, min=LOG_FLOOR))
 
 
+def _frames_to_log_mel_np(frames: np.ndarray, cfg: MelConfig) -> np.ndarray:
+    """``_frames_to_log_mel`` in float32 numpy (the streaming extractor's few frames at a time)."""
+    key = ("np", cfg)
+    if key not in _CACHE:
+        _CACHE[key] = (_window(cfg).numpy(), mel_filterbank(cfg).numpy())
+    window, fb = _CACHE[key]
+    spec = np.fft.rfft(frames * window, axis=-1)
+    power = spec.real ** 2 + spec.imag ** 2                                         # [..., F, n_fft/2 + 1]
+    mel = (power.reshape(-1, 1, power.shape[-1]) @ fb).reshape(*power.shape[:-1], fb.shape[1])  # row by row
+    return np.log(np.maximum(mel, np.float32(LOG_FLOOR)))
+
+
 def log_mel(wave, cfg: MelConfig = MelConfig()) -> torch.Tensor:
     """Log-mel spectrogram of a 16 kHz mono waveform.
 
@@ -159,7 +171,9 @@ class StreamingLogMel:
 
     def reset(self) -> None:
         lead = (self.channels,) if self.channels else ()
-        self._buf = torch.zeros(*lead, self.cfg.left_pad)  # padded signal from the start of the next frame to emit
+        # padded signal from the start of the next frame to emit (numpy: a live stream pushes 20 ms at a time,
+        # and numpy's small ops cost a fraction of torch's)
+        self._buf = np.zeros((*lead, self.cfg.left_pad), np.float32)
         self._n_samples = 0      # samples pushed since the start of the signal
         self._n_emitted = 0      # frames emitted since the start of the signal
 
@@ -171,13 +185,12 @@ class StreamingLogMel:
         """samples: [n] float32 in [-1, 1] ([channels, n] for several signals in step). Returns the newly
         completed frames [k, n_mels] ([channels, k, n_mels]; k may be 0)."""
         if self.channels:
-            x = torch.as_tensor(samples)
-            if x.dim() != 2 or x.shape[0] != self.channels or not x.is_floating_point():
+            x = samples.numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+            if x.ndim != 2 or x.shape[0] != self.channels or not np.issubdtype(x.dtype, np.floating):
                 raise ValueError(f"expected float samples [{self.channels}, n], got {x.dtype} {tuple(x.shape)}")
-            x = x.to(torch.float32)
         else:
-            x = _as_wave(samples)
-        self._buf = torch.cat([self._buf, x], -1)
+            x = _as_wave(samples).numpy()
+        self._buf = np.concatenate([self._buf, x.astype(np.float32, copy=False)], -1)
         self._n_samples += x.shape[-1]
         hop = self.cfg.hop_length
         k = 0
@@ -201,11 +214,11 @@ class StreamingLogMel:
         need = (k - 1) * cfg.hop_length + cfg.n_fft
         buf = self._buf
         if buf.shape[-1] < need:  # samples beyond the window's non-zero part: zero weight, pad with zeros
-            buf = torch.nn.functional.pad(buf, (0, need - buf.shape[-1]))
-        frames = buf[..., :need].unfold(-1, cfg.n_fft, cfg.hop_length)     # [(channels,) k, n_fft]
+            buf = np.concatenate([buf, np.zeros((*buf.shape[:-1], need - buf.shape[-1]), np.float32)], -1)
+        frames = np.lib.stride_tricks.sliding_window_view(buf[..., :need], cfg.n_fft, -1)[..., ::cfg.hop_length, :]
         self._buf = self._buf[..., k * cfg.hop_length:]
         self._n_emitted += k
-        return _frames_to_log_mel(frames, cfg)
+        return torch.from_numpy(_frames_to_log_mel_np(frames, cfg))                 # [(channels,) k, n_mels]
 
 
 class PretrainedSpeechEncoder:
