@@ -6,6 +6,8 @@ soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of th
 included: 37.5 ms with the shipped model). Inside, both participants of the dyad are predicted together, each
 conditioned on the other's *predicted* past motion, ``motion_delay`` frames at a time. The numbers equal the batch
 model (``SocialMotionModel.forward``) run on the whole audio with the partner motion that the stream predicted.
+The causal part runs in numpy (``LiveCore``, a copy of the model's weights taken when the stream is made): a live
+step is one or two frames, where torch's cost per small op dominates.
 
 No input can poison the stream: samples are clamped to [-1, 1] (NaN -> 0) before feature extraction, and if the
 model ever returns a non-finite frame anyway, that frame is replaced by the neutral face (zeros) and the model's
@@ -34,7 +36,9 @@ def _as_samples(x, what: str) -> torch.Tensor:
         raise ValueError(f"{what}: expected float samples in [-1, 1], got dtype {x.dtype} (convert int16 with "
                          f"/32768)")
     x = x.astype(np.float32)   # a copy: the caller's array is left as it was
-    np.clip(np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0, out=x)
+    if not np.isfinite(x).all():                  # (the check is cheaper than nan_to_num on every chunk)
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(x, -1.0, 1.0, out=x)
     return torch.from_numpy(x)
 
 
