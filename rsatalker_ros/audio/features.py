@@ -105,11 +105,23 @@ def _as_wave(wave) -> torch.Tensor:
 
 
 def _frames_to_log_mel(frames: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """frames [F, n_fft] (already aligned) -> log-mel [F, n_mels]."""
+    """frames [..., F, n_fft] (already aligned) -> log-mel [..., F, n_mels]."""
     spec = torch.fft.rfft(frames * _window(cfg), dim=-1)
     power = spec.real ** 2 + spec.imag ** 2
     mel = power @ mel_filterbank(cfg)
     return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+
+
+def _frames_to_log_mel_np(frames: np.ndarray, cfg: MelConfig) -> np.ndarray:
+    """``_frames_to_log_mel`` in float32 numpy (the streaming extractor's few frames at a time)."""
+    key = ("np", cfg)
+    if key not in _CACHE:
+        _CACHE[key] = (_window(cfg).numpy(), mel_filterbank(cfg).numpy())
+    window, fb = _CACHE[key]
+    spec = np.fft.rfft(frames * window, axis=-1)
+    power = spec.real ** 2 + spec.imag ** 2                                         # [..., F, n_fft/2 + 1]
+    mel = (power.reshape(-1, 1, power.shape[-1]) @ fb).reshape(*power.shape[:-1], fb.shape[1])  # row by row
+    return np.log(np.maximum(mel, np.float32(LOG_FLOOR)))
 
 
 def log_mel(wave, cfg: MelConfig = MelConfig()) -> torch.Tensor:
@@ -150,14 +162,18 @@ class StreamingLogMel:
     the batch function pads the end of a signal; after a flush the extractor starts a new signal.
     """
 
-    def __init__(self, cfg: MelConfig = MelConfig()):
+    def __init__(self, cfg: MelConfig = MelConfig(), channels: int = 0):
         self.cfg = cfg
+        self.channels = channels     # 0: one signal, samples [n]; c >= 1: c signals in step, samples [c, n]
         win_left = (cfg.n_fft - cfg.win_length) // 2
         self._needed_len = win_left + cfg.win_length  # padded samples with non-zero window weight, from frame start
         self.reset()
 
     def reset(self) -> None:
-        self._buf = torch.zeros(self.cfg.left_pad)  # padded signal from the start of the next frame to emit
+        lead = (self.channels,) if self.channels else ()
+        # padded signal from the start of the next frame to emit (numpy: a live stream pushes 20 ms at a time,
+        # and numpy's small ops cost a fraction of torch's)
+        self._buf = np.zeros((*lead, self.cfg.left_pad), np.float32)
         self._n_samples = 0      # samples pushed since the start of the signal
         self._n_emitted = 0      # frames emitted since the start of the signal
 
@@ -166,14 +182,20 @@ class StreamingLogMel:
         return self._n_emitted
 
     def push(self, samples) -> torch.Tensor:
-        """samples: [n] float32 in [-1, 1]. Returns the newly completed frames [k, n_mels] (k may be 0)."""
-        x = _as_wave(samples)
-        self._buf = torch.cat([self._buf, x])
-        self._n_samples += x.shape[0]
+        """samples: [n] float32 in [-1, 1] ([channels, n] for several signals in step). Returns the newly
+        completed frames [k, n_mels] ([channels, k, n_mels]; k may be 0)."""
+        if self.channels:
+            x = samples.numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+            if x.ndim != 2 or x.shape[0] != self.channels or not np.issubdtype(x.dtype, np.floating):
+                raise ValueError(f"expected float samples [{self.channels}, n], got {x.dtype} {tuple(x.shape)}")
+        else:
+            x = _as_wave(samples).numpy()
+        self._buf = np.concatenate([self._buf, x.astype(np.float32, copy=False)], -1)
+        self._n_samples += x.shape[-1]
         hop = self.cfg.hop_length
         k = 0
-        if self._buf.shape[0] >= self._needed_len:
-            k = (self._buf.shape[0] - self._needed_len) // hop + 1
+        if self._buf.shape[-1] >= self._needed_len:
+            k = (self._buf.shape[-1] - self._needed_len) // hop + 1
         # never emit past N // hop for the signal so far (the batch function has no frame there)
         k = min(k, self._n_samples // hop - self._n_emitted)
         return self._emit(max(k, 0))
@@ -188,15 +210,15 @@ class StreamingLogMel:
     def _emit(self, k: int) -> torch.Tensor:
         cfg = self.cfg
         if k <= 0:
-            return torch.zeros(0, cfg.n_mels)
+            return torch.zeros(*self._buf.shape[:-1], 0, cfg.n_mels)
         need = (k - 1) * cfg.hop_length + cfg.n_fft
         buf = self._buf
-        if buf.shape[0] < need:  # samples beyond the window's non-zero part: zero weight, pad with zeros
-            buf = torch.nn.functional.pad(buf, (0, need - buf.shape[0]))
-        frames = buf[:need].unfold(0, cfg.n_fft, cfg.hop_length)
-        self._buf = self._buf[k * cfg.hop_length:]
+        if buf.shape[-1] < need:  # samples beyond the window's non-zero part: zero weight, pad with zeros
+            buf = np.concatenate([buf, np.zeros((*buf.shape[:-1], need - buf.shape[-1]), np.float32)], -1)
+        frames = np.lib.stride_tricks.sliding_window_view(buf[..., :need], cfg.n_fft, -1)[..., ::cfg.hop_length, :]
+        self._buf = self._buf[..., k * cfg.hop_length:]
         self._n_emitted += k
-        return _frames_to_log_mel(frames, cfg)
+        return torch.from_numpy(_frames_to_log_mel_np(frames, cfg))                 # [(channels,) k, n_mels]
 
 
 class PretrainedSpeechEncoder:

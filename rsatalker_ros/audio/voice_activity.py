@@ -121,7 +121,9 @@ class VoiceActivityDetector:
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         x = np.array(samples, np.float32).reshape(-1)     # a copy, clamped: no input can poison the state
-        np.clip(np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0, out=x)
+        if not np.isfinite(x).all():
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(x, -1.0, 1.0, out=x)
         self._pending = np.concatenate([self._pending, x])
         k = self._pending.shape[0] // CHUNK
         probs = np.array([self._backend(self._pending[i * CHUNK:(i + 1) * CHUNK]) for i in range(k)], np.float32)

@@ -53,6 +53,111 @@ def bench_streaming(model, seconds: float, chunk_ms: float, rng) -> tuple[float,
     return frames / dt, frames
 
 
+class _Timed:
+    """Stands in for a callable and adds its process CPU time to ``acc[label]``."""
+
+    def __init__(self, fn, acc: dict, label: str):
+        self.fn, self.acc, self.label = fn, acc, label
+
+    def __call__(self, *args, **kwargs):
+        t = time.process_time()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.acc[self.label] = self.acc.get(self.label, 0.0) + time.process_time() - t
+
+
+def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
+    """The motion node's per-frame work without DDS: the ROS-free MotionStage fed the demo conversation in 20 ms
+    chunks of both streams (as the node receives them), and the three messages the node builds per frame. Prints
+    process CPU per second of audio (cores per participant) split by part, and the torch reference of the two
+    parts that have a live numpy path (model step, skinning) on the same frames, timed in this run."""
+    from rsatalker_ros.audio.wav_io import read_wav
+    from rsatalker_ros.stages import params
+    from rsatalker_ros.stages.motion import MotionConfig, MotionStage
+    demo = Path(__file__).resolve().parents[1] / "assets" / "demo"
+    a, rate = read_wav(demo / "speaker_a.wav")
+    b, _ = read_wav(demo / "speaker_b.wav")
+    n = min(a.shape[0], b.shape[0], int(seconds * rate))
+    a, b = a[:n, 0].copy(), b[:n, 0].copy()
+    stage = MotionStage(params.build(MotionConfig, {"checkpoint": checkpoint, "torch_threads": threads}))
+    try:
+        from rsatalker_ros.nodes.motion import frame_messages
+    except ImportError as e:                      # no built interfaces: the stage alone
+        print(f"  (messages not built: {e})")
+        frame_messages = None
+    acc: dict = {}
+    dyad = stage.stream._dyad
+    parts = [(stage.aligner, "push", "audio alignment"), (stage.aligner, "pop", "audio alignment"),
+             (stage.voice, "push", "voice activity"), (dyad._feat, "push", "log-mel features"),
+             (dyad.model, "encode_audio", "speech encoder (torch)"), (dyad, "_core", "motion step (numpy)"),
+             (stage, "skin", "skinning")]
+    chunk, t0, frames = rate // 50, 10**12, []
+
+    def feed(lo: int, hi: int) -> None:
+        for i in range(lo, hi - chunk + 1, chunk):
+            for stream, x in ((0, a), (1, b)):
+                out, _ = stage.push_audio(stream, x[i:i + chunk], t0 + i * 10**9 // rate)
+                if out and frame_messages is not None:
+                    t = time.process_time()
+                    for _ in frame_messages(stage.cfg, stage, out, stage.speaking(time.monotonic())):
+                        pass
+                    acc["messages"] = acc.get("messages", 0.0) + time.process_time() - t
+                frames.extend(out)
+
+    warm = min(n, 2 * rate)
+    feed(0, warm)                                 # warm-up: caches filled, masks built
+    frames.clear()
+    saved = [(obj, name, vars(obj).get(name)) for obj, name, _ in parts]
+    for obj, name, label in parts:
+        setattr(obj, name, _Timed(getattr(obj, name), acc, label))
+    try:
+        c0 = time.process_time()
+        feed(warm, n)
+        cpu = time.process_time() - c0
+    finally:
+        for obj, name, own in saved:             # an instance attribute back, or the class's method again
+            setattr(obj, name, own) if own is not None else delattr(obj, name)
+    audio_s = (n - warm) / rate
+    print(f"  {len(frames)} frames from {audio_s:.1f} s of the demo conversation: {cpu / audio_s:.3f} cores "
+          f"per participant ({1000 * cpu / max(len(frames), 1):.2f} ms CPU per frame), no DDS")
+    for label in dict.fromkeys(lb for _, _, lb in parts + [(None, None, "messages")]):
+        if label in acc:
+            print(f"    {label:24s} {acc[label] / audio_s:.4f} cores  {1000 * acc[label] / len(frames):6.3f} ms/frame")
+    rest = cpu - sum(acc.values())
+    print(f"    {'rest (stage glue)':24s} {rest / audio_s:.4f} cores  {1000 * rest / len(frames):6.3f} ms/frame")
+    # the torch reference of the two live numpy parts, on the same frames
+    from rsatalker_ros.motion.model import CoreState
+    rng = np.random.default_rng(0)
+    T = min(len(frames), 250)
+    enc = torch.from_numpy(rng.standard_normal((2, T, dyad.cfg.d_model)).astype(np.float32))
+    past = torch.from_numpy(np.stack([np.stack([f.motion for f in frames[:T]])] * 2))
+    known = torch.ones(2, 1, dtype=torch.bool)
+    motion = torch.from_numpy(np.stack([f.motion for f in frames[:T]]))
+    live, timings, queries = type(dyad._core)(dyad.model), {}, dyad.queries.tolist()
+    with torch.inference_mode():
+        state = CoreState()
+        for label, step in (("torch", lambda i: dyad.model.core(enc[:, i:i + 1], enc.flip(0)[:, i:i + 1],
+                                                                   past[:, i:i + 1], known, dyad.queries, state)),
+                            ("numpy", lambda i: live(enc[:, i:i + 1].numpy(), enc.flip(0)[:, i:i + 1].numpy(),
+                                                     past[:, i:i + 1].numpy(), known.numpy(), queries))):
+            c0 = time.process_time()
+            for i in range(T):
+                step(i)
+            timings[f"step {label}"] = (time.process_time() - c0) / T
+        for label, pose in (("torch", lambda i: stage.head.from_motion(motion[i:i + 1])),
+                            ("numpy", lambda i: stage.skin(motion[i:i + 1].numpy()))):
+            c0 = time.process_time()
+            for i in range(T):
+                pose(i)
+            timings[f"skin {label}"] = (time.process_time() - c0) / T
+    for part in ("step", "skin"):
+        ref, new = timings[f"{part} torch"], timings[f"{part} numpy"]
+        name = "motion step (model.core)" if part == "step" else "skinning (from_motion)"
+        print(f"    reference {name}: torch {1000 * ref:.3f} ms/frame, live path {1000 * new:.3f} ms/frame "
+              f"({ref / new:.1f}x)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rsatalker_ros.cli.bench_motion", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +168,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-clips", type=int, default=48, help="held-out clips for the quality figures (0 = skip)")
     ap.add_argument("--seconds", type=float, default=20.0, help="audio length for the speed test")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--live-seconds", type=float, default=20.0,
+                    help="demo audio for the motion node's per-frame cost breakdown (0 = skip)")
     ap.add_argument("--robustness-clips", type=int, default=0,
                     help="held-out clips per synthesizer for the robustness figures (0 = skip)")
     args = ap.parse_args(argv)
@@ -83,6 +190,9 @@ def main(argv=None) -> int:
         flag = "OK " if fps >= 500 else "LOW"
         print(f"  audio chunks of {chunk_ms:3d} ms: {fps:7.0f} frames/s ({n} frames, {fps / 25:.1f}x real time) "
               f"[{flag} target >= 500]")
+    if args.live_seconds > 0:
+        print("\n== the motion node's per-frame path (MotionStage + its messages, demo audio in 20 ms chunks) ==")
+        bench_live_path(args.checkpoint, args.live_seconds, args.threads)
     gc.collect()
     rss1 = rss_mb()
     weights_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2 ** 20

@@ -14,6 +14,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` without the module call's dispatch (~40 of them per live frame)."""
+    return F.linear(x, layer.weight, layer.bias)
+
+
+def layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """``norm(x)`` without the module call's dispatch."""
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
 def window_mask(rel_bias: torch.Tensor, n_cached: int, n_new: int) -> torch.Tensor:
     """Additive attention mask [h, k, c+k]: learned bias by distance (0..W-1) where a key is inside the query's
     window (key index <= query index, distance < W), -inf elsewhere. rel_bias: [h, W]."""
@@ -61,8 +71,8 @@ class WindowAttention(_WindowMasked):
         """x_q, x_kv: [B, k, d]; cache: None or (K, V) each [B, h, c, dh] with c < W.
         Returns out [B, k, d] and the new cache (the last W-1 keys and values)."""
         B, k, d = x_q.shape
-        q = self.q(x_q).view(B, k, self.h, self.dh).transpose(1, 2)
-        kv = self.kv(x_kv).view(B, k, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)
+        q = linear(self.q, x_q).view(B, k, self.h, self.dh).transpose(1, 2)
+        kv = linear(self.kv, x_kv).view(B, k, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)
         K, V = kv[0], kv[1]
         if cache is not None:
             K, V = torch.cat([cache[0], K], 2), torch.cat([cache[1], V], 2)
@@ -71,7 +81,7 @@ class WindowAttention(_WindowMasked):
             out = torch.softmax(q @ K.transpose(-1, -2) * self.dh ** -0.5 + mask, dim=-1) @ V
         else:
             out = F.scaled_dot_product_attention(q, K, V, attn_mask=mask)
-        out = self.o(out.transpose(1, 2).reshape(B, k, d))
+        out = linear(self.o, out.transpose(1, 2).reshape(B, k, d))
         keep = self.window - 1
         return out, (K[:, :, -keep:], V[:, :, -keep:]) if keep else (K[:, :, :0], V[:, :, :0])
 
@@ -88,8 +98,8 @@ class SocialAttention(_WindowMasked):
         Returns z [B, k, Nq, d] (attention output only, no residual) and the new cache."""
         B, Nq, d = queries.shape
         k, W = x.shape[1], self.window
-        q = self.q(queries).view(B, Nq, self.h, self.dh).transpose(1, 2)            # [B, h, Nq, dh]
-        kv = self.kv(x).view(B, k, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)
+        q = linear(self.q, queries).view(B, Nq, self.h, self.dh).transpose(1, 2)            # [B, h, Nq, dh]
+        kv = linear(self.kv, x).view(B, k, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)
         K, V = kv[0], kv[1]
         if cache is not None:
             K, V = torch.cat([cache[0], K], 2), torch.cat([cache[1], V], 2)
@@ -101,7 +111,7 @@ class SocialAttention(_WindowMasked):
         att = torch.softmax(scores + bias[None, :, None, None, :], dim=-1)
         Vw = F.pad(V, (0, 0, pad, 0)).unfold(2, W, 1)                                # [B, h, k, dh, W]
         out = torch.einsum("bhqkw,bhkdw->bkqhd", att, Vw)                             # [B, k, Nq, h, dh]
-        out = self.o(out.reshape(B, k, Nq, d))
+        out = linear(self.o, out.reshape(B, k, Nq, d))
         keep = W - 1
         return out, (K[:, :, -keep:], V[:, :, -keep:]) if keep else (K[:, :, :0], V[:, :, :0])
 
@@ -118,12 +128,12 @@ class FrameCrossAttention(nn.Module):
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         B, k, Nq, d = z.shape
-        q = self.q(y).view(B, k, self.h, 1, self.dh)
-        kv = self.kv(z).view(B, k, Nq, 2, self.h, self.dh)
+        q = linear(self.q, y).view(B, k, self.h, 1, self.dh)
+        kv = linear(self.kv, z).view(B, k, Nq, 2, self.h, self.dh)
         K, V = kv[..., 0, :, :].transpose(2, 3), kv[..., 1, :, :].transpose(2, 3)  # [B, k, h, Nq, dh]
         att = torch.softmax((q * K).sum(-1) / math.sqrt(self.dh), dim=-1)          # [B, k, h, Nq]
         out = (att[..., None] * V).sum(-2)                                          # [B, k, h, dh]
-        return self.o(out.reshape(B, k, d))
+        return linear(self.o, out.reshape(B, k, d))
 
 
 class FeedForward(nn.Module):
@@ -161,5 +171,5 @@ class StreamConv(nn.Module):
         if n_out <= 0:
             return x.new_zeros(x.shape[0], 0, self.d_out), buf
         win = buf.unfold(1, ctx + 1, 1)                                  # [B, m, d_in, ctx+1]
-        y = self.proj(win.reshape(x.shape[0], n_out, -1))
+        y = linear(self.proj, win.reshape(x.shape[0], n_out, -1))
         return y, buf[:, buf.shape[1] - ctx:] if ctx else buf[:, :0]

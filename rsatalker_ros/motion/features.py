@@ -30,20 +30,23 @@ def frame_features(wave) -> torch.Tensor:
 
 class FrameFeatureStream:
     """Streaming ``frame_features``: ``push(samples) -> [k, 320]`` new complete feature frames; ``flush()`` the
-    frames of the rest of the signal (zero-padded like the batch function), then starts a new signal."""
+    frames of the rest of the signal (zero-padded like the batch function), then starts a new signal.
+    ``channels`` c >= 1: c signals in step (both participants of a dyad in one pass), samples [c, n] -> [c, k, 320]."""
 
-    def __init__(self):
+    def __init__(self, channels: int = 0):
+        self.channels = channels
         self.reset()
 
     def reset(self) -> None:
-        self._mel = StreamingLogMel(MelConfig())
-        self._buf = torch.full((1, N_MELS), SILENCE)
+        self._mel = StreamingLogMel(MelConfig(), self.channels)
+        lead = (self.channels,) if self.channels else ()
+        self._buf = torch.full((*lead, 1, N_MELS), SILENCE)
 
     def _group(self, mels: torch.Tensor) -> torch.Tensor:
-        self._buf = torch.cat([self._buf, mels])
-        k = self._buf.shape[0] // MELS_PER_FRAME
-        out = self._buf[:k * MELS_PER_FRAME].reshape(k, FEATURE_DIM)
-        self._buf = self._buf[k * MELS_PER_FRAME:]
+        self._buf = torch.cat([self._buf, mels], -2)
+        k = self._buf.shape[-2] // MELS_PER_FRAME
+        out = self._buf[..., :k * MELS_PER_FRAME, :].reshape(*self._buf.shape[:-2], k, FEATURE_DIM)
+        self._buf = self._buf[..., k * MELS_PER_FRAME:, :]
         return out
 
     def push(self, samples) -> torch.Tensor:

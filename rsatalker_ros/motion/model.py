@@ -18,10 +18,11 @@ the model hears it in the two audio streams.
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rsatalker_ros.motion.blocks import (FeedForward, FrameCrossAttention, SocialAttention, StreamConv,
-                                         WindowAttention)
+                                         WindowAttention, layer_norm, linear)
 from rsatalker_ros.motion.config import NEUTRAL_QUERY, MotionModelConfig
 
 
@@ -63,10 +64,10 @@ class EncoderLayer(_Dropping):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, cache):
-        y = self.n1(x)
+        y = layer_norm(self.n1, x)
         a, cache = self.att(y, y, cache)
         x = x + self._drop(a)
-        return x + self._drop(self.ff(self.n2(x))), cache
+        return x + self._drop(self.ff(layer_norm(self.n2, x))), cache
 
 
 class DecoderLayer(_Dropping):
@@ -80,11 +81,11 @@ class DecoderLayer(_Dropping):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, y, z, cache):
-        u = self.n1(y)
+        u = layer_norm(self.n1, y)
         a, cache = self.self_att(u, u, cache)
         y = y + self._drop(a)
-        y = y + self._drop(self.cross(self.n2(y), z))
-        return y + self._drop(self.ff(self.n3(y))), cache
+        y = y + self._drop(self.cross(layer_norm(self.n2, y), z))
+        return y + self._drop(self.ff(layer_norm(self.n3, y))), cache
 
 
 @dataclass
@@ -183,25 +184,26 @@ class SocialMotionModel(_Dropping):
         """
         known = partner_known.to(a_own.dtype)[..., None]
         m = self.normalize_motion(partner_past) * known
-        menc = self.motion_enc(torch.cat([m, known], -1))
-        ap = self.partner_proj(a_par)
-        att, state.fusion = self.fuse_att(self.fuse_nq(ap), self.fuse_nkv(menc), state.fusion)
+        enc1, enc2 = self.motion_enc[0], self.motion_enc[2]
+        menc = linear(enc2, F.gelu(linear(enc1, torch.cat([m, known], -1)), approximate="tanh"))
+        ap = linear(self.partner_proj, a_par)
+        att, state.fusion = self.fuse_att(layer_norm(self.fuse_nq, ap), layer_norm(self.fuse_nkv, menc), state.fusion)
         f = ap + self._drop(att)
-        f = f + self._drop(self.fuse_ff(self.fuse_nf(f)))
-        h = self.merge(torch.cat([f, self.own_proj(a_own)], -1))
+        f = f + self._drop(self.fuse_ff(layer_norm(self.fuse_nf, f)))
+        h = linear(self.merge, torch.cat([f, linear(self.own_proj, a_own)], -1))
         if not state.encoder:
             state.encoder = [None] * len(self.encoder)
             state.decoder = [None] * len(self.decoder)
         for i, layer in enumerate(self.encoder):
             h, state.encoder[i] = layer(h, state.encoder[i])
         q = self.queries[self.query_indices(query_index)]                                  # [B, Nq, d]
-        zatt, state.social = self.social_att(q, self.social_norm(h), state.social)
+        zatt, state.social = self.social_att(q, layer_norm(self.social_norm, h), state.social)
         z = q[:, None] + zatt                                                              # [B, k, Nq, d]
-        z = z + self.social_ff(self.social_fnorm(z))
+        z = z + self.social_ff(layer_norm(self.social_fnorm, z))
         y = h
         for i, layer in enumerate(self.decoder):
             y, state.decoder[i] = layer(y, z, state.decoder[i])
-        motion = self.denormalize_motion(self.out(self.out_norm(y)))
+        motion = self.denormalize_motion(linear(self.out, layer_norm(self.out_norm, y)))
         if self.cfg.basis == "arkit52" and not self.training:   # blendshape weights are 0..1 (not in training:
             n = self.cfg.motion_dim - 12                         # a clamp there would stop gradients)
             motion = torch.cat([motion[..., :n].clamp(0.0, 1.0), motion[..., n:]], -1)

@@ -6,6 +6,8 @@ soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of th
 included: 37.5 ms with the shipped model). Inside, both participants of the dyad are predicted together, each
 conditioned on the other's *predicted* past motion, ``motion_delay`` frames at a time. The numbers equal the batch
 model (``SocialMotionModel.forward``) run on the whole audio with the partner motion that the stream predicted.
+The causal part runs in numpy (``LiveCore``, a copy of the model's weights taken when the stream is made): a live
+step is one or two frames, where torch's cost per small op dominates.
 
 No input can poison the stream: samples are clamped to [-1, 1] (NaN -> 0) before feature extraction, and if the
 model ever returns a non-finite frame anyway, that frame is replaced by the neutral face (zeros) and the model's
@@ -18,7 +20,8 @@ import torch
 
 from rsatalker_ros.motion.features import FrameFeatureStream
 from rsatalker_ros.motion.config import NEUTRAL_QUERY
-from rsatalker_ros.motion.model import CoreState, SocialMotionModel
+from rsatalker_ros.motion.live_core import LiveCore
+from rsatalker_ros.motion.model import SocialMotionModel
 from rsatalker_ros.social.relation import Relation
 
 
@@ -33,7 +36,9 @@ def _as_samples(x, what: str) -> torch.Tensor:
         raise ValueError(f"{what}: expected float samples in [-1, 1], got dtype {x.dtype} (convert int16 with "
                          f"/32768)")
     x = x.astype(np.float32)   # a copy: the caller's array is left as it was
-    np.clip(np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0, out=x)
+    if not np.isfinite(x).all():                  # (the check is cheaper than nan_to_num on every chunk)
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(x, -1.0, 1.0, out=x)
     return torch.from_numpy(x)
 
 
@@ -61,6 +66,7 @@ class StreamingDyad:
             raise ValueError(f"the two participants need different ids, got {participant_a!r} twice")
         self.model = model.eval()
         self.cfg = model.cfg
+        self._core = LiveCore(model)    # model.core in numpy: the same frames at a fraction of torch's per-op cost
         self.participants = (participant_a, participant_b)
         self.queries = torch.tensor(query_indices_for(relation, participant_a, participant_b))
         self.relation = relation
@@ -78,14 +84,14 @@ class StreamingDyad:
 
     def reset(self) -> None:
         """Start a new conversation: forget all audio and motion so far."""
-        self._feat = (FrameFeatureStream(), FrameFeatureStream())
+        self._feat = FrameFeatureStream(channels=2)                 # both participants in one pass
         self._pending = [torch.zeros(0), torch.zeros(0)]
         self._audio_state = self.model.initial_audio_state(2)
         self._enc = torch.zeros(2, 0, self.cfg.d_model)
-        self._core = CoreState()
+        self._core.reset()
         D, delay = self.cfg.motion_dim, self.cfg.motion_delay
-        self._hist = torch.zeros(2, delay, D)                       # last `delay` predicted frames per participant
-        self._hist_known = torch.zeros(delay, dtype=torch.bool)
+        self._hist = np.zeros((2, delay, D), np.float32)           # last `delay` predicted frames per participant
+        self._hist_known = np.zeros(delay, bool)
         self._next_frame = 0
 
     def _recover(self) -> None:
@@ -94,9 +100,9 @@ class StreamingDyad:
         self.recoveries += 1
         self._audio_state = {k: torch.zeros_like(v) for k, v in self._audio_state.items()}
         self._enc = torch.nan_to_num(self._enc, nan=0.0, posinf=0.0, neginf=0.0)
-        self._core = CoreState()
-        self._hist = torch.zeros_like(self._hist)
-        self._hist_known = torch.zeros_like(self._hist_known)
+        self._core.reset()
+        self._hist = np.zeros_like(self._hist)
+        self._hist_known = np.zeros_like(self._hist_known)
 
     def push(self, samples_a, samples_b=None):
         """samples_a, samples_b: [n] float32 16 kHz (b None = silence as long as a). Returns (frames_a, frames_b)."""
@@ -106,16 +112,16 @@ class StreamingDyad:
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
         if n == 0:
             return [], []
-        feats = [self._feat[i].push(self._pending[i][:n]) for i in range(2)]
+        feats = self._feat.push(torch.stack([p[:n] for p in self._pending]))
         self._pending = [p[n:] for p in self._pending]
-        return self._advance(torch.stack(feats), final=False)
+        return self._advance(feats, final=False)
 
     def flush(self):
         """End of the conversation: returns the frames still waiting for look-ahead (silence assumed after),
         then resets. Audio past the last whole 40 ms frame is dropped."""
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
-        feats = [torch.cat([self._feat[i].push(self._pending[i][:n]), self._feat[i].flush()]) for i in range(2)]
-        out = self._advance(torch.stack(feats), final=True)
+        feats = torch.cat([self._feat.push(torch.stack([p[:n] for p in self._pending])), self._feat.flush()], 1)
+        out = self._advance(feats, final=True)
         self.reset()
         return out
 
@@ -127,28 +133,28 @@ class StreamingDyad:
             enc.append(self.model.encode_audio(feats, self._audio_state))
         if final:
             enc.append(self.model.flush_audio(self._audio_state, 2))
-        self._enc = torch.cat(enc, 1)
+        self._enc = torch.cat(enc, 1) if len(enc) > 1 else self._enc
         out_a, out_b = [], []
         delay = self.cfg.motion_delay
+        queries = self.queries.tolist()
         while self._enc.shape[1]:
             k = min(delay, self._enc.shape[1])
-            a = self._enc[:, :k]
+            a = self._enc[:, :k].numpy()
             self._enc = self._enc[:, k:]
             # participant a hears a as own audio and b as partner; b the other way round; each sees the
             # other's predicted motion `delay` frames late
-            past = self._hist.flip(0)[:, :k]
-            known = self._hist_known[:k][None].expand(2, k)
-            motion = self.model.core(a, a.flip(0), past, known, self.queries, self._core)
-            if torch.isfinite(motion).all():
-                self._hist = torch.cat([self._hist, motion], 1)[:, -delay:]
-                self._hist_known = torch.cat([self._hist_known, torch.ones(k, dtype=torch.bool)])[-delay:]
+            past = self._hist[::-1, :k]
+            known = np.broadcast_to(self._hist_known[:k], (2, k))
+            motion = self._core(a, a[::-1], past, known, queries)                  # [2, k, D]
+            if np.isfinite(motion).all():
+                self._hist = np.concatenate([self._hist, motion], 1)[:, -delay:]
+                self._hist_known = np.concatenate([self._hist_known, np.ones(k, bool)])[-delay:]
             else:
-                motion = torch.zeros_like(motion)      # the neutral face for these frames
+                motion = np.zeros_like(motion)         # the neutral face for these frames
                 self._recover()
-            m = motion.numpy()
             for i in range(k):
-                out_a.append((self._next_frame + i, m[0, i].copy()))
-                out_b.append((self._next_frame + i, m[1, i].copy()))
+                out_a.append((self._next_frame + i, motion[0, i].copy()))
+                out_b.append((self._next_frame + i, motion[1, i].copy()))
             self._next_frame += k
         return out_a, out_b
 

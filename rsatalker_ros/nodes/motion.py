@@ -124,23 +124,14 @@ class MotionNode(StageNode):
 
     # ---- output ---------------------------------------------------------------------------------------------
     def _publish_frames(self, frames) -> None:
-        cfg, stage = self.config, self.stage
+        stage = self.stage
         now_mono = time.monotonic()
-        role = SocialMotion.ROLE_SPEAKING if stage.speaking(now_mono) else SocialMotion.ROLE_LISTENING
-        rel_msg = relation_to_msg(stage.relation.relation)
-        head_frame = topics.head_frame(cfg.participant)
-        pos, quat = stage.head_pose()
-        for f in frames:
-            msg = SocialMotion(participant_id=cfg.participant, role=role,
-                               params=motion_to_flame_params(f.motion, stage.layout), relation=rel_msg,
-                               turn_index=stage.turn_index)
-            ns_to_stamp(f.stamp_ns, msg.header.stamp)
-            msg.header.frame_id = head_frame
-            if f.vertices is not None:   # the mesh first: the renderer waits for it, the rest is bookkeeping
-                self.pub_mesh.publish(mesh_to_msg(f.vertices, cfg.participant, stage.topology_id, f.stamp_ns,
-                                                  head_frame))
-            self.pub_motion.publish(msg)
-            self.pub_pose.publish(transform_msg(cfg.world_frame, head_frame, pos, quat, f.stamp_ns))
+        for f, (mesh, motion, pose) in zip(frames, frame_messages(self.config, stage, frames,
+                                                                  stage.speaking(now_mono))):
+            if mesh is not None:         # the mesh first: the renderer waits for it, the rest is bookkeeping
+                self.pub_mesh.publish(mesh)
+            self.pub_motion.publish(motion)
+            self.pub_pose.publish(pose)
             self.rate.tick()
             self.latency.add((self.get_clock().now().nanoseconds - f.stamp_ns) / 1e6)
         last = frames[-1]
@@ -176,6 +167,24 @@ class MotionNode(StageNode):
                                 "non-finite output")
         self._recoveries_reported = recoveries
         return [st]
+
+
+def frame_messages(cfg: MotionConfig, stage: MotionStage, frames, speaking: bool):
+    """The messages of each MotionFrame: (FaceMesh or None without vertices, SocialMotion, head_pose
+    TransformStamped), stamped with the frame's audio-clock time."""
+    role = SocialMotion.ROLE_SPEAKING if speaking else SocialMotion.ROLE_LISTENING
+    rel_msg = relation_to_msg(stage.relation.relation)
+    head_frame = topics.head_frame(cfg.participant)
+    pos, quat = stage.head_pose()
+    for f in frames:
+        msg = SocialMotion(participant_id=cfg.participant, role=role,
+                           params=motion_to_flame_params(f.motion, stage.layout), relation=rel_msg,
+                           turn_index=stage.turn_index)
+        ns_to_stamp(f.stamp_ns, msg.header.stamp)
+        msg.header.frame_id = head_frame
+        mesh = None if f.vertices is None else mesh_to_msg(f.vertices, cfg.participant, stage.topology_id,
+                                                            f.stamp_ns, head_frame)
+        yield mesh, msg, transform_msg(cfg.world_frame, head_frame, pos, quat, f.stamp_ns)
 
 
 def main(args=None):

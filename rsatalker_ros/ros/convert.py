@@ -111,10 +111,10 @@ def motion_to_flame_params(motion: np.ndarray, layout: MotionLayout) -> FlamePar
         raise ValueError(f"motion frame has {m.shape[0]} values; expected {layout.dim} for basis {layout.basis}")
     msg = FlameParams()
     msg.expression_basis = layout.basis
-    msg.expression = m[layout.expression].tolist()
-    msg.jaw_pose = m[layout.jaw].tolist()
-    msg.neck_pose = m[layout.neck].tolist()
-    msg.eye_pose = m[layout.eyes].tolist()
+    # numpy float32 arrays for the fixed-size fields and array.array for the sequence: the generated setters
+    # take them as they are instead of checking every element of a list
+    msg.expression = float32_sequence(m[layout.expression], check_finite=False)
+    msg.jaw_pose, msg.neck_pose, msg.eye_pose = m[layout.jaw].copy(), m[layout.neck].copy(), m[layout.eyes].copy()
     return msg
 
 

@@ -1,0 +1,216 @@
+"""``SocialMotionModel.core`` for a live stream in float32 numpy: the same numbers (to float rounding) for the one or
+two frames a live dyad computes at a time, at a fraction of the cost.
+
+A live frame is ~40 small matrix products and ~200 small element-wise ops on [2, 1, 128]-sized arrays; torch
+spends several microseconds dispatching each (and as many again on the views between them), numpy about one. The
+weights are copied once from the model (``LiveCore(model)``): a LiveCore serves the weights its model had then.
+The cache layout follows rsatalker_ros.motion.blocks (the last W - 1 keys and values of every attention layer).
+Shapes: B streams, k new frames, d model width, h heads, dh = d / h, W window, Nq query tokens, D motion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from rsatalker_ros.motion.blocks import window_mask
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.array(t.detach().cpu().numpy(), dtype=np.float32)
+
+
+class _Linear:
+    def __init__(self, layer: torch.nn.Linear):
+        self.wt, self.b = np.ascontiguousarray(_np(layer.weight).T), _np(layer.bias)   # [in, out], [out]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        # one row at a time ([n, 1, in] @ [in, out]): numpy's stacked matmul is several times cheaper for a few
+        # rows than one [n, in] GEMM (OpenBLAS's threading)
+        y = x.reshape(-1, 1, x.shape[-1]) @ self.wt
+        return y.reshape(*x.shape[:-1], y.shape[-1]) + self.b
+
+
+class _LayerNorm:
+    def __init__(self, norm: torch.nn.LayerNorm):
+        self.w, self.b, self.eps = _np(norm.weight), _np(norm.bias), np.float32(norm.eps)
+        self.inv_n = np.float32(1.0 / norm.weight.shape[0])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        xc = x - x.sum(-1, keepdims=True) * self.inv_n           # (sum, not mean: no Python-level overhead)
+        var = (xc * xc).sum(-1, keepdims=True) * self.inv_n
+        return xc / np.sqrt(var + self.eps) * self.w + self.b
+
+
+_GELU_C = np.float32(math.sqrt(2.0 / math.pi))
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """GELU, tanh approximation (torch's approximate="tanh")."""
+    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + np.float32(0.044715) * x * x * x)))
+
+
+def _last(K: np.ndarray, V: np.ndarray, keep: int) -> tuple:
+    """The attention cache: the last ``keep`` keys and values (fewer at the start of a stream)."""
+    return (K[:, :, -keep:], V[:, :, -keep:]) if keep else (K[:, :, :0], V[:, :, :0])
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+class _FeedForward:
+    def __init__(self, ff):
+        self.l1, self.l2 = _Linear(ff.net[0]), _Linear(ff.net[2])
+
+    def __call__(self, x):
+        return self.l2(gelu_tanh(self.l1(x)))
+
+
+class _WindowAttention:
+    """blocks.WindowAttention: x_q, x_kv [B, k, d]; cache None or (K, V) [B, h, c, dh]."""
+
+    def __init__(self, att):
+        self.h, self.dh, self.window = att.h, att.dh, att.window
+        self.q, self.kv, self.o = _Linear(att.q), _Linear(att.kv), _Linear(att.o)
+        self.rel_bias = att.rel_bias.detach().clone()
+        self.scale = np.float32(att.dh ** -0.5)
+        self._masks: dict = {}
+
+    def mask(self, n_cached: int, n_new: int) -> np.ndarray:
+        key = (n_cached, n_new)
+        if key not in self._masks:
+            self._masks[key] = _np(window_mask(self.rel_bias, n_cached, n_new))              # [h, k, c+k]
+        return self._masks[key]
+
+    def __call__(self, x_q, x_kv, cache):
+        B, k, d = x_q.shape
+        q = self.q(x_q).reshape(B, k, self.h, self.dh).transpose(0, 2, 1, 3)              # [B, h, k, dh]
+        kv = self.kv(x_kv).reshape(B, k, 2, self.h, self.dh).transpose(2, 0, 3, 1, 4)      # [2, B, h, k, dh]
+        K, V = kv[0], kv[1]
+        if cache is not None:
+            K, V = np.concatenate([cache[0], K], 2), np.concatenate([cache[1], V], 2)
+        att = softmax(q @ K.transpose(0, 1, 3, 2) * self.scale + self.mask(K.shape[2] - k, k))
+        out = self.o((att @ V).transpose(0, 2, 1, 3).reshape(B, k, d))
+        return out, _last(K, V, self.window - 1)
+
+
+class _SocialAttention:
+    """blocks.SocialAttention with the query tokens' projection done once: q [B, h, Nq, dh]; x [B, k, d]."""
+
+    def __init__(self, att):
+        self.h, self.dh, self.window = att.h, att.dh, att.window
+        self.q, self.kv, self.o = _Linear(att.q), _Linear(att.kv), _Linear(att.o)
+        self.bias_by_slot = np.ascontiguousarray(_np(att.rel_bias)[:, ::-1])    # slot w: distance W-1-w [h, W]
+        self.scale = np.float32(att.dh ** -0.5)
+
+    def project(self, queries: np.ndarray) -> np.ndarray:
+        B, Nq, d = queries.shape
+        return self.q(queries).reshape(B, Nq, self.h, self.dh).transpose(0, 2, 1, 3)
+
+    def __call__(self, q, x, cache):
+        B, h, Nq, dh = q.shape
+        k, W = x.shape[1], self.window
+        kv = self.kv(x).reshape(B, k, 2, h, dh).transpose(2, 0, 3, 1, 4)
+        K, V = kv[0], kv[1]
+        if cache is not None:
+            K, V = np.concatenate([cache[0], K], 2), np.concatenate([cache[1], V], 2)
+        c = K.shape[2] - k
+        scores = q @ K.transpose(0, 1, 3, 2) * self.scale                                 # [B, h, Nq, c+k]
+        out = []
+        for i in range(k):                        # frame c+i sees keys max(0, c+i-W+1) .. c+i
+            lo = max(0, c + i - W + 1)
+            n = c + i + 1 - lo
+            att = softmax(scores[..., lo:c + i + 1] + self.bias_by_slot[None, :, None, W - n:])
+            out.append((att @ V[:, :, lo:c + i + 1]).transpose(0, 2, 1, 3))               # [B, Nq, h, dh]
+        out = self.o(np.stack(out, 1).reshape(B, k, Nq, h * dh))
+        return out, _last(K, V, W - 1)
+
+
+class _FrameCrossAttention:
+    def __init__(self, att):
+        self.h, self.dh = att.h, att.dh
+        self.q, self.kv, self.o = _Linear(att.q), _Linear(att.kv), _Linear(att.o)
+        self.inv_sqrt = np.float32(1.0 / math.sqrt(att.dh))
+
+    def __call__(self, y, z):
+        B, k, Nq, d = z.shape
+        q = self.q(y).reshape(B, k, self.h, 1, self.dh)
+        kv = self.kv(z).reshape(B, k, Nq, 2, self.h, self.dh)
+        K, V = kv[..., 0, :, :].transpose(0, 1, 3, 2, 4), kv[..., 1, :, :].transpose(0, 1, 3, 2, 4)  # [B,k,h,Nq,dh]
+        att = softmax((q * K).sum(-1) * self.inv_sqrt)                                     # [B, k, h, Nq]
+        return self.o((att[..., None] * V).sum(-2).reshape(B, k, d))
+
+
+class LiveCore:
+    """``core(a_own, a_par, partner_past, partner_known, query_index) -> motion [B, k, D]`` float32 numpy, the
+    numbers of ``model.core`` with its own cache (``reset`` empties it). Arguments as model.core, as numpy:
+    a_own, a_par [B, k, d]; partner_past [B, k, D]; partner_known [B, k] bool; query_index [B] ints."""
+
+    def __init__(self, model):
+        cfg = model.cfg
+        self.cfg = cfg
+        self.motion_mean, self.motion_std = _np(model.motion_mean), _np(model.motion_std)
+        self.enc1, self.enc2 = _Linear(model.motion_enc[0]), _Linear(model.motion_enc[2])
+        self.partner_proj, self.own_proj, self.merge = (_Linear(model.partner_proj), _Linear(model.own_proj),
+                                                        _Linear(model.merge))
+        self.fuse_nq, self.fuse_nkv, self.fuse_nf = (_LayerNorm(model.fuse_nq), _LayerNorm(model.fuse_nkv),
+                                                     _LayerNorm(model.fuse_nf))
+        self.fuse_att, self.fuse_ff = _WindowAttention(model.fuse_att), _FeedForward(model.fuse_ff)
+        self.encoder = [(_LayerNorm(L.n1), _WindowAttention(L.att), _LayerNorm(L.n2), _FeedForward(L.ff))
+                        for L in model.encoder]
+        self.decoder = [(_LayerNorm(L.n1), _WindowAttention(L.self_att), _LayerNorm(L.n2),
+                         _FrameCrossAttention(L.cross), _LayerNorm(L.n3), _FeedForward(L.ff)) for L in model.decoder]
+        self.social_norm, self.social_fnorm = _LayerNorm(model.social_norm), _LayerNorm(model.social_fnorm)
+        self.social_att, self.social_ff = _SocialAttention(model.social_att), _FeedForward(model.social_ff)
+        self.out_norm, self.out = _LayerNorm(model.out_norm), _Linear(model.out)
+        self._model_queries = model        # query_indices (its checks and share_queries) and the query tokens
+        self._queries: dict = {}           # query indices -> (tokens [B, Nq, d], projected [B, h, Nq, dh])
+        self.reset()
+
+    def reset(self) -> None:
+        self.fusion = self.social = None
+        self.encoder_cache = [None] * len(self.encoder)
+        self.decoder_cache = [None] * len(self.decoder)
+
+    def _query_tokens(self, query_index) -> tuple[np.ndarray, np.ndarray]:
+        key = tuple(int(i) for i in query_index)
+        if key not in self._queries:
+            m = self._model_queries
+            tokens = _np(m.queries[m.query_indices(torch.tensor(key))])
+            self._queries[key] = (tokens, self.social_att.project(tokens))
+        return self._queries[key]
+
+    def __call__(self, a_own, a_par, partner_past, partner_known, query_index) -> np.ndarray:
+        known = partner_known.astype(np.float32)[..., None]
+        m = (partner_past - self.motion_mean) / self.motion_std * known
+        menc = self.enc2(gelu_tanh(self.enc1(np.concatenate([m, known], -1))))
+        ap = self.partner_proj(a_par)
+        att, self.fusion = self.fuse_att(self.fuse_nq(ap), self.fuse_nkv(menc), self.fusion)
+        f = ap + att
+        f = f + self.fuse_ff(self.fuse_nf(f))
+        h = self.merge(np.concatenate([f, self.own_proj(a_own)], -1))
+        for i, (n1, att_layer, n2, ff) in enumerate(self.encoder):
+            y = n1(h)
+            a, self.encoder_cache[i] = att_layer(y, y, self.encoder_cache[i])
+            h = h + a
+            h = h + ff(n2(h))
+        tokens, q = self._query_tokens(query_index)
+        zatt, self.social = self.social_att(q, self.social_norm(h), self.social)
+        z = tokens[:, None] + zatt                                                        # [B, k, Nq, d]
+        z = z + self.social_ff(self.social_fnorm(z))
+        y = h
+        for i, (n1, att_layer, n2, cross, n3, ff) in enumerate(self.decoder):
+            u = n1(y)
+            a, self.decoder_cache[i] = att_layer(u, u, self.decoder_cache[i])
+            y = y + a
+            y = y + cross(n2(y), z)
+            y = y + ff(n3(y))
+        motion = self.out(self.out_norm(y)) * self.motion_std + self.motion_mean
+        if self.cfg.basis == "arkit52":                  # blendshape weights are 0..1 (as model.core when live)
+            n = self.cfg.motion_dim - 12
+            np.clip(motion[..., :n], 0.0, 1.0, out=motion[..., :n])
+        return motion
