@@ -86,22 +86,30 @@ def with_teeth(avatar, head, counts: np.ndarray, colors: np.ndarray, share: floa
 
 
 def add_teeth_to_avatar(head, avatar_name: str, cfg, data: dict, n_views: int, iterations: int,
-                        level_iterations: int, work: Path, out_dir: Path | None) -> dict:
-    """Steps 1-4 of the module docstring for every level of ``avatar_name``; returns the metrics."""
+                        level_iterations: int, work: Path, out_dir: Path | None, levels=None) -> dict:
+    """Steps 1-4 of the module docstring for ``levels`` of ``avatar_name`` (default all it has); returns the
+    metrics."""
     import torch
     from rsatalker_ros.avatar.gaussians import save_avatar
     from rsatalker_ros.avatar.levels import LEVEL_BUDGETS, available_levels, level_file, level_path, load_level
     from rsatalker_ros.avatar.textures import paint_head
     from rsatalker_ros.cli.train_avatar import _view_kwargs
-    from rsatalker_ros.train.stage3 import evaluate, synthetic_views, train_stage3, triangle_pixels
+    from rsatalker_ros.train.stage3 import ViewSet, evaluate, synthetic_views, train_stage3, triangle_pixels
     appearance = paint_head(head, size=int(data["texture_size"]))
     seed = int(data["seed"])
     t0 = time.time()
-    train = draw_views(head, appearance, n_views, data, seed + 7)
-    held = synthetic_views(head, appearance, int(data["n_eval"]), seed=seed + 1000, show_progress=False,
-                           **_view_kwargs(data))
-    held_open = draw_views(head, appearance, 8, data, seed + 2000, close_share=0.0)
-    print(f"{head.name}: drew {len(train)} + {len(held)} + {len(held_open)} views in {time.time() - t0:.0f} s")
+    work.mkdir(parents=True, exist_ok=True)
+    files = [work / f"views_{k}.npz" for k in ("train", "heldout", "heldout_open")]
+    if all(f.is_file() for f in files):                  # a second run with the same work folder reuses them
+        train, held, held_open = (ViewSet.load(f) for f in files)
+    else:
+        train = draw_views(head, appearance, n_views, data, seed + 7)
+        held = synthetic_views(head, appearance, int(data["n_eval"]), seed=seed + 1000, show_progress=False,
+                               **_view_kwargs(data))
+        held_open = draw_views(head, appearance, 8, data, seed + 2000, close_share=0.0)
+        for f, v in zip(files, (train, held, held_open)):
+            v.save(f)
+    print(f"{head.name}: {len(train)} + {len(held)} + {len(held_open)} views in {time.time() - t0:.0f} s")
     sums, counts = triangle_pixels(head, train, max_views=len(train))
     colors = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
     colors[counts == 0] = np.asarray(appearance.palette.teeth, np.float32)
@@ -112,31 +120,37 @@ def add_teeth_to_avatar(head, avatar_name: str, cfg, data: dict, n_views: int, i
     metrics = {"head": head.name, "train_views": len(train), "heldout_views": len(held),
                "heldout_open_views": len(held_open), "levels": {}}
     n_full = len(full)
-    for level in available_levels(avatar_name):
+    for level in levels or available_levels(avatar_name):
         old = full if level == "full" else load_level(avatar_name, level, faces=head.faces)
         if old.faces.shape[0] == len(head.faces):
             raise ValueError(f"avatar {avatar_name!r} level {level} already covers every triangle of the head")
-        before, _ = evaluate(old, head, held, background=cfg.background)
-        before_open, _ = evaluate(old, head, held_open, background=cfg.background)
         budget = LEVEL_BUDGETS.get(level, 0)
         grown = with_teeth(old, head, counts, colors, 1.0 if not budget else budget / n_full, budget)
         steps = iterations if level == "full" else level_iterations
+        path = level_file(out_full, level)
+        entry = {"gaussians_before": len(old), "budget": budget, "steps": steps, "file": str(path)}
+        if steps == 0:          # teeth Gaussians as initialised from the views, nothing trained or evaluated
+            save_avatar(path, grown)
+            metrics["levels"][level] = {**entry, "gaussians": len(grown),
+                                        "teeth_gaussians": int((grown.parent >= old.faces.shape[0]).sum())}
+            print(f"{head.name} {level}: {len(grown)} Gaussians, teeth initialised only; wrote {path}")
+            continue
+        before, _ = evaluate(old, head, held, background=cfg.background)
+        before_open, _ = evaluate(old, head, held_open, background=cfg.background)
         run = replace(cfg, iterations=steps, densify_from=steps + 1, densify_until=steps, min_gaussians=0,
                       gaussian_budget=budget, lr_scale_unfocused=0.0, checkpoint_every=0)
         result = train_stage3(head, train, run, avatar=grown, focus=focus)
-        path = level_file(out_full, level)
         save_avatar(path, result.avatar)
         after, _ = evaluate(result.avatar, head, held, background=cfg.background)
         after_open, _ = evaluate(result.avatar, head, held_open, background=cfg.background)
         metrics["levels"][level] = {
-            "gaussians_before": len(old), "gaussians": len(result.avatar), "budget": budget,
-            "teeth_gaussians": int((result.avatar.parent >= old.faces.shape[0]).sum()), "steps": steps,
+            **entry, "gaussians": len(result.avatar),
+            "teeth_gaussians": int((result.avatar.parent >= old.faces.shape[0]).sum()),
             "train_seconds": round(result.seconds, 1), "heldout_before": before, "heldout_after": after,
-            "open_mouth_before": before_open, "open_mouth_after": after_open, "file": str(path)}
+            "open_mouth_before": before_open, "open_mouth_after": after_open}
         print(f"{head.name} {level}: held-out PSNR {before['psnr']:.2f} -> {after['psnr']:.2f} dB "
               f"(inside head {before['psnr_head']:.2f} -> {after['psnr_head']:.2f}); open mouth "
               f"{before_open['psnr_head']:.2f} -> {after_open['psnr_head']:.2f} dB inside head; wrote {path}")
-    work.mkdir(parents=True, exist_ok=True)
     (work / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics
 
@@ -144,7 +158,7 @@ def add_teeth_to_avatar(head, avatar_name: str, cfg, data: dict, n_views: int, i
 SHEET_POSES = {"closed": {}, "open": {"jawOpen": 0.35}, "wide": {"jawOpen": 0.75}}
 
 
-def mouth_sheet(heads: list[str], path, size: int = 200, levels=("full", "6k")) -> Path:
+def mouth_sheet(heads: list[str], path, size: int = 180, levels=("full", "6k")) -> Path:
     """PNG: per head one row of textured-mesh ground truth and one per avatar level, columns mouth closed / open /
     wide, each from the front and from 35 degrees, framed on the lower face."""
     import torch
@@ -168,8 +182,8 @@ def mouth_sheet(heads: list[str], path, size: int = 200, levels=("full", "6k")) 
             with torch.no_grad():
                 v = head.from_motion(arkit_motion(head, pose))[0]
             for az in (0.0, 35.0):
-                cam = orbit_camera(centre, az, 0.0, 0.3, size, 30.0)
-                mesh = render_mesh(v.numpy(), head.faces.numpy(), cam, albedo_fn=appearance.albedo, supersample=3)
+                cam = orbit_camera(centre, az, 0.0, 0.25, size, 30.0)
+                mesh = render_mesh(v.numpy(), head.faces.numpy(), cam, albedo_fn=appearance.albedo, supersample=2)
                 strips["mesh"].append(mesh.image)
                 for lv, av in avatars.items():
                     img = render(bind(av, v), cam, np.ones(3, np.float32), backend="cpu").image
@@ -196,20 +210,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--avatar", default=None, help="avatar name or file (default: the head's shipped avatar)")
     ap.add_argument("--config", default="config/train_stage3.yaml", help="YAML with 'stage3' and 'data' sections")
     ap.add_argument("--iterations", type=int, default=150, help="fine-tuning steps of the full avatar")
-    ap.add_argument("--level-iterations", type=int, default=100, help="fine-tuning steps of each compact level")
+    ap.add_argument("--level-iterations", type=int, default=100,
+                    help="fine-tuning steps of each compact level (0: teeth Gaussians initialised only, no evaluation)")
     ap.add_argument("--views", type=int, default=96, help="training views (mouth mostly open)")
     ap.add_argument("--work", default=None, help="folder for metrics.json (default runs/teeth_<head>)")
     ap.add_argument("--out-dir", default=None, help="where the avatar files go (default: over the input ones)")
+    ap.add_argument("--levels", nargs="+", default=None, help="levels to do (default all the avatar has)")
     ap.add_argument("--sheet", default=None, help="only write this contact sheet PNG of --heads")
     ap.add_argument("--heads", nargs="+", default=["default_older", "default_younger"], help="heads of the sheet")
     args = ap.parse_args(argv)
     if args.sheet:
         print(f"wrote {mouth_sheet(args.heads, args.sheet)}")
         return 0
-    for name, value in (("iterations", args.iterations), ("level-iterations", args.level_iterations),
-                        ("views", args.views)):
-        if value < 1:
-            print(f"error: --{name} must be a positive count, got {value}", file=sys.stderr)
+    for name, value, low in (("iterations", args.iterations, 1), ("level-iterations", args.level_iterations, 0),
+                             ("views", args.views, 1)):
+        if value < low:
+            print(f"error: --{name} must be at least {low}, got {value}", file=sys.stderr)
             return 2
     import torch
     from rsatalker_ros.cli.train_avatar import load_config
@@ -227,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(cfg.seed)
     add_teeth_to_avatar(head, args.avatar or head.name, cfg, data, args.views, args.iterations,
                         args.level_iterations, Path(args.work or f"runs/teeth_{head.name}"),
-                        Path(args.out_dir) if args.out_dir else None)
+                        Path(args.out_dir) if args.out_dir else None, args.levels)
     return 0
 
 
