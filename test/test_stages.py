@@ -100,7 +100,7 @@ def test_motion_runtime_parameters_act(motion_stage):
         return out
 
     frames = push(10**12)
-    assert frames and all(f.vertices is not None and f.vertices.shape == (4538, 3) for f in frames)
+    assert frames and all(f.vertices is not None and f.vertices.shape == (5130, 3) for f in frames)
     stage.reconfigure(params.update(cfg, {"publish_mesh": False}))
     frames = push(10**12 + 100 * 10**9)
     assert frames and all(f.vertices is None for f in frames)

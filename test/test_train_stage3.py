@@ -119,6 +119,29 @@ def test_finetune_motion_updates_frames_and_min_gaussians_fill():
     assert len(result.avatar) == 3 * head.faces.shape[0]
 
 
+def test_focus_trains_gaussians_added_on_grown_triangles_and_freezes_the_rest():
+    """What rsatalker-avatar-add-teeth does: an avatar of the first triangles, extended with one Gaussian per new
+    triangle, fine-tuned with the old Gaussians frozen (lr_scale_unfocused 0)."""
+    from rsatalker_ros.avatar.gaussians import extend_to_faces
+    head = SphereHead()
+    train = _sphere_views(head, 3, 32, seed=3)
+    n_old = 200
+    old = GaussianAvatar.init_from_mesh(head.v.numpy(), head.faces[:n_old].numpy(), head="sphere")
+    grown = extend_to_faces(old, head.v.numpy(), head.faces.numpy())
+    assert len(grown) == head.faces.shape[0] and torch.equal(grown.parent[n_old:], torch.arange(n_old, 320))
+    assert torch.equal(grown.means[:n_old], old.means) and torch.equal(grown.faces, head.faces)
+    focus = torch.arange(head.faces.shape[0]) >= n_old
+    start = {n: getattr(grown, n).clone() for n in NAMES}
+    cfg = Stage3Config(iterations=4, densify_from=100, min_gaussians=0, lr_scale_unfocused=0.0)
+    out = train_stage3(head, train, cfg, avatar=grown, show_progress=False, focus=focus).avatar
+    for n in NAMES:
+        assert torch.equal(getattr(out, n)[:n_old], getattr(old, n)), n
+        assert not torch.equal(getattr(out, n)[n_old:], start[n][n_old:]), n
+    with pytest.raises(ValueError, match="without densification"):
+        train_stage3(head, train, Stage3Config(iterations=4, densify_from=2, lr_scale_unfocused=0.0), avatar=grown,
+                     show_progress=False, focus=focus)
+
+
 def test_stage3_draws_densify_and_fill_randomness_on_the_parameters_device(monkeypatch):
     """Every densify and final-fill call gets a generator on the same device as the parameters it splits, and
     that device is the configured one. On a CPU-only machine both are the CPU, so this pins the contract (and that

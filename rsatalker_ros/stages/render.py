@@ -150,7 +150,9 @@ class Stream:
         self.pid, self.head = pid, head
         self.levels = levels             # level name -> GaussianAvatar, most detailed ("full") first
         self.avatar = levels["full"]
-        self.n_vertices = int(self.avatar.faces.max()) + 1
+        # the head's vertices when it is known (it may have grown since the avatar was made, e.g. teeth), else the
+        # avatar's own
+        self.n_vertices = head.n_vertices if head is not None else int(self.avatar.faces.max()) + 1
         self.frames = FrameQueue(max_age_ns=max_age_ns)
         self.cameras = None              # eye -> Camera once aimed at the first mesh (a new dict on every re-aim)
         self.bbox_centre = None

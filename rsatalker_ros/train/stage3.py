@@ -75,6 +75,8 @@ class Stage3Config:
     checkpoint_every: int = 0         # write a checkpoint every N iterations (0: only the final file)
     seed: int = 0                     # random seed (view order, initialisation, splits)
     threads: int = 1                  # torch / numba CPU threads (1 beats 2 on a shared 2-core machine)
+    lr_scale_unfocused: float = 1.0   # with a ``focus`` (train_stage3): step size of the Gaussians on the other
+                                      # triangles, as a share of their full step (0: frozen; e.g. to add teeth)
 
     @staticmethod
     def from_dict(d: dict) -> "Stage3Config":
@@ -99,6 +101,8 @@ class Stage3Config:
             raise ValueError(f"background must be 3 rgb values, got {self.background}")
         if not 0 <= self.lambda_ssim <= 1:
             raise ValueError(f"lambda_ssim must be in 0..1, got {self.lambda_ssim}")
+        if not 0.0 <= self.lr_scale_unfocused <= 1.0:
+            raise ValueError(f"lr_scale_unfocused must be in 0..1, got {self.lr_scale_unfocused}")
         if self.gaussian_budget < 0:
             raise ValueError(f"gaussian_budget must be 0 (none) or a positive count, got {self.gaussian_budget}")
 
@@ -194,14 +198,19 @@ def head_center(head) -> np.ndarray:
 def synthetic_views(head, appearance, n: int, size: int = 160, seed: int = 0,
                     azimuth_deg: float = 75.0, elevation_deg=(-15.0, 25.0), distance: float = 0.62,
                     fov_y_deg: float = 30.0, supersample: int = 3, background=(1.0, 1.0, 1.0),
-                    show_progress: bool = True) -> ViewSet:
+                    show_progress: bool = True, motions: np.ndarray | None = None) -> ViewSet:
     """Render ``n`` views of ``head`` (random motion frames, random cameras within +-``azimuth_deg`` and the
     elevation range, ``distance`` metres from the head centre) with the textured-mesh rasteriser.
 
-    appearance: a ``HeadAppearance`` (``avatar.textures.paint_head``) or a UV texture [S, S, 3] in 0..1."""
+    appearance: a ``HeadAppearance`` (``avatar.textures.paint_head``) or a UV texture [S, S, 3] in 0..1;
+    motions: the frames to draw [n, D] (default ``random_motions``)."""
     from rsatalker_ros.render.mesh_raster import render_mesh
     rng = np.random.default_rng(seed)
-    motions = random_motions(n, head.layout, rng)
+    if motions is None:
+        motions = random_motions(n, head.layout, rng)
+    elif motions.shape != (n, head.layout.dim):
+        raise ValueError(f"motions has shape {motions.shape}; expected ({n}, {head.layout.dim})")
+    motions = np.asarray(motions, np.float32)
     center = head_center(head)
     faces = head.faces.numpy()
     if hasattr(appearance, "albedo"):
@@ -222,10 +231,9 @@ def synthetic_views(head, appearance, n: int, size: int = 160, seed: int = 0,
     return ViewSet(images, motions, w2c, K)
 
 
-def triangle_colors_from_views(head, views: ViewSet, max_views: int = 32) -> np.ndarray:
-    """Initial colour of every triangle [F, 3] (0..1): the mean of the pixels where the triangle is the visible
-    surface, over up to ``max_views`` views (visibility from a z-buffer pass of the posed mesh, so it works for
-    any images with known cameras and motion). Triangles never seen take the mean of the seen ones."""
+def triangle_pixels(head, views: ViewSet, max_views: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(sums [F, 3] of the pixel colours (0..1), counts [F] of the pixels) where each triangle is the visible surface,
+    over up to ``max_views`` views (visibility from a z-buffer pass of the posed mesh)."""
     from rsatalker_ros.render.mesh_raster import camera_arrays, project, rasterize_triangles
     faces = head.faces.numpy()
     n_faces = faces.shape[0]
@@ -243,7 +251,15 @@ def triangle_colors_from_views(head, views: ViewSet, max_views: int = 32) -> np.
         counts += np.bincount(f, minlength=n_faces)
         for c in range(3):
             sums[:, c] += np.bincount(f, weights=img[..., c][seen], minlength=n_faces)
-    colors = np.empty((n_faces, 3))
+    return sums, counts
+
+
+def triangle_colors_from_views(head, views: ViewSet, max_views: int = 32) -> np.ndarray:
+    """Initial colour of every triangle [F, 3] (0..1): the mean of the pixels where the triangle is the visible
+    surface, over up to ``max_views`` views (``triangle_pixels``, so it works for any images with known cameras and
+    motion). Triangles never seen take the mean of the seen ones."""
+    sums, counts = triangle_pixels(head, views, max_views)
+    colors = np.empty((len(counts), 3))
     ok = counts > 0
     colors[ok] = sums[ok] / counts[ok, None]
     colors[~ok] = colors[ok].mean(0) if ok.any() else 0.5
@@ -322,11 +338,14 @@ class Stage3Result:
 
 
 def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar | None = None,
-                 out_dir: str | Path | None = None, show_progress: bool = True) -> Stage3Result:
+                 out_dir: str | Path | None = None, show_progress: bool = True,
+                 focus: torch.Tensor | None = None) -> Stage3Result:
     """Fit a Gaussian avatar of ``head`` to ``views``; returns the trained avatar (detached tensors).
 
     ``avatar`` continues from an existing avatar (same head topology); else one is initialised on the neutral
     mesh. Checkpoints (``ckpt_<iteration>.safetensors``) go to ``out_dir`` when ``cfg.checkpoint_every`` > 0.
+    focus: bool [F] over the head's triangles (optional; needs no densification): the Gaussians bound elsewhere
+    move only ``cfg.lr_scale_unfocused`` of each optimiser step (fine-tuning a part, e.g. new teeth).
     """
     cfg.validate()
     if views.motions.shape[1] != head.layout.dim:
@@ -373,6 +392,14 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
     with torch.no_grad():
         all_verts = None if cfg.finetune_motion else head.from_motion(motions)
     opt = _make_optimizer(avatar, cfg, motion_delta)
+    damped = None
+    if focus is not None and cfg.lr_scale_unfocused < 1.0:
+        if cfg.densify_from <= cfg.densify_until and cfg.densify_from <= cfg.iterations:
+            raise ValueError("a focus needs training without densification (densify_from > iterations)")
+        focus = torch.as_tensor(focus, dtype=torch.bool, device=device)
+        if focus.shape != (n_faces,):
+            raise ValueError(f"focus has shape {tuple(focus.shape)}; expected [{n_faces}] (one per triangle)")
+        damped = ~focus[avatar.parent]                                    # [N] Gaussians that move less
     decay = (cfg.lr_means_final / cfg.lr_means) ** (1.0 / max(1, cfg.iterations))
     grad_acc = torch.zeros(len(avatar), device=device)
     grad_cnt = torch.zeros(len(avatar), device=device)
@@ -395,7 +422,13 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
         loss = photometric_loss(out.image, target, cfg.lambda_ssim) + regularisers(avatar, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        before = None if damped is None else {n: getattr(avatar, n).detach()[damped].clone() for n in PARAM_NAMES}
         opt.step()
+        if before is not None:
+            with torch.no_grad():
+                for n, old in before.items():
+                    p = getattr(avatar, n)
+                    p[damped] = old + cfg.lr_scale_unfocused * (p[damped] - old)
         for g in opt.param_groups:
             if g["name"] == "means":
                 g["lr"] = cfg.lr_means * decay ** it
