@@ -1,49 +1,45 @@
-"""CPU tile rasteriser (numba, parallel over 16x16 tiles): the 3DGS / gsplat image formation of
+"""CPU tile rasteriser (numba, parallel over 64 x 16 tiles): the 3DGS / gsplat image formation of
 ``reference_torch`` (same projection, thresholds and compositing; see that module's docstring), float32.
 
 Pipeline per frame (no Python-level per-Gaussian work, no torch):
-1. ``_project`` (one thread; ~1 ms for 20k): EWA projection, conic, SH colour, opacity-aware pixel box, culling;
+1. ``_project`` (one thread): EWA projection, conic, SH colour, opacity-aware pixel box, culling; all float32
+   (one log per Gaussian, no libm ceil/floor);
 2. ``_depth_order``: LSD radix sort of the visible Gaussians by depth (stable, 3 passes of 11 bits);
-3. ``_bin``: counting sort of (tile, Gaussian) pairs by tile with a prefix sum; every tile's list stays in
-   depth order;
-4. ``_raster`` (parallel over tiles): front-to-back compositing with per-pixel, per-row and per-tile early exit;
-   each (Gaussian, tile row) is evaluated on all 16 pixels of the row at once (branch-free, so LLVM vectorises
-   it); writes float images or the 8-bit RGB image directly.
-A Gaussian is only evaluated on the rows of its pixel box, the box where opacity exp(-sigma) >= 1/255; outside it
-alpha < 1/255, which the compositing skips anyway, so the box changes nothing in the result.
-exp is a polynomial (``_exp_neg``, absolute error < 2e-6), far below the 8-bit resolution.
-Tried and measured slower or no faster on the shipped heads (so not kept): listing a Gaussian only in the tiles its
-ellipse meets (11 % fewer pairs, binning cost more than it saved: the per-row span test already skips rows a tile
-does not share with the ellipse); evaluating only the 8-pixel half rows the ellipse meets (27 % fewer pixels,
-slower: the extra unpredictable branches cost more than the arithmetic); a parallel projection and 64-byte records.
+3. ``_bin_live``: counting sort of (tile, Gaussian) pairs by tile (compile-time tile sizes); every tile's list
+   stays in depth order;
+4. ``_raster`` (parallel over tiles): front-to-back compositing, Gaussian-major inside each tile
+   (``_composite``): a Gaussian whose box is under 8 (16) pixels wide in the tile takes one fixed 8 (16)-pixel
+   run per row from the box's left edge (no per-row span test, no data-dependent branches, vectorised); a wider
+   one takes 8-pixel runs over each row's analytic span where its ellipse reaches opacity 1/255. Pixels of a run
+   outside the ellipse have alpha < 1/255 and are skipped as in the reference, so runs may overreach (into the
+   row buffer's 16-float padding at the tile's right edge). Per-pixel early termination as in the reference
+   (a stopped pixel stores -T). Writes float images or the 8-bit RGB image directly.
+exp is a polynomial (``_exp_neg``, absolute error < 1e-5), far below the 8-bit resolution.
 
-Second round (issue #9 item 1, target 3x over 73e3930), all at 512 x 512 on default_older (26.7k Gaussians), numba
-one thread, each variant interleaved with this one and 73e3930 in one process, medians of 9-11 frames (load 2-9 on
-2 cores; only the ratios mean anything). Per-stage medians at load 1.9, ms: 73e3930 project 2.4, sort 0.5, bin 2.4,
-raster 29.3 (total 33.6); this module 2.7 / 0.5 / 2.5 / 23.9 (total 29.2, 1.15x; bench-render's old-vs-new gives
-1.15-1.33x across the shipped heads and the 20k benchmark avatar).
-Counts for that frame (16 x 16 tiles): 117k (tile, Gaussian) pairs over 426 non-empty tiles, of which 109k are
-reached before a tile saturates (95 tiles exit early); 1.02M (Gaussian, tile row) spans tested, 766k evaluated
-(12.3M pixel evaluations, 10.6M on not-yet-saturated pixels), 4.9M real blends. Median pixel box 11 x 13 (mean
-15.5 x 17.7); opacity quantiles 0.03 / 0.31 / 0.93 (10/50/90 %): most pixels never reach T < 1e-4, so per-pixel
-and per-tile early exit cannot remove much.
-The bound that decides it (another run, load 1.6, raster 21.3 ms): with the blend arithmetic removed (loop
-structure, pair loads, span tests and the 8-bit output kept) the raster stage takes 8.8 ms and the frame 13.8 ms;
-with the Gaussian loop removed too (tile setup and output only) 1.2 ms. So ~12.5 ms is blending, ~7.7 ms the
-per-pair / per-row bookkeeping (~7 ns per tested row: the row's sqrt and unpredictable span branches) and ~5 ms
-projection, sort and binning. Even free blending would give at most ~2.2x over 73e3930 with this tile/row
-structure: a 3x rasteriser needs a different structure for the per-pair and per-row work as well as fewer pixel
-evaluations, and faster projection/binning. Measured, not kept:
-- 8 x 8 tiles, Gaussian-major as here (one 8-float vector per row): 282k pairs (2.4x), bin 3.1 ms, raster
-  27.3 ms: 0.88x of this module;
-- row-major tiles with the tile's Gaussians gathered into contiguous structure-of-arrays scratch (allocated once
-  per chunk of tiles, prange over chunks), every row walking the depth-sorted list with its own early exit:
-  8 x 8 0.72x, 16 x 16 0.82x (before the depth channel was made a compile-time literal it did not vectorise:
-  ~0.6x); the extra per-(row, Gaussian) range test costs more than the per-row exit saves;
-- an 8-pixel window at any offset when the row's analytic span fits in 8 pixels (else the full 16): 0.74x, as
-  the aligned half rows of the first round;
-- packing rec/box in depth order before binning so tile lists read memory in increasing order: 0.96x (the
-  per-pair loads are not cache-bound).
+Issue #9 item 1 (target 3x over 73e3930). Before this round (16 x 16 tiles, every (Gaussian, tile row) evaluated
+on all 16 pixels after a per-row sqrt/span test): 117k pairs, 1.02M row tests, 12.3M pixel evaluations for 4.9M
+real blends; ~12.5 ms blending, ~7.7 ms per-row bookkeeping, ~5 ms projection/sort/binning (load 1.6).
+This round, measured as one-thread CPU time (process_time, so less sensitive to the 10-30 load the shared 2-core
+machine had), variants interleaved in one process, default_older full (26.7k Gaussians), 512 x 512:
+- 64 x 16 tiles: 70.7k pairs; rows 630k; pairs by box width in the tile < 8 / < 16 / wider: 25k / 22k / 24k.
+- Gaussian-major with per-row analytic spans and 8-pixel runs everywhere (first try): no faster than 16 x 16
+  (raster 27 vs 26 ms): with the blend replaced by a trivial store the raster still took 18 ms: the per-row
+  span and the data-dependent run count (1-3 runs per row, mispredicted) cost as much as the blending.
+- Fixed runs for Gaussians under 16 pixels wide (this module): raster 17.7-19.8 ms vs 22.4-26.9 ms for the
+  16 x 16 design (~1.25x); tile shapes 64 x 32, 32 x 32, 128 x 16, 32 x 16 were 0.9-1.05x of 64 x 16.
+- Stage split at one load (ms, project / sort / bin / raster): 73e3930 2.9 / 0.5 / 3.2 / 34.8;
+  16 x 16 (before this round) 3.0 / 0.6 / 3.1 / 26.9; this module (before the float32 projection) 2.3-3.0 / 0.5 /
+  2.5-2.8 / 17.7-19.8.
+- Final run (load 10, 5 frames, one thread): 73e3930 project 2.25 / sort 0.43 / bin 2.24 / raster 24.0 ms
+  (render_cpu 29.9 ms); this module 1.90 / 0.38 / 1.50 / 19.6 ms (render_cpu 23.1 ms): 1.2-1.3x over 73e3930 in
+  that run (the old raster itself varied 24-35 ms between runs at loads 10-30, so the ratio is uncertain).
+Not reached: 3x. Where the rest is: the remaining raster cost is about 2/3 loop structure (per-pair set-up,
+per-row loops and, for wide Gaussians, the span loop) and 1/3 blend arithmetic; projection + sort + binning are
+~6 ms, a quarter of the frame now. Next levers, not tried yet: vectorised structure-of-arrays projection fused
+with the depth key, 16-pixel runs over spans for wide Gaussians (one run for most rows), skipping runs whose pixels
+all stopped (a per-row bit mask), permuting rec into depth order so tile lists read memory in order.
+Earlier rounds, measured and not kept: listing a Gaussian only in the tiles its ellipse meets; 8-pixel half rows;
+a parallel projection; 64-byte records; 8 x 8 tiles; row-major tiles with gathered structure-of-arrays scratch.
 """
 
 import math
@@ -315,6 +311,17 @@ def _blend_run(buf, k0, lanes, dx0, dy, hA, B, c0, cr, cg, cb, z, with_depth):
 
 
 @numba.njit(inline="always", fastmath=True)
+def _fixed_runs(buf, ra, rb, ca, lanes, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
+    """One ``lanes``-pixel run (compile-time 8 or 16) from column ca on each tile row ra..rb."""
+    k0 = np.uint64(ra * _RS + ca)
+    dx0 = mx - _f(ca)
+    for r in range(ra, rb + 1):
+        dy = my - _f(r)
+        _blend_run(buf, k0, lanes, dx0, dy, hA, B, log_o - hC * dy * dy, cr, cg, cb, z, with_depth)
+        k0 += np.uint64(_RS)
+
+
+@numba.njit(inline="always", fastmath=True)
 def _composite(buf, g, rec, box, x0, y0, with_depth):
     """Composite Gaussian g over the tile at (x0, y0). Pixels outside its ellipse at opacity 1/255 have
     alpha < 1/255 and are skipped by ``_blend_run`` anyway, so a run may reach past the ellipse: a Gaussian whose
@@ -329,20 +336,10 @@ def _composite(buf, g, rec, box, x0, y0, with_depth):
     cr, cg, cb, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
     width = cb_ - ca
     if width < 8:
-        k0 = np.uint64(ra * _RS + ca)
-        dx0 = mx - _f(ca)
-        for r in range(ra, rb + 1):
-            dy = my - _f(r)
-            _blend_run(buf, k0, 8, dx0, dy, hA, B, log_o - hC * dy * dy, cr, cg, cb, z, with_depth)
-            k0 += np.uint64(_RS)
+        _fixed_runs(buf, ra, rb, ca, 8, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
         return
     if width < 16:
-        k0 = np.uint64(ra * _RS + ca)
-        dx0 = mx - _f(ca)
-        for r in range(ra, rb + 1):
-            dy = my - _f(r)
-            _blend_run(buf, k0, 16, dx0, dy, hA, B, log_o - hC * dy * dy, cr, cg, cb, z, with_depth)
-            k0 += np.uint64(_RS)
+        _fixed_runs(buf, ra, rb, ca, 16, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
         return
     det = A * C - B * B
     lim = _f(2.0) * A * rec[g, 6]  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
