@@ -1,49 +1,45 @@
-"""CPU tile rasteriser (numba, parallel over 16x16 tiles): the 3DGS / gsplat image formation of
+"""CPU tile rasteriser (numba, parallel over 64 x 16 tiles): the 3DGS / gsplat image formation of
 ``reference_torch`` (same projection, thresholds and compositing; see that module's docstring), float32.
 
 Pipeline per frame (no Python-level per-Gaussian work, no torch):
-1. ``_project`` (one thread; ~1 ms for 20k): EWA projection, conic, SH colour, opacity-aware pixel box, culling;
+1. ``_project`` (one thread): EWA projection, conic, SH colour, opacity-aware pixel box, culling; all float32
+   (one log per Gaussian, no libm ceil/floor);
 2. ``_depth_order``: LSD radix sort of the visible Gaussians by depth (stable, 3 passes of 11 bits);
-3. ``_bin``: counting sort of (tile, Gaussian) pairs by tile with a prefix sum; every tile's list stays in
-   depth order;
-4. ``_raster`` (parallel over tiles): front-to-back compositing with per-pixel, per-row and per-tile early exit;
-   each (Gaussian, tile row) is evaluated on all 16 pixels of the row at once (branch-free, so LLVM vectorises
-   it); writes float images or the 8-bit RGB image directly.
-A Gaussian is only evaluated on the rows of its pixel box, the box where opacity exp(-sigma) >= 1/255; outside it
-alpha < 1/255, which the compositing skips anyway, so the box changes nothing in the result.
-exp is a polynomial (``_exp_neg``, absolute error < 2e-6), far below the 8-bit resolution.
-Tried and measured slower or no faster on the shipped heads (so not kept): listing a Gaussian only in the tiles its
-ellipse meets (11 % fewer pairs, binning cost more than it saved: the per-row span test already skips rows a tile
-does not share with the ellipse); evaluating only the 8-pixel half rows the ellipse meets (27 % fewer pixels,
-slower: the extra unpredictable branches cost more than the arithmetic); a parallel projection and 64-byte records.
+3. ``_bin_live``: counting sort of (tile, Gaussian) pairs by tile (compile-time tile sizes); every tile's list
+   stays in depth order;
+4. ``_raster`` (parallel over tiles): front-to-back compositing, Gaussian-major inside each tile
+   (``_composite``): a Gaussian whose box is under 8 (16) pixels wide in the tile takes one fixed 8 (16)-pixel
+   run per row from the box's left edge (no per-row span test, no data-dependent branches, vectorised); a wider
+   one takes 8-pixel runs over each row's analytic span where its ellipse reaches opacity 1/255. Pixels of a run
+   outside the ellipse have alpha < 1/255 and are skipped as in the reference, so runs may overreach (into the
+   row buffer's 16-float padding at the tile's right edge). Per-pixel early termination as in the reference
+   (a stopped pixel stores -T). Writes float images or the 8-bit RGB image directly.
+exp is a polynomial (``_exp_neg``, absolute error < 1e-5), far below the 8-bit resolution.
 
-Second round (issue #9 item 1, target 3x over 73e3930), all at 512 x 512 on default_older (26.7k Gaussians), numba
-one thread, each variant interleaved with this one and 73e3930 in one process, medians of 9-11 frames (load 2-9 on
-2 cores; only the ratios mean anything). Per-stage medians at load 1.9, ms: 73e3930 project 2.4, sort 0.5, bin 2.4,
-raster 29.3 (total 33.6); this module 2.7 / 0.5 / 2.5 / 23.9 (total 29.2, 1.15x; bench-render's old-vs-new gives
-1.15-1.33x across the shipped heads and the 20k benchmark avatar).
-Counts for that frame (16 x 16 tiles): 117k (tile, Gaussian) pairs over 426 non-empty tiles, of which 109k are
-reached before a tile saturates (95 tiles exit early); 1.02M (Gaussian, tile row) spans tested, 766k evaluated
-(12.3M pixel evaluations, 10.6M on not-yet-saturated pixels), 4.9M real blends. Median pixel box 11 x 13 (mean
-15.5 x 17.7); opacity quantiles 0.03 / 0.31 / 0.93 (10/50/90 %): most pixels never reach T < 1e-4, so per-pixel
-and per-tile early exit cannot remove much.
-The bound that decides it (another run, load 1.6, raster 21.3 ms): with the blend arithmetic removed (loop
-structure, pair loads, span tests and the 8-bit output kept) the raster stage takes 8.8 ms and the frame 13.8 ms;
-with the Gaussian loop removed too (tile setup and output only) 1.2 ms. So ~12.5 ms is blending, ~7.7 ms the
-per-pair / per-row bookkeeping (~7 ns per tested row: the row's sqrt and unpredictable span branches) and ~5 ms
-projection, sort and binning. Even free blending would give at most ~2.2x over 73e3930 with this tile/row
-structure: a 3x rasteriser needs a different structure for the per-pair and per-row work as well as fewer pixel
-evaluations, and faster projection/binning. Measured, not kept:
-- 8 x 8 tiles, Gaussian-major as here (one 8-float vector per row): 282k pairs (2.4x), bin 3.1 ms, raster
-  27.3 ms: 0.88x of this module;
-- row-major tiles with the tile's Gaussians gathered into contiguous structure-of-arrays scratch (allocated once
-  per chunk of tiles, prange over chunks), every row walking the depth-sorted list with its own early exit:
-  8 x 8 0.72x, 16 x 16 0.82x (before the depth channel was made a compile-time literal it did not vectorise:
-  ~0.6x); the extra per-(row, Gaussian) range test costs more than the per-row exit saves;
-- an 8-pixel window at any offset when the row's analytic span fits in 8 pixels (else the full 16): 0.74x, as
-  the aligned half rows of the first round;
-- packing rec/box in depth order before binning so tile lists read memory in increasing order: 0.96x (the
-  per-pair loads are not cache-bound).
+Issue #9 item 1 (target 3x over 73e3930). Before this round (16 x 16 tiles, every (Gaussian, tile row) evaluated
+on all 16 pixels after a per-row sqrt/span test): 117k pairs, 1.02M row tests, 12.3M pixel evaluations for 4.9M
+real blends; ~12.5 ms blending, ~7.7 ms per-row bookkeeping, ~5 ms projection/sort/binning (load 1.6).
+This round, measured as one-thread CPU time (process_time, so less sensitive to the 10-30 load the shared 2-core
+machine had), variants interleaved in one process, default_older full (26.7k Gaussians), 512 x 512:
+- 64 x 16 tiles: 70.7k pairs; rows 630k; pairs by box width in the tile < 8 / < 16 / wider: 25k / 22k / 24k.
+- Gaussian-major with per-row analytic spans and 8-pixel runs everywhere (first try): no faster than 16 x 16
+  (raster 27 vs 26 ms): with the blend replaced by a trivial store the raster still took 18 ms: the per-row
+  span and the data-dependent run count (1-3 runs per row, mispredicted) cost as much as the blending.
+- Fixed runs for Gaussians under 16 pixels wide (this module): raster 17.7-19.8 ms vs 22.4-26.9 ms for the
+  16 x 16 design (~1.25x); tile shapes 64 x 32, 32 x 32, 128 x 16, 32 x 16 were 0.9-1.05x of 64 x 16.
+- Stage split at one load (ms, project / sort / bin / raster): 73e3930 2.9 / 0.5 / 3.2 / 34.8;
+  16 x 16 (before this round) 3.0 / 0.6 / 3.1 / 26.9; this module (before the float32 projection) 2.3-3.0 / 0.5 /
+  2.5-2.8 / 17.7-19.8.
+- Final run (load 10, 5 frames, one thread): 73e3930 project 2.25 / sort 0.43 / bin 2.24 / raster 24.0 ms
+  (render_cpu 29.9 ms); this module 1.90 / 0.38 / 1.50 / 19.6 ms (render_cpu 23.1 ms): 1.2-1.3x over 73e3930 in
+  that run (the old raster itself varied 24-35 ms between runs at loads 10-30, so the ratio is uncertain).
+Not reached: 3x. Where the rest is: the remaining raster cost is about 2/3 loop structure (per-pair set-up,
+per-row loops and, for wide Gaussians, the span loop) and 1/3 blend arithmetic; projection + sort + binning are
+~6 ms, a quarter of the frame now. Next levers, not tried yet: vectorised structure-of-arrays projection fused
+with the depth key, 16-pixel runs over spans for wide Gaussians (one run for most rows), skipping runs whose pixels
+all stopped (a per-row bit mask), permuting rec into depth order so tile lists read memory in order.
+Earlier rounds, measured and not kept: listing a Gaussian only in the tiles its ellipse meets; 8-pixel half rows;
+a parallel projection; 64-byte records; 8 x 8 tiles; row-major tiles with gathered structure-of-arrays scratch.
 """
 
 import math
@@ -110,37 +106,42 @@ def _sh_colour(sh, i, degree, x, y, z, c):
 def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, width, height, rec, box, visible):
     """means [N,3], quats [N,4] wxyz, scales [N,3], opacities [N], sh [N,K,3] float32; campos [3] camera centre;
     view [3,4] world->cam; intr (fx, fy, cx, cy); lims (xn, xp, yn, yp) clamp limits for J.
-    Writes rec [N,_REC] float32, box [N,4] int32 (u0, u1, v0, v1 inclusive, clipped to the image), visible [N]."""
+    Writes rec [N,_REC] float32, box [N,4] int32 (u0, u1, v0, v1 inclusive, clipped to the image), visible [N].
+    All arithmetic in float32 (constants written as _f(...): a Python float would promote it to float64), one
+    log per Gaussian, and no libm ceil/floor calls (truncation of values clamped to >= 0)."""
     fx, fy, cx, cy = intr[0], intr[1], intr[2], intr[3]
     K = sh.shape[1]
     degree = 0 if K < 4 else (1 if K < 9 else (2 if K < 16 else 3))
+    one, two = _f(1.0), _f(2.0)
+    w_max, h_max = _f(width - 1), _f(height - 1)
+    log255 = _f(math.log(255.0))
     for i in range(means.shape[0]):
         visible[i] = False
         o = opacities[i]
-        if not (o >= 1.0 / 255.0):
+        if not (o >= ALPHA_MIN):
             continue
         px, py, pz = means[i, 0], means[i, 1], means[i, 2]
         x = view[0, 0] * px + view[0, 1] * py + view[0, 2] * pz + view[0, 3]
         y = view[1, 0] * px + view[1, 1] * py + view[1, 2] * pz + view[1, 3]
         z = view[2, 0] * px + view[2, 1] * py + view[2, 2] * pz + view[2, 3]
-        if z < NEAR or z > FAR:
+        if not (z >= _f(NEAR) and z <= _f(FAR)):
             continue
         # rotation of the Gaussian, times scale: M = Rq diag(s)
         qw, qx, qy, qz = quats[i, 0], quats[i, 1], quats[i, 2], quats[i, 3]
-        qn = 1.0 / max(math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12)
+        qn = one / max(math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz), _f(1e-12))
         qw, qx, qy, qz = qw * qn, qx * qn, qy * qn, qz * qn
         sx, sy, sz = scales[i, 0], scales[i, 1], scales[i, 2]
-        r00 = (1 - 2 * (qy * qy + qz * qz)) * sx
-        r01 = 2 * (qx * qy - qw * qz) * sy
-        r02 = 2 * (qx * qz + qw * qy) * sz
-        r10 = 2 * (qx * qy + qw * qz) * sx
-        r11 = (1 - 2 * (qx * qx + qz * qz)) * sy
-        r12 = 2 * (qy * qz - qw * qx) * sz
-        r20 = 2 * (qx * qz - qw * qy) * sx
-        r21 = 2 * (qy * qz + qw * qx) * sy
-        r22 = (1 - 2 * (qx * qx + qy * qy)) * sz
+        r00 = (one - two * (qy * qy + qz * qz)) * sx
+        r01 = two * (qx * qy - qw * qz) * sy
+        r02 = two * (qx * qz + qw * qy) * sz
+        r10 = two * (qx * qy + qw * qz) * sx
+        r11 = (one - two * (qx * qx + qz * qz)) * sy
+        r12 = two * (qy * qz - qw * qx) * sz
+        r20 = two * (qx * qz - qw * qy) * sx
+        r21 = two * (qy * qz + qw * qx) * sy
+        r22 = (one - two * (qx * qx + qy * qy)) * sz
         # J W: rows of the Jacobian times the camera rotation
-        iz = 1.0 / z
+        iz = one / z
         tx = z * min(lims[1], max(-lims[0], x * iz))
         ty = z * min(lims[3], max(-lims[2], y * iz))
         j00, j02 = fx * iz, -fx * tx * iz * iz
@@ -158,23 +159,28 @@ def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, widt
         t10 = b0 * r00 + b1 * r10 + b2 * r20
         t11 = b0 * r01 + b1 * r11 + b2 * r21
         t12 = b0 * r02 + b1 * r12 + b2 * r22
-        ca = t00 * t00 + t01 * t01 + t02 * t02 + EPS2D
+        ca = t00 * t00 + t01 * t01 + t02 * t02 + _f(EPS2D)
         cb = t00 * t10 + t01 * t11 + t02 * t12
-        cc = t10 * t10 + t11 * t11 + t12 * t12 + EPS2D
+        cc = t10 * t10 + t11 * t11 + t12 * t12 + _f(EPS2D)
         det = ca * cc - cb * cb
-        if not (det > 0.0):
+        if not (det > _f(0.0)):
             continue
-        idet = 1.0 / det
+        idet = one / det
         mx = fx * x * iz + cx
         my = fy * y * iz + cy
-        lo = math.log(o * 255.0)
-        ext = min(3.33, math.sqrt(2.0 * lo))
+        lo = math.log(o * _f(255.0))
+        ext = min(_f(3.33), math.sqrt(two * lo))
         ex = ext * math.sqrt(ca)
         ey = ext * math.sqrt(cc)
-        u0 = max(0, int(math.ceil(mx - ex)))
-        u1 = min(width - 1, int(math.floor(mx + ex)))
-        v0 = max(0, int(math.ceil(my - ey)))
-        v1 = min(height - 1, int(math.floor(my + ey)))
+        left, right, top, bottom = mx - ex, mx + ex, my - ey, my + ey
+        if not (right >= _f(0.0) and left <= w_max and bottom >= _f(0.0) and top <= h_max):
+            continue  # off the image (or not finite)
+        # u0 = ceil(left), u1 = floor(right), clipped to the image; the clipped values are >= 0, so int() floors
+        left, right = max(left, _f(0.0)), min(right, w_max)
+        top, bottom = max(top, _f(0.0)), min(bottom, h_max)
+        u0, u1, v0, v1 = int(left), int(right), int(top), int(bottom)
+        u0 += _f(u0) < left
+        v0 += _f(v0) < top
         if u0 > u1 or v0 > v1:
             continue
         rec[i, 0] = mx
@@ -182,10 +188,10 @@ def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, widt
         rec[i, 2] = cc * idet
         rec[i, 3] = -cb * idet
         rec[i, 4] = ca * idet
-        rec[i, 5] = math.log(o)
+        rec[i, 5] = lo - log255
         rec[i, 6] = lo
         dx, dy, dz = px - campos[0], py - campos[1], pz - campos[2]
-        dn = 1.0 / max(math.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
+        dn = one / max(math.sqrt(dx * dx + dy * dy + dz * dz), _f(1e-12))
         dx, dy, dz = dx * dn, dy * dn, dz * dn
         rec[i, 7] = _sh_colour(sh, i, degree, dx, dy, dz, 0)
         rec[i, 8] = _sh_colour(sh, i, degree, dx, dy, dz, 1)
@@ -230,16 +236,24 @@ def _depth_order(rec, visible):
     return idx
 
 
-@numba.njit(cache=True)
-def _bin(order, box, n_tx, n_ty):
+# live raster tiles: TW x TH pixels, a row buffer of RS floats (TW + 16: room for a 16-pixel run that starts at the
+# tile's last column), channels T, r, g, b, depth CH floats apart
+TW = 64
+TH = 16
+_RS = TW + 16
+_CH = TH * _RS
+
+
+@numba.njit(inline="always")
+def _bin_boxes(order, box, n_tx, n_ty, tile_w, tile_h):
     """order [M] visible Gaussians in depth order, box [N,4] pixel boxes -> (tile_start [T+1], tile_list [I])
-    with each tile's Gaussians contiguous and in depth order."""
+    for tile_w x tile_h tiles (n_tx x n_ty, row-major), each tile's Gaussians contiguous and in depth order."""
     n_tiles = n_tx * n_ty
     counts = np.zeros(n_tiles + 1, np.int32)
     for j in range(order.shape[0]):
         g = order[j]
-        tx0, tx1 = box[g, 0] // TILE, box[g, 1] // TILE
-        ty0, ty1 = box[g, 2] // TILE, box[g, 3] // TILE
+        tx0, tx1 = box[g, 0] // tile_w, box[g, 1] // tile_w
+        ty0, ty1 = box[g, 2] // tile_h, box[g, 3] // tile_h
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
                 counts[ty * n_tx + tx + 1] += 1
@@ -249,8 +263,8 @@ def _bin(order, box, n_tx, n_ty):
     lst = np.empty(counts[n_tiles], np.int32)
     for j in range(order.shape[0]):
         g = order[j]
-        tx0, tx1 = box[g, 0] // TILE, box[g, 1] // TILE
-        ty0, ty1 = box[g, 2] // TILE, box[g, 3] // TILE
+        tx0, tx1 = box[g, 0] // tile_w, box[g, 1] // tile_w
+        ty0, ty1 = box[g, 2] // tile_h, box[g, 3] // tile_h
         for ty in range(ty0, ty1 + 1):
             for tx in range(tx0, tx1 + 1):
                 t = ty * n_tx + tx
@@ -259,99 +273,131 @@ def _bin(order, box, n_tx, n_ty):
     return counts, lst
 
 
+@numba.njit(cache=True)
+def _bin(order, box, n_tx, n_ty):
+    """``_bin_boxes`` for TILE x TILE tiles (the training rasteriser's binning, ``train/raster_grad``)."""
+    return _bin_boxes(order, box, n_tx, n_ty, TILE, TILE)
+
+
+@numba.njit(cache=True)
+def _bin_live(order, box, n_tx, n_ty):
+    """``_bin_boxes`` for the live rasteriser's TW x TH tiles (compile-time sizes: shifts, not divisions)."""
+    return _bin_boxes(order, box, n_tx, n_ty, TW, TH)
+
+
 @numba.njit(inline="always", fastmath=True)
-def _blend_row(buf, base, mx, dy, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
-    """Composite one Gaussian over the 16 pixels base..base+15 of a tile row (branch-free, vectorisable).
-    buf [5 * 256]: transmittance T, then r, g, b and depth sums, 256 pixels each (one buffer with constant
-    offsets, so the compiler knows the channels do not overlap). mx: Gaussian centre x relative to the tile's
-    first column; dy: centre y minus the row's y; with_depth: also accumulate depth (not needed for 8-bit
-    output). Returns the number of pixels that reached the transmittance threshold (they store -T from then on)."""
-    nd = _f(0.0)  # counted in float32: an integer (int64) count keeps LLVM from using 8-float vectors
-    c0 = log_o - hC * dy * dy
-    for c in range(TILE):
-        k = base + np.uint64(c)
-        dx = mx - _f(c)
+def _blend_run(buf, k0, lanes, dx0, dy, hA, B, c0, cr, cg, cb, z, with_depth):
+    """Composite one Gaussian over the ``lanes`` pixels buf[k0 ...] of a tile row (a compile-time 8 or 16;
+    branch-free, vectorised). dx0: Gaussian centre x minus the first pixel's x; c0: log(opacity) - C dy^2 / 2.
+    buf: T, then r, g, b (and depth) sums, _CH floats apart. As in the reference, a pixel skips alpha < 1/255 and
+    stops before the Gaussian that would take its transmittance to <= T_MIN (it stores -T from then on)."""
+    for i in range(lanes):
+        k = k0 + np.uint64(i)
+        dx = dx0 - _f(i)
         e = _exp_neg(c0 - (hA * dx + B * dy) * dx)          # opacity * exp(-sigma)
-        alpha = e if e < _f(0.999) else _f(0.999)
+        alpha = min(e, _f(0.999))
+        alpha = alpha if alpha >= ALPHA_MIN else _f(0.0)
         Tk = buf[k]
-        nT = Tk * (_f(1.0) - alpha)
-        ok = (Tk > _f(0.0)) & (alpha >= ALPHA_MIN)
-        fin = ok & (nT <= T_MIN)
-        add = ok & (nT > T_MIN)
-        w = alpha * Tk * _f(add)
-        buf[k + np.uint64(_NPIX)] += w * cr
-        buf[k + np.uint64(2 * _NPIX)] += w * cg
-        buf[k + np.uint64(3 * _NPIX)] += w * cb
+        Tp = max(Tk, _f(0.0))                               # a stopped pixel (T stored as -T) takes nothing
+        nT = Tp - Tp * alpha
+        live = nT > T_MIN
+        w = alpha * Tp if live else _f(0.0)
+        buf[k + np.uint64(_CH)] += w * cr
+        buf[k + np.uint64(2 * _CH)] += w * cg
+        buf[k + np.uint64(3 * _CH)] += w * cb
         if with_depth:
-            buf[k + np.uint64(4 * _NPIX)] += w * z
-        buf[k] = -Tk if fin else (nT if add else Tk)
-        nd += _f(fin)
-    return np.int32(nd)
+            buf[k + np.uint64(4 * _CH)] += w * z
+        buf[k] = nT if live else -abs(Tk)
+
+
+@numba.njit(inline="always", fastmath=True)
+def _fixed_runs(buf, ra, rb, ca, lanes, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
+    """One ``lanes``-pixel run (compile-time 8 or 16) from column ca on each tile row ra..rb."""
+    k0 = np.uint64(ra * _RS + ca)
+    dx0 = mx - _f(ca)
+    for r in range(ra, rb + 1):
+        dy = my - _f(r)
+        _blend_run(buf, k0, lanes, dx0, dy, hA, B, log_o - hC * dy * dy, cr, cg, cb, z, with_depth)
+        k0 += np.uint64(_RS)
+
+
+@numba.njit(inline="always", fastmath=True)
+def _composite(buf, g, rec, box, x0, y0, with_depth):
+    """Composite Gaussian g over the tile at (x0, y0). Pixels outside its ellipse at opacity 1/255 have
+    alpha < 1/255 and are skipped by ``_blend_run`` anyway, so a run may reach past the ellipse: a Gaussian whose
+    box is at most 8 (16) pixels wide in the tile takes one 8 (16)-pixel run per row from the box's left edge
+    (no per-row span, no branches); a wider one takes 8-pixel runs over each row's analytic span."""
+    ra, rb = max(box[g, 2], y0) - y0, min(box[g, 3], y0 + TH - 1) - y0
+    ca, cb_ = max(box[g, 0], x0) - x0, min(box[g, 1], x0 + TW - 1) - x0
+    mx, my = rec[g, 0] - _f(x0), rec[g, 1] - _f(y0)
+    A, B, C = rec[g, 2], rec[g, 3], rec[g, 4]
+    hA, hC = _f(0.5) * A, _f(0.5) * C
+    log_o = rec[g, 5]
+    cr, cg, cb, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
+    width = cb_ - ca
+    if width < 8:
+        _fixed_runs(buf, ra, rb, ca, 8, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
+        return
+    if width < 16:
+        _fixed_runs(buf, ra, rb, ca, 16, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
+        return
+    det = A * C - B * B
+    lim = _f(2.0) * A * rec[g, 6]  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
+    inv_a = _f(1.0) / A
+    fa, fb = _f(ca), _f(cb_)
+    for r in range(ra, rb + 1):
+        dy = my - _f(r)
+        disc = lim - det * dy * dy
+        if disc < _f(0.0):
+            continue
+        # the ellipse's columns on this row: mx + (B dy +- sqrt(disc)) / A, widened by 0.01 px, in the tile
+        xc = mx + B * dy * inv_a
+        half = math.sqrt(disc) * inv_a + _f(0.01)
+        left = max(xc - half, fa)
+        right = min(xc + half, fb)
+        if right < left:
+            continue
+        u0 = int(left)  # left >= 0: truncation, then ceil
+        if _f(u0) < left:
+            u0 += 1
+        u1 = int(right)
+        row = r * _RS
+        c0 = log_o - hC * dy * dy
+        for u in range(u0, u1 + 1, 8):
+            _blend_run(buf, np.uint64(row + u), 8, mx - _f(u), dy, hA, B, c0, cr, cg, cb, z, with_depth)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, out_alpha, out_depth, out_u8,
             want_float):
-    """Composite every tile. Writes out_rgb [H,W,3], out_alpha [H,W], out_depth [H,W] (float32) when want_float,
-    else out_u8 [H,W,3] uint8 (rgb clamped to 0..1, rounded)."""
+    """Composite every TW x TH tile, Gaussian-major in depth order (``_composite``). Writes out_rgb [H,W,3],
+    out_alpha [H,W], out_depth [H,W] (float32) when want_float, else out_u8 [H,W,3] uint8 (rgb clamped to 0..1,
+    rounded)."""
     n_tiles = tile_start.shape[0] - 1
     for t in numba.prange(n_tiles):
         ty, tx = t // n_tx, t % n_tx
-        x0, y0 = tx * TILE, ty * TILE
-        buf = np.zeros(5 * _NPIX, np.float32)
-        buf[:_NPIX] = _f(1.0)
-        row_done = np.zeros(TILE, np.int32)
-        n_done = 0
-        for r in range(TILE):  # pixels outside the image count as done
-            for c in range(TILE):
-                if y0 + r >= height or x0 + c >= width:
-                    buf[r * TILE + c] = _f(-1.0)
-                    row_done[r] += 1
-                    n_done += 1
+        x0, y0 = tx * TW, ty * TH
+        buf = np.zeros(5 * _CH, np.float32)
+        buf[:_CH] = _f(1.0)
         for j in range(tile_start[t], tile_start[t + 1]):
-            g = tile_list[j]
-            ra, rb = max(box[g, 2], y0) - y0, min(box[g, 3], y0 + TILE - 1) - y0
-            mx, my = rec[g, 0] - _f(x0), rec[g, 1] - _f(y0)
-            A, B, C = rec[g, 2], rec[g, 3], rec[g, 4]
-            hA, hC = _f(0.5) * A, _f(0.5) * C
-            log_o, s_max = rec[g, 5], rec[g, 6]
-            cr, cg, cb, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
-            det = A * C - B * B
-            lim = _f(2.0) * A * s_max  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
-            inv_a = _f(1.0) / A
-            for r in range(ra, rb + 1):
-                if row_done[r] == TILE:
-                    continue
-                dy = my - _f(r)
-                disc = lim - det * dy * dy
-                if disc < _f(0.0):
-                    continue
-                # the ellipse's columns on this row: mx - (-B dy +- sqrt(disc)) / A; skip rows it misses the tile
-                sq = math.sqrt(disc)
-                if mx + (B * dy - sq) * inv_a > _f(TILE - 1) or mx + (B * dy + sq) * inv_a < _f(0.0):
-                    continue
-                if want_float:
-                    nd = _blend_row(buf, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z, True)
-                else:
-                    nd = _blend_row(buf, np.uint64(r * TILE), mx, dy, hA, B, hC, log_o, cr, cg, cb, z, False)
-                row_done[r] += nd
-                n_done += nd
-            if n_done == TILE * TILE:
-                break
-        for v in range(y0, min(y0 + TILE, height)):
-            for u in range(x0, min(x0 + TILE, width)):
-                k = (v - y0) * TILE + (u - x0)
+            if want_float:
+                _composite(buf, tile_list[j], rec, box, x0, y0, True)
+            else:
+                _composite(buf, tile_list[j], rec, box, x0, y0, False)
+        for v in range(y0, min(y0 + TH, height)):
+            for u in range(x0, min(x0 + TW, width)):
+                k = (v - y0) * _RS + (u - x0)
                 Tk = abs(buf[k])
-                r0 = buf[k + _NPIX] + Tk * bg[0]
-                g0 = buf[k + 2 * _NPIX] + Tk * bg[1]
-                b0 = buf[k + 3 * _NPIX] + Tk * bg[2]
+                r0 = buf[k + _CH] + Tk * bg[0]
+                g0 = buf[k + 2 * _CH] + Tk * bg[1]
+                b0 = buf[k + 3 * _CH] + Tk * bg[2]
                 if want_float:
                     out_rgb[v, u, 0] = r0
                     out_rgb[v, u, 1] = g0
                     out_rgb[v, u, 2] = b0
                     a = _f(1.0) - Tk
                     out_alpha[v, u] = a
-                    out_depth[v, u] = buf[k + 4 * _NPIX] / max(a, _f(1e-10))
+                    out_depth[v, u] = buf[k + 4 * _CH] / max(a, _f(1e-10))
                 else:
                     out_u8[v, u, 0] = np.uint8(min(max(r0, _f(0.0)), _f(1.0)) * _f(255.0) + _f(0.5))
                     out_u8[v, u, 1] = np.uint8(min(max(g0, _f(0.0)), _f(1.0)) * _f(255.0) + _f(0.5))
@@ -405,8 +451,8 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
     try:
         _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
         order = _depth_order(rec, visible)
-        n_tx, n_ty = (W + TILE - 1) // TILE, (H + TILE - 1) // TILE
-        tile_start, tile_list = _bin(order, box, n_tx, n_ty)
+        n_tx, n_ty = (W + TW - 1) // TW, (H + TH - 1) // TH
+        tile_start, tile_list = _bin_live(order, box, n_tx, n_ty)
         if uint8:
             out_u8 = np.empty((H, W, 3), np.uint8)
             dummy3, dummy2 = np.empty((1, 1, 3), np.float32), np.empty((1, 1), np.float32)

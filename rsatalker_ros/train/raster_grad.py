@@ -42,8 +42,8 @@ from rsatalker_ros.render.sh import sh_to_rgb
 @numba.njit(cache=True)
 def _pixel_boxes(m2, ext, width, height):
     """Every Gaussian's pixel box [N, 4] int32 (u0, u1, v0, v1 inclusive; 1 px margin beyond the 1/255 extent,
-    clipped to the image; empty where u0 > u1 or v0 > v1), for the live renderer's tile binning
-    (``render.cpu_tiles._bin``): binning is the same in training and at run time."""
+    clipped to the image; empty where u0 > u1 or v0 > v1), for the 16 x 16 tile binning ``render.cpu_tiles._bin``
+    (the counting sort the live renderer runs with its own 64 x 16 tiles)."""
     box = np.empty((m2.shape[0], 4), np.int32)
     for g in range(m2.shape[0]):
         box[g, 0] = max(int(np.floor(m2[g, 0] - ext[g, 0] - 1.0)), 0)
