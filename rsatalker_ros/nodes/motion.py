@@ -113,7 +113,7 @@ class MotionNode(StageNode):
         t0 = time.perf_counter()
         frames, restarted = self.stage.push_audio(stream, x, stamp_to_ns(msg.header.stamp))
         if restarted:
-            self.get_logger().warning("audio clock jumped (a restarted source?): motion stream restarted")
+            self.get_logger().warning(f"motion stream restarted: {self.stage.aligner.restart_reason}")
         if frames:
             ms = (time.perf_counter() - t0) * 1000.0 / len(frames)
             for _ in frames:
@@ -162,7 +162,8 @@ class MotionNode(StageNode):
         al = stage.aligner
         st = health.Status("", values={
             "silence_filled_s": al.filled_samples / self.config.sample_rate,
-            "dropped_audio_s": al.dropped_samples / self.config.sample_rate, "relation": str(stage.relation.relation),
+            "dropped_audio_s": al.dropped_samples / self.config.sample_rate,
+            "late_audio_s": al.late_samples / self.config.sample_rate, "relation": str(stage.relation.relation),
             "role": "speaking" if stage.speaking(time.monotonic()) else "listening"})
         self.rate.check(st)
         self.latency.check(st)
