@@ -47,8 +47,10 @@ What the base does:
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -58,6 +60,17 @@ from rsatalker_ros.stages import health, params
 from rsatalker_ros.stages.health import Rejections, Status
 
 _INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): a node's start-up time in its log."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
@@ -105,6 +118,7 @@ class StageNode(LifecycleNode):
         self.config = None               # the config dataclass, from on_configure on
         self.stage = None
         self.active = False
+        self._configure_s = None         # how long the last on_configure took (logged at the next activation)
         self.reject = Rejections(self.get_logger().error)
         self._entities: list = []
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -179,7 +193,9 @@ class StageNode(LifecycleNode):
     def on_configure(self, state) -> TransitionCallbackReturn:
         try:
             cfg = self.read_config()
+            t0 = time.perf_counter()
             self.stage = self.make_stage(cfg)
+            self._configure_s = time.perf_counter() - t0
         except (ValueError, OSError) as err:
             self.get_logger().error(f"cannot configure: {err}")
             self.stage = None
@@ -196,6 +212,11 @@ class StageNode(LifecycleNode):
             self.get_logger().error(f"cannot activate: {err}")
             self._deactivate()
             return TransitionCallbackReturn.FAILURE
+        age = process_age_s()
+        if age is not None and self._configure_s is not None:   # the first activation: start-up
+            self.get_logger().info(f"start-up: active {age:.1f} s after the process started ({self._configure_s:.1f} "
+                                   f"s of it on_configure: models, assets, warm-up; the rest imports and DDS)")
+            self._configure_s = None
         return super().on_activate(state)
 
     def _deactivate(self) -> None:

@@ -1,0 +1,84 @@
+"""A warm spare for respawns: a process that has already imported what the nodes need (torch, numba, rclpy and the
+node modules: most of a node's start-up on a busy machine) and waits for the command line of the process group it
+is to become. rsatalker-bringup keeps one; a dead node's group is started again in it, so a respawned motion node or
+renderer only loads its model / avatar, warms up and joins DDS.
+
+    spare = WarmSpare.start(env)                  # in the supervisor: python -m rsatalker_ros.ros.warm_spare
+    proc = spare.become(argv, log_path)           # the same process, now running argv (a container command line)
+
+The spare reads one line from stdin: JSON {"argv": [...], "log": path or null}; with a log path it appends its
+stdout and stderr there, then runs ``python -m <module> <args>`` (argv[1] == "-m") in this process. End of input
+without a line: it exits with code 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import subprocess
+import sys
+
+PRELOAD = ("rsatalker_ros.nodes.motion", "rsatalker_ros.nodes.renderer")   # (not the container: runpy runs it)
+
+
+class WarmSpare:
+    """The supervisor's handle on one spare process (a subprocess.Popen that is not yet any node)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    @classmethod
+    def start(cls, env: dict) -> "WarmSpare":
+        proc = subprocess.Popen([sys.executable, "-m", "rsatalker_ros.ros.warm_spare"], env=env,
+                                stdin=subprocess.PIPE, start_new_session=True)
+        return cls(proc)
+
+    def usable(self) -> bool:
+        return self.proc.poll() is None and self.proc.stdin is not None
+
+    def become(self, argv: list[str], log_path: str | None) -> subprocess.Popen:
+        """Hand the spare a process group's command line (argv[0] the Python executable, then -m module args);
+        returns its Popen, now that group's process. ValueError for a command line the spare cannot run."""
+        if len(argv) < 3 or argv[1] != "-m":
+            raise ValueError(f"a warm spare runs 'python -m module ...' command lines, got {argv[:3]}")
+        self.proc.stdin.write((json.dumps({"argv": argv, "log": log_path}) + "\n").encode())
+        self.proc.stdin.close()
+        self.proc.stdin = None
+        return self.proc
+
+    def stop(self) -> None:
+        """An unused spare: end it (closing its stdin ends it; killed after 5 s)."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+            self.proc.stdin = None
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def main() -> None:
+    for name in PRELOAD:
+        importlib.import_module(name)
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit(0)
+    order = json.loads(line)
+    argv, log = list(order["argv"]), order.get("log")
+    if log:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.argv = [argv[2]] + argv[3:]
+    runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
