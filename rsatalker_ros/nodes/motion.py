@@ -4,8 +4,8 @@ motion, the posed head mesh, an rviz2 marker and the head frame.
     python -m rsatalker_ros.nodes.motion --ros-args -r __node:=motion_alice -p participant:=alice -p partner:=bob
 
 A lifecycle node around rsatalker_ros.stages.motion (parameters: MotionConfig). Subscribes
-/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (sensor-data QoS) and /rsatalker/conversation. The
-relationship comes from the ConversationState (``relation_source: conversation``; the relation_* parameters until
+/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 2 s deep: qos.AUDIO_IN) and
+/rsatalker/conversation. The relationship comes from the ConversationState (``relation_source: conversation``; the relation_* parameters until
 one arrives) or from the relation_* parameters only (``relation_source: parameters``).
 
 Publishes, per 40 ms frame, stamped with the audio-clock time of the frame's centre:
@@ -68,8 +68,8 @@ class MotionNode(StageNode):
         self.latency = health.LatencyCheck("stamp_to_publish_ms", cfg.target_latency_ms)
         self.compute = health.LatencyCheck("compute_ms_per_frame", FRAME_MS)
         self._recoveries_reported = stage.stream.recoveries
-        self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.SENSOR_IN)
-        self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.SENSOR_IN)
+        self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.AUDIO_IN)
+        self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.AUDIO_IN)
         self.subscription(ConversationState, topics.CONVERSATION, self._on_conversation, qos.STATE)
 
     def reconfigure(self, cfg: MotionConfig, changed: set) -> None:

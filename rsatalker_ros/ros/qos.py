@@ -10,6 +10,11 @@ AUDIO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Reliabi
 #: what subscribers of sensor streams use (REP-2003: sensor-data QoS, best effort: a late chunk is worth less than
 #: the next one)
 SENSOR_IN = qos_profile_sensor_data
+#: the motion node's audio: best effort like SENSOR_IN, but 2 s deep (100 chunks of 20 ms). A node starved of CPU
+#: for a moment then gets the audio late but continuous, and catches up, instead of losing it (and more than
+#: stream_align's max_gap_s lost restarts the motion stream: the face jumps back to its neutral start)
+AUDIO_IN = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
 #: conversation state, motion, is_speaking: reliable, keep last 10
 STATE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 #: meshes and images: reliable, keep last 4 (the writer's resend buffer: 160 ms at 25 Hz, so a reader whose
