@@ -63,7 +63,11 @@ _INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 def process_age_s() -> float | None:
-    """Seconds since this process started (Linux /proc; None elsewhere): a node's start-up time in its log."""
+    """Seconds since this process started (Linux /proc; None elsewhere), or since a warm spare became this node
+    (rsatalker_ros.ros.warm_spare sets RSATALKER_BECAME_AT, monotonic seconds): a node's start-up time in its log."""
+    became = os.environ.get("RSATALKER_BECAME_AT")
+    if became:
+        return time.monotonic() - float(became)
     try:
         with open("/proc/self/stat") as f:
             start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])

@@ -6,6 +6,7 @@ renderer only loads its model / avatar, warms up and joins DDS.
     spare = WarmSpare.start(env)                  # in the supervisor: python -m rsatalker_ros.ros.warm_spare
     proc = spare.become(argv, log_path)           # the same process, now running argv (a container command line)
 
+Before that it also runs a small renderer and motion stage once (``warm_up``: numba kernels loaded, torch set up).
 The spare reads one line from stdin: JSON {"argv": [...], "log": path or null}; with a log path it appends its
 stdout and stderr there, then runs ``python -m <module> <args>`` (argv[1] == "-m") in this process. End of input
 without a line: it exits with code 0.
@@ -19,6 +20,7 @@ import os
 import runpy
 import subprocess
 import sys
+import time
 
 PRELOAD = ("rsatalker_ros.nodes.motion", "rsatalker_ros.nodes.renderer")   # (not the container: runpy runs it)
 
@@ -60,13 +62,34 @@ class WarmSpare:
             self.proc.wait(5)
 
 
+def warm_up() -> None:
+    """Once, before any order: build a small renderer and a motion stage with the shipped assets and run them, so
+    numba's compiled kernels (and its compiler, which loading them from the cache needs) and torch's first-call
+    set-up are in memory; then drop them. A failure only costs the respawn that time: said on stderr."""
+    import numpy as np
+
+    from rsatalker_ros.stages.motion import MotionConfig, MotionStage
+    from rsatalker_ros.stages.render import RenderConfig, RenderStage
+    try:
+        RenderStage(RenderConfig(width=32, height=32), reject=lambda *a: None, now_ns=time.time_ns,
+                    log=lambda *a: None)
+        motion = MotionStage(MotionConfig(marker_rate_hz=0.0))
+        for k in range(4):
+            for stream in (0, 1):
+                motion.push_audio(stream, np.zeros(320, np.float32), k * 20_000_000)
+    except Exception as err:  # noqa: BLE001 - an optimisation; the node itself reports real problems
+        print(f"warm spare: warm-up failed ({type(err).__name__}: {err}); respawns load everything", file=sys.stderr)
+
+
 def main() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
+    warm_up()
     line = sys.stdin.readline()
     if not line:
         raise SystemExit(0)
     order = json.loads(line)
+    os.environ["RSATALKER_BECAME_AT"] = repr(time.monotonic())     # the node's start-up is timed from here
     argv, log = list(order["argv"]), order.get("log")
     if log:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
