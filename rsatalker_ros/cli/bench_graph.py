@@ -36,12 +36,14 @@ import time
 import numpy as np
 
 
-def rss_mb(pids) -> float:
+def rss_mb(pids, field: str = "VmRSS") -> float:
+    """Sum of one /proc/PID/status memory field [MB] over ``pids``: VmRSS (all resident memory) or RssShmem (its
+    shared-memory part: here Fast DDS's shared-memory segments, whose pages count once written or read)."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
-                total += next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS"))
+                total += next(int(ln.split()[1]) for ln in f if ln.startswith(field + ":"))
         except (OSError, StopIteration):
             pass
     return total / 1024.0
@@ -305,29 +307,33 @@ class RssSoak:
     def __init__(self):
         self.t: list[float] = []                  # seconds since the measured span began
         self.mb: dict[str, list[float]] = {}      # process group -> VmRSS [MB] at each t (NaN while gone)
+        self.shm: dict[str, list[float]] = {}     # process group -> RssShmem [MB] (DDS segments) at each t
         self.pids: dict[str, set] = {}            # process group -> every pid seen (more than one: restarted)
 
     def sample(self, t: float, pids: dict[str, int]) -> None:
         self.t.append(t)
         for grp, pid in pids.items():
             self.mb.setdefault(grp, [float("nan")] * (len(self.t) - 1)).append(rss_mb([pid]) or float("nan"))
+            self.shm.setdefault(grp, [float("nan")] * (len(self.t) - 1)).append(rss_mb([pid], "RssShmem"))
             self.pids.setdefault(grp, set()).add(pid)
-        for grp, values in self.mb.items():
-            if len(values) < len(self.t):
-                values.append(float("nan"))
+        for series in (self.mb, self.shm):
+            for values in series.values():
+                if len(values) < len(self.t):
+                    values.append(float("nan"))
 
-    def slopes(self, warmup_s: float) -> dict[str, float]:
-        """{group: RSS slope [MB/min]} by least squares over the samples after warmup_s (NaN if < 10 samples)."""
+    def slopes(self, warmup_s: float, series: dict | None = None) -> dict[str, float]:
+        """{group: RSS slope [MB/min]} by least squares over the samples after warmup_s (NaN if < 10 samples);
+        ``series``: another per-group series than VmRSS (e.g. ``self.shm``)."""
         t = np.asarray(self.t)
         out = {}
-        for grp, values in self.mb.items():
+        for grp, values in (self.mb if series is None else series).items():
             v = np.asarray(values)
             keep = (t >= warmup_s) & np.isfinite(v)
             out[grp] = float(np.polyfit(t[keep] / 60.0, v[keep], 1)[0]) if keep.sum() >= 10 else float("nan")
         return out
 
     def report(self, warmup_s: float, target: float = 0.2) -> str:
-        slopes = self.slopes(warmup_s)
+        slopes, shm = self.slopes(warmup_s), self.slopes(warmup_s, self.shm)
         span = (self.t[-1] - warmup_s) if self.t else 0.0
         lines = [f"\nRSS slope per process after a {warmup_s:.0f} s warm-up ({span:.0f} s fitted, one sample a "
                  f"second; target < {target} MB/min; short runs are dominated by noise):"]
@@ -335,7 +341,8 @@ class RssSoak:
             last = next((x for x in reversed(self.mb[grp]) if np.isfinite(x)), float("nan"))
             restarts = len(self.pids[grp]) - 1
             verdict = "PASS" if slope < target else "FAIL"
-            lines.append(f"  {grp}: {slope:+.3f} MB/min (now {last:.0f} MB) -> {verdict}"
+            lines.append(f"  {grp}: {slope:+.3f} MB/min (now {last:.0f} MB; of the slope {shm.get(grp, np.nan):+.3f} "
+                         f"shared memory: DDS segments, at most their size) -> {verdict}"
                          + (f"; restarted {restarts} time(s)" if restarts else ""))
         return "\n".join(lines)
 
@@ -347,8 +354,10 @@ class RssSoak:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(8, 4))
         for grp, values in self.mb.items():
-            ax.plot(np.asarray(self.t) / 60.0, values, label=grp)
-        ax.set(xlabel="minutes into the measured run", ylabel="VmRSS [MB]", title="resident memory per process")
+            line, = ax.plot(np.asarray(self.t) / 60.0, values, label=grp)
+            ax.plot(np.asarray(self.t) / 60.0, self.shm[grp], ":", color=line.get_color())
+        ax.set(xlabel="minutes into the measured run", ylabel="VmRSS [MB]",
+               title="resident memory per process (dotted: its shared memory, the DDS segments)")
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = Path(out) / "rss.png"
