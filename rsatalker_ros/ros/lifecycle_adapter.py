@@ -41,7 +41,8 @@ What the base does:
   - one /diagnostics publisher for the node's whole life (diagnostic_updater style, every
     ``diagnostics_period_s``): the lifecycle state while not active, else ``status()``; input rejections
     (``self.reject(cause, err)``, or ``self.refuse(what, rejection)`` for an input_limits check, counted by cause)
-    are added to the first status and make it WARN.
+    are added to the first status and make it WARN; the same timer hands the C heap's free pages back to the
+    OS every 10 s (rsatalker_ros.ros.heap: without it a motion node's resident size crept up by ~1 MB/min).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
+from rsatalker_ros.ros.heap import HeapTrimmer
 from rsatalker_ros.stages import health, params
 from rsatalker_ros.stages.health import Rejections, Status
 
@@ -128,6 +130,7 @@ class StageNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # one publisher and timer for the node's whole life: the report says the state while not active
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._heap = HeapTrimmer()       # freed C heap back to the OS every 10 s (rsatalker_ros.ros.heap)
         self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period_s").value,
                                              self.publish_diagnostics)
 
@@ -300,3 +303,4 @@ class StageNode(LifecycleNode):
             st.hardware_id = st.hardware_id or self.hardware_id
         arr.status = [diagnostic_status(self.get_name(), st) for st in statuses]
         self._diag_pub.publish(arr)
+        self._heap.maybe_trim()
