@@ -4,7 +4,7 @@ motion, the posed head mesh, an rviz2 marker and the head frame.
     python -m rsatalker_ros.nodes.motion --ros-args -r __node:=motion_alice -p participant:=alice -p partner:=bob
 
 A lifecycle node around rsatalker_ros.stages.motion (parameters: MotionConfig). Subscribes
-/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 2 s deep: qos.AUDIO_IN) and
+/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 0.5 s deep: qos.AUDIO_IN) and
 /rsatalker/conversation. The relationship comes from the ConversationState (``relation_source: conversation``; the relation_* parameters until
 one arrives) or from the relation_* parameters only (``relation_source: parameters``).
 
