@@ -143,10 +143,15 @@ class Graph:
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
             log = os.path.join(self.log_dir, f"{grp}.log")
-        if warm and self.spare is not None and self.spare.usable():
-            p = self.spare.become(argv, log)
-            self.spare = WarmSpare.start(self.env)
-        else:
+        p = None
+        if warm and self.spare is not None:
+            if self.spare.usable():
+                try:
+                    p = self.spare.become(argv, log)
+                except OSError:                        # the spare died just now: start the group cold
+                    p = None
+            self.spare = WarmSpare.start(self.env)     # a fresh one for the next respawn
+        if p is None:
             out = open(log, "a") if log else None
             if out:
                 self._logs.append(out)
