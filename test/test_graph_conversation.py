@@ -41,6 +41,7 @@ def running(tmp_path_factory):
         # renderers compile their numba kernels on the first frame (slow on a busy machine when not cached)
         assert probe.spin_for(120, lambda: min(probe.count(f"/rsatalker/{p}/image_raw") for p in ("alice", "bob"))
                               >= 10), probe.summary()
+        g.start_spare()              # (rsatalker-bringup starts it 30 s after the graph; the first turn is recorded)
         yield g, probe, tmp
     finally:
         g.stop()

@@ -171,7 +171,11 @@ def main(argv=None) -> None:
         timings = {topic: (np.asarray(log.recv_ns, np.int64), np.asarray(log.stamp_ns, np.int64))
                    for topic, log in probe.logs.items()}
         alive = g.alive()
-        spare_mb = rss_mb([g.spare.proc.pid]) if g.spare is not None else 0.0
+        spare_mb = 0.0
+        if args.warm_spare and args.kill:       # as rsatalker-bringup has it by then; not during the measured run
+            spare = g.start_spare()
+            probe.spin_for(600, spare.ready)
+            spare_mb = rss_mb([spare.proc.pid])
         respawns = [kill_and_time(g, probe, grp, output_topics(specs, grp)) for grp in args.kill]
     finally:
         g.stop()
@@ -204,7 +208,7 @@ def main(argv=None) -> None:
     print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
     print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS"
-          + (f"; the warm spare for respawns {spare_mb:.0f} MB of it)" if args.warm_spare else ")"))
+          + (f"; rsatalker-bringup's warm spare for respawns adds {spare_mb:.0f} MB)" if spare_mb else ")"))
     print("\nimage rate on the audio clock (images per second of conversation: exactly 25.0 when every 40 ms motion "
           "frame became an image; a receive-clock rate also carries the arrival jitter of the first and last image):")
     rates = {}

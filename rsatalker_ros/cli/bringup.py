@@ -8,9 +8,9 @@ rsatalker.launch.py` starts on a real ROS 2 install; both read rsatalker_ros/ros
 Runs until Ctrl-C (or --seconds), then stops every process. A process that dies is started again (like launch's
 ``respawn``) after RESPAWN_DELAY_S, doubled for each further death within a minute; after --respawn-max deaths within
 a minute the graph is stopped and the exit code is 1. A process that exits with code 0 (a finished wav) is not
-restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a process that has already
-imported torch, numba, rclpy and the nodes), so it skips the imports, most of its start-up; --no-warm-spare saves
-that process's memory. DDS stays on this machine unless
+restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a process, started 30 s after the
+graph, that has already imported torch, numba, rclpy and the nodes and warmed up), so it skips most of its
+start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
 ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
 """
 
@@ -91,6 +91,9 @@ def process_commands(specs, params_file: str) -> list[tuple[str, list[str]]]:
     return cmds
 
 
+SPARE_DELAY_S = 30.0    # the warm spare starts this long after the graph (not competing with its start-up)
+
+
 @dataclass
 class Respawn:
     """When a dead process starts again: ``delay_s`` after its first death, doubled for each further death within
@@ -118,6 +121,7 @@ class Graph:
         self.specs = specs
         self.warm_spare = warm_spare                   # keep a pre-imported process for respawns
         self.spare: WarmSpare | None = None
+        self._started_at = float("inf")                # monotonic time of start()
         self.respawn = respawn or Respawn()
         self.finished: set = set()                     # groups that exited with code 0 (not respawned)
         self._due: dict = {}                           # group -> monotonic time of its respawn
@@ -150,7 +154,7 @@ class Graph:
                     p = self.spare.become(argv, log)
                 except OSError:                        # the spare died just now: start the group cold
                     p = None
-            self.spare = WarmSpare.start(self.env)     # a fresh one for the next respawn
+            self.spare = WarmSpare.start(self.env, self.tmp.name)     # a fresh one for the next respawn
         if p is None:
             out = open(log, "a") if log else None
             if out:
@@ -170,9 +174,15 @@ class Graph:
         for grp, _ in process_commands(self.specs, self.params_file):
             if grp not in skip:
                 self.start_group(grp, warm=False)
-        if self.warm_spare and self.spare is None:
-            self.spare = WarmSpare.start(self.env)
+        self._started_at = time.monotonic()
         return self
+
+    def start_spare(self) -> WarmSpare:
+        """Start the warm spare now (``supervise`` does it SPARE_DELAY_S after ``start``: its imports and warm-up
+        would otherwise take CPU from the nodes starting up)."""
+        if self.spare is None:
+            self.spare = WarmSpare.start(self.env, self.tmp.name)
+        return self.spare
 
     def alive(self) -> dict[str, bool]:
         return {g: p.poll() is None for g, p in self.procs.items()}
@@ -185,6 +195,8 @@ class Graph:
     def supervise(self, now: float | None = None, say=print) -> bool:
         """Respawn dead processes when due (call it every ~0.2 s); False once one died too often (given up)."""
         now = time.monotonic() if now is None else now
+        if self.warm_spare and self.spare is None and now - self._started_at >= SPARE_DELAY_S:
+            self.start_spare()
         for grp, p in list(self.procs.items()):
             if p.poll() is None or grp in self._due or grp in self.finished:
                 continue

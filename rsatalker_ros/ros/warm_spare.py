@@ -3,7 +3,7 @@ node modules: most of a node's start-up on a busy machine) and waits for the com
 is to become. rsatalker-bringup keeps one; a dead node's group is started again in it, so a respawned motion node or
 renderer only loads its model / avatar, warms up and joins DDS.
 
-    spare = WarmSpare.start(env)                  # in the supervisor: python -m rsatalker_ros.ros.warm_spare
+    spare = WarmSpare.start(env, folder)          # in the supervisor: python -m rsatalker_ros.ros.warm_spare
     proc = spare.become(argv, log_path)           # the same process, now running argv (a container command line)
 
 Before that it also runs a small renderer and motion stage once (``warm_up``: numba kernels loaded, torch set up).
@@ -28,17 +28,24 @@ PRELOAD = ("rsatalker_ros.nodes.motion", "rsatalker_ros.nodes.renderer")   # (no
 class WarmSpare:
     """The supervisor's handle on one spare process (a subprocess.Popen that is not yet any node)."""
 
-    def __init__(self, proc: subprocess.Popen):
-        self.proc = proc
+    def __init__(self, proc: subprocess.Popen, ready_path: str):
+        self.proc, self.ready_path = proc, ready_path
 
     @classmethod
-    def start(cls, env: dict) -> "WarmSpare":
-        proc = subprocess.Popen([sys.executable, "-m", "rsatalker_ros.ros.warm_spare"], env=env,
+    def start(cls, env: dict, folder: str) -> "WarmSpare":
+        """A new spare; it creates a file in ``folder`` once it has imported and warmed up (``ready``)."""
+        ready_path = os.path.join(folder, f"warm_spare_{time.monotonic_ns()}.ready")
+        proc = subprocess.Popen([sys.executable, "-m", "rsatalker_ros.ros.warm_spare", ready_path], env=env,
                                 stdin=subprocess.PIPE, start_new_session=True)
-        return cls(proc)
+        return cls(proc, ready_path)
 
     def usable(self) -> bool:
+        """Alive and not yet any node (an order given before it is ready waits for its warm-up)."""
         return self.proc.poll() is None and self.proc.stdin is not None
+
+    def ready(self) -> bool:
+        """Imported and warmed up."""
+        return self.usable() and os.path.exists(self.ready_path)
 
     def become(self, argv: list[str], log_path: str | None) -> subprocess.Popen:
         """Hand the spare a process group's command line (argv[0] the Python executable, then -m module args);
@@ -85,6 +92,9 @@ def main() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     warm_up()
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "w"):
+            pass
     line = sys.stdin.readline()
     if not line:
         raise SystemExit(0)
