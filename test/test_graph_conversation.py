@@ -41,7 +41,9 @@ def running(tmp_path_factory):
         # renderers compile their numba kernels on the first frame (slow on a busy machine when not cached)
         assert probe.spin_for(120, lambda: min(probe.count(f"/rsatalker/{p}/image_raw") for p in ("alice", "bob"))
                               >= 10), probe.summary()
-        g.start_spare()              # (rsatalker-bringup starts it 30 s after the graph; the first turn is recorded)
+        # the warm spare a respawn starts in (rsatalker-bringup starts it 30 s after the graph; the first turn is
+        # recorded by now): ready before the restart tests, so they time what rsatalker-bringup does
+        assert probe.spin_for(300, g.start_spare().ready), "the warm spare did not get ready"
         yield g, probe, tmp
     finally:
         g.stop()
@@ -125,6 +127,7 @@ def test_a_killed_renderer_is_respawned_by_the_graph_and_publishes_again(running
         lines.append(line)
         if line.startswith("[renderer_alice] respawned"):
             respawned_at.append(time.monotonic())
+    assert probe.spin_for(300, g.start_spare().ready), "no warm spare for the respawn"   # (the last one was used)
     killed_at = probe.get_clock().now().nanoseconds
     t_kill = time.monotonic()
     g.stop_group("renderer_alice", sig=signal.SIGKILL)

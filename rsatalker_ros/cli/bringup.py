@@ -148,8 +148,8 @@ class Graph:
             os.makedirs(self.log_dir, exist_ok=True)
             log = os.path.join(self.log_dir, f"{grp}.log")
         p = None
-        if warm and self.spare is not None:
-            if self.spare.usable():
+        if warm and self.spare is not None and (self.spare.ready() or not self.spare.usable()):
+            if self.spare.usable():                    # (one still warming up would be slower than a cold start)
                 try:
                     p = self.spare.become(argv, log)
                 except OSError:                        # the spare died just now: start the group cold
