@@ -31,7 +31,7 @@ def running(tmp_path_factory):
                                       "renderer_bob": {"avatar": avatar_path("default_younger", tmp)}})
     rclpy.init()
     probe = GraphProbe(["alice", "bob"])
-    g = Graph(specs, log_dir=str(tmp / "logs"), env=child_env())
+    g = Graph(specs, log_dir=str(tmp / "logs"), env=child_env(), warm_spare=True)   # as rsatalker-bringup
     g.start(skip=[g.audio_group()])
     try:
         assert probe.spin_for(120, probe.graph_ready), f"nodes did not come up; logs in {tmp / 'logs'}"
@@ -41,6 +41,9 @@ def running(tmp_path_factory):
         # renderers compile their numba kernels on the first frame (slow on a busy machine when not cached)
         assert probe.spin_for(120, lambda: min(probe.count(f"/rsatalker/{p}/image_raw") for p in ("alice", "bob"))
                               >= 10), probe.summary()
+        # the warm spare a respawn starts in (rsatalker-bringup starts it 30 s after the graph; the first turn is
+        # recorded by now): ready before the restart tests, so they time what rsatalker-bringup does
+        assert probe.spin_for(300, g.start_spare().ready), "the warm spare did not get ready"
         yield g, probe, tmp
     finally:
         g.stop()
@@ -94,6 +97,7 @@ def test_images_have_the_right_size_encoding_and_audio_clock_stamps(running):
 
 def test_renderer_resumes_after_the_motion_node_is_killed_and_restarted(running):
     import signal
+    import time
     g, probe, _ = running
     topic = "/rsatalker/alice/image_raw"
     g.stop_group("motion_alice", sig=signal.SIGKILL)
@@ -102,9 +106,11 @@ def test_renderer_resumes_after_the_motion_node_is_killed_and_restarted(running)
     probe.spin_for(1.5)
     assert probe.count(topic) - n_dead <= 2                   # no motion, no new images
     killed_at = probe.get_clock().now().nanoseconds
+    t_start = time.monotonic()
     g.start_group("motion_alice")
     assert probe.spin_for(60, lambda: any(s > killed_at for s in probe.logs[topic].stamp_ns)), \
         "renderer_alice published no image of audio captured after the restart"
+    print(f"\nmotion_alice: first new image {time.monotonic() - t_start:.1f} s after the restarted process started")
     assert all(g.alive().values()), g.alive()
 
 
@@ -115,14 +121,22 @@ def test_a_killed_renderer_is_respawned_by_the_graph_and_publishes_again(running
     import time
     g, probe, _ = running
     topic = "/rsatalker/alice/image_raw"
-    lines = []
+    lines, respawned_at = [], []
+
+    def say(line):
+        lines.append(line)
+        if line.startswith("[renderer_alice] respawned"):
+            respawned_at.append(time.monotonic())
+    assert probe.spin_for(300, g.start_spare().ready), "no warm spare for the respawn"   # (the last one was used)
     killed_at = probe.get_clock().now().nanoseconds
     t_kill = time.monotonic()
     g.stop_group("renderer_alice", sig=signal.SIGKILL)
-    assert probe.spin_for(120, lambda: g.supervise(say=lines.append)
+    assert probe.spin_for(120, lambda: g.supervise(say=say)
                           and any(s > killed_at for s in probe.logs[topic].stamp_ns)), (lines, probe.summary())
-    print(f"\nrenderer_alice: first image {time.monotonic() - t_kill:.1f} s after SIGKILL (respawn delay "
-          f"{g.respawn.delay_s:g} s included)")
+    t_image = time.monotonic()
+    # the figure issue #11 asks for (target 3 s; printed, not asserted: it depends on the machine's load)
+    print(f"\nrenderer_alice: first new image {t_image - respawned_at[0]:.1f} s after the respawned process "
+          f"started ({t_image - t_kill:.1f} s after SIGKILL, the {g.respawn.delay_s:g} s respawn delay included)")
     assert any(line.startswith("[renderer_alice] exited with code -9; respawning") for line in lines), lines
     assert any(line.startswith("[renderer_alice] respawned") for line in lines), lines
     assert all(g.alive().values()), g.alive()

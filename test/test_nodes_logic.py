@@ -92,12 +92,45 @@ def test_aligner_treats_a_silent_partner_as_absent_and_restarts_on_jumps():
     assert got >= 20 * 320 - 0.1 * 16000                   # at most max_lag behind, not stalled
     al.push(0, np.ones(320), t0 + 60 * 10**9)              # a minute later: a restarted source
     assert al.pop()[3] is True and al.t0_ns == t0 + 60 * 10**9
+    assert al.restart_reason.startswith("own audio jumped 59.6")     # the warning says what happened
     al.push(1, np.ones(320), t0 + 60 * 10**9)
     al.push(0, np.ones(320), t0 + 5 * 10**8)               # a straggler from before the restart: dropped
     assert al.pop()[3] is False and al.t0_ns == t0 + 60 * 10**9
     for k in range(9):                                     # but a source that really went back (10 chunks in
         al.push(0, np.ones(320), t0 + k * 20_000_000)      # a row, the straggler included): restart
     assert al.pop()[3] is True and al.t0_ns == t0 + 8 * 20_000_000
+
+
+def test_aligner_never_restarts_on_late_but_continuous_audio():
+    """Issue #11: "motion stream restarted" under load with nothing injected. Both streams keep continuous stamps,
+    but a starved sender delivers the partner's chunks in bursts up to 3.5 s late (more than max_gap_s) and the own
+    stream with jitter: the clock goes on (the late partner audio counted, not replayed), nothing restarts."""
+    al = PairAligner(AlignConfig(sample_rate=16000))
+    rng = np.random.default_rng(7)
+    t0, chunk_ns = 10**9, 20_000_000
+    events, last = [], [0, 0]                            # (arrival [ns], stream, chunk index)
+    for k in range(1500):                                # 30 s of audio per stream
+        stall_end = (k // 250 + 1) * 250 * chunk_ns      # the partner's sender stalls for seconds now and then
+        late = (int(rng.uniform(0, 80e6)),
+                min(stall_end - k * chunk_ns, 3_500_000_000) if (k // 250) % 3 == 0 else int(rng.uniform(0, 40e6)))
+        for stream in (0, 1):                            # each topic keeps its order (one writer)
+            last[stream] = max(last[stream], k * chunk_ns + late[stream])
+            events.append((last[stream], stream, k))
+    own_in = np.zeros(1500 * 320, np.float32)
+    own_out = []
+    for _, stream, k in sorted(events):
+        x = np.full(320, k + 1.0, np.float32)            # each chunk carries its index: order is checkable
+        if stream == 0:
+            own_in[k * 320:(k + 1) * 320] = x
+        al.push(stream, x, t0 + k * chunk_ns)
+        own, _, _, restarted = al.pop()
+        assert not restarted, (k, getattr(al, "restart_reason", ""))
+        own_out.append(own)
+    assert al.t0_ns == t0
+    got = np.concatenate(own_out)
+    # the own stream, complete and in order up to where the clock is (jitter is absorbed, not silence-filled)
+    assert np.array_equal(got, own_in[:got.shape[0]]) and got.shape[0] >= 1400 * 320
+    assert al.late_samples > 0                           # some partner audio came after its time was past
 
 
 def test_frame_queue_renders_fresh_frames_in_order_and_drops_stale_ones():

@@ -18,23 +18,32 @@ DIR/latency.png (latency distribution per stage and the images' arrival interval
 Soak mode: a long run (``--seconds 1800``) also reports each process's resident-memory slope [MB/min], fitted
 to one sample a second after ``--rss-warmup`` seconds (target < 0.2 MB/min), and any restarted process (its pid
 changed); with ``--out`` the RSS of each process over time goes to DIR/rss.png.
+
+Respawn: ``--kill GROUP ...`` (process groups as rsatalker-bringup names them: motion_alice, renderer_bob, ...)
+kills each group with SIGKILL after the measured run, one after another; rsatalker-bringup's supervision starts it
+again (after its respawn delay) and the benchmark prints the seconds from the respawned process's start to its
+first new output (a motion node's mesh, a renderer's image; for a motion node also its participant's next image)
+and the node's own start-up line from its log (imports + DDS vs. models, assets and warm-up).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 
 import numpy as np
 
 
-def rss_mb(pids) -> float:
+def rss_mb(pids, field: str = "VmRSS") -> float:
+    """Sum of one /proc/PID/status memory field [MB] over ``pids``: VmRSS (all resident memory) or RssShmem (its
+    shared-memory part: here Fast DDS's shared-memory segments, whose pages count once written or read)."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
-                total += next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS"))
+                total += next(int(ln.split()[1]) for ln in f if ln.startswith(field + ":"))
         except (OSError, StopIteration):
             pass
     return total / 1024.0
@@ -102,6 +111,10 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="", help="folder for timings.npz and latency.png ('' = print only)")
     ap.add_argument("--cpus", type=int, default=0, help="pin the whole graph to this many cores (0 = all)")
     ap.add_argument("--load", type=int, default=0, help="busy competitor processes during the run")
+    ap.add_argument("--kill", nargs="+", default=[], metavar="GROUP", help="after the run, kill these process "
+                    "groups (e.g. renderer_alice motion_bob) one by one and time their respawn to the first output")
+    ap.add_argument("--no-warm-spare", dest="warm_spare", action="store_false", help="as rsatalker-bringup "
+                    "--no-warm-spare: no pre-imported spare process for respawns (its memory is in the graph's)")
     args = ap.parse_args(argv)
     try:
         cpus = pin_to_cpus(args.cpus) if args.cpus else sorted(os.sched_getaffinity(0))
@@ -124,13 +137,16 @@ def main(argv=None) -> None:
         overrides.setdefault(k, {}).update(v)
     specs = graph.describe(participants=pids, source="wav", loop=True, processes=args.processes,
                            overrides=overrides)
+    unknown = sorted(set(args.kill) - set(graph.groups(specs)))
+    if unknown:
+        raise SystemExit(f"error: --kill {unknown}: expected process groups of this graph {sorted(graph.groups(specs))}")
     rclpy.init()
     probe = GraphProbe(pids, keep_messages=False)
     diag = {}
     probe.create_subscription(DiagnosticArray, "/diagnostics",
                               lambda m: [diag.setdefault(s.name, []).append({kv.key: kv.value for kv in s.values})
                                          for s in m.status], 50)
-    g = Graph(specs, log_dir="runs/bench_graph_logs")
+    g = Graph(specs, log_dir="runs/bench_graph_logs", warm_spare=args.warm_spare)
     competitors = []
     try:
         competitors = start_competitors(args.load)
@@ -155,6 +171,12 @@ def main(argv=None) -> None:
         timings = {topic: (np.asarray(log.recv_ns, np.int64), np.asarray(log.stamp_ns, np.int64))
                    for topic, log in probe.logs.items()}
         alive = g.alive()
+        spare_mb = 0.0
+        if args.warm_spare and args.kill:       # as rsatalker-bringup has it by then; not during the measured run
+            spare = g.start_spare()
+            probe.spin_for(600, spare.ready)
+            spare_mb = rss_mb([spare.proc.pid])
+        respawns = [kill_and_time(g, probe, grp, output_topics(specs, grp)) for grp in args.kill]
     finally:
         g.stop()
         stop_competitors(competitors)
@@ -185,7 +207,8 @@ def main(argv=None) -> None:
               f"level {level_summary(rows)}")
     print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
-    print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS)")
+    print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS"
+          + (f"; rsatalker-bringup's warm spare for respawns adds {spare_mb:.0f} MB)" if spare_mb else ")"))
     print("\nimage rate on the audio clock (images per second of conversation: exactly 25.0 when every 40 ms motion "
           "frame became an image; a receive-clock rate also carries the arrival jitter of the first and last image):")
     rates = {}
@@ -206,6 +229,11 @@ def main(argv=None) -> None:
     print(soak.report(min(args.rss_warmup, args.seconds / 3)))
     if not ok:
         print(f"  processes died during the run: {alive}")
+    if respawns:
+        print("\nrespawn after SIGKILL (target: a respawned renderer or motion node publishes within 3 s of its "
+              "start):")
+        for r in respawns:
+            print("  " + format_respawn(r))
     print(f"\nrow: cores {len(cpus)} | load {args.load} | " + " | ".join(
         f"{pid} {rates[pid][0]:.1f} Hz, p95 {np.percentile(publish[pid], 95) if publish[pid].size else float('nan'):.0f} ms, "
         f"level {level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids))
@@ -214,35 +242,102 @@ def main(argv=None) -> None:
         print(f"\nwrote {', '.join(str(p) for p in written)}")
 
 
+def output_topics(specs, grp: str) -> list[str]:
+    """What a process group publishes that shows it works again: each motion node's mesh (then its participant's
+    image) and each renderer's images."""
+    from rsatalker_ros.ros import topics
+    out = []
+    for s in specs:
+        if (s.group or s.name) != grp:
+            continue
+        if s.executable == "motion":
+            out += [topics.participant(s.parameters["participant"], leaf) for leaf in ("mesh", "image_raw")]
+        elif s.executable == "renderer":
+            served = [p for p in s.parameters.get("participants", [""]) if p] or [s.parameters["participant"]]
+            out += [topics.participant(p, "image_raw") for p in served]
+    return list(dict.fromkeys(out))
+
+
+def kill_and_time(g, probe, grp: str, watched: list[str], timeout_s: float = 180.0) -> dict:
+    """SIGKILL process group ``grp`` of the running Graph ``g``, let ``g.supervise`` respawn it and time (on
+    the monotonic clock, polled every 20 ms) the first new message on each ``watched`` topic after the respawn."""
+    events = {}
+
+    def say(text: str) -> None:
+        if text.startswith(f"[{grp}] respawned"):
+            events["respawned"] = time.monotonic()
+    events["killed"] = time.monotonic()
+    g.stop_group(grp, sig=signal.SIGKILL)
+    first, seen = {}, None
+    while time.monotonic() - events["killed"] < timeout_s and len(first) < len(watched):
+        g.supervise(say=say)
+        if "respawned" in events and seen is None:
+            seen = {t: probe.count(t) for t in watched}
+        probe.spin_for(0.02)
+        now = time.monotonic()
+        for t in watched if seen is not None else ():
+            if t not in first and probe.count(t) > seen[t]:
+                first[t] = now
+    return {"group": grp, "events": events, "first": first, "watched": watched,
+            "startup_line": last_startup_line(g.log_dir, grp)}
+
+
+def last_startup_line(log_dir: str | None, grp: str) -> str:
+    """The node's own "start-up: ..." log line of the newest process of ``grp`` ('' without logs)."""
+    if not log_dir:
+        return ""
+    try:
+        with open(os.path.join(log_dir, f"{grp}.log"), errors="replace") as f:
+            lines = [ln.strip() for ln in f if "start-up: active" in ln]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def format_respawn(r: dict) -> str:
+    ev = r["events"]
+    if "respawned" not in ev:
+        return f"{r['group']}: not respawned"
+    parts = [f"{t}: {r['first'][t] - ev['respawned']:.1f} s" if t in r["first"] else f"{t}: none"
+             for t in r["watched"]]
+    text = (f"{r['group']}: respawned process start -> first new message " + ", ".join(parts)
+            + f" (SIGKILL -> respawn {ev['respawned'] - ev['killed']:.1f} s)")
+    return text + (f"\n    {r['startup_line']}" if r["startup_line"] else "")
+
+
 class RssSoak:
     """Resident memory of each process of the graph over a run, and its slope after a warm-up."""
 
     def __init__(self):
         self.t: list[float] = []                  # seconds since the measured span began
         self.mb: dict[str, list[float]] = {}      # process group -> VmRSS [MB] at each t (NaN while gone)
+        self.shm: dict[str, list[float]] = {}     # process group -> RssShmem [MB] (DDS segments) at each t
         self.pids: dict[str, set] = {}            # process group -> every pid seen (more than one: restarted)
 
     def sample(self, t: float, pids: dict[str, int]) -> None:
         self.t.append(t)
         for grp, pid in pids.items():
             self.mb.setdefault(grp, [float("nan")] * (len(self.t) - 1)).append(rss_mb([pid]) or float("nan"))
+            self.shm.setdefault(grp, [float("nan")] * (len(self.t) - 1)).append(rss_mb([pid], "RssShmem"))
             self.pids.setdefault(grp, set()).add(pid)
-        for grp, values in self.mb.items():
-            if len(values) < len(self.t):
-                values.append(float("nan"))
+        for series in (self.mb, self.shm):
+            for values in series.values():
+                if len(values) < len(self.t):
+                    values.append(float("nan"))
 
-    def slopes(self, warmup_s: float) -> dict[str, float]:
-        """{group: RSS slope [MB/min]} by least squares over the samples after warmup_s (NaN if < 10 samples)."""
+    def slopes(self, warmup_s: float, series: dict | None = None) -> dict[str, float]:
+        """{group: RSS slope [MB/min]} by least squares over the samples after warmup_s (NaN if < 10 samples);
+        ``series``: another per-group series than VmRSS (e.g. ``self.shm``)."""
         t = np.asarray(self.t)
         out = {}
-        for grp, values in self.mb.items():
+        for grp, values in (self.mb if series is None else series).items():
             v = np.asarray(values)
             keep = (t >= warmup_s) & np.isfinite(v)
             out[grp] = float(np.polyfit(t[keep] / 60.0, v[keep], 1)[0]) if keep.sum() >= 10 else float("nan")
         return out
 
     def report(self, warmup_s: float, target: float = 0.2) -> str:
-        slopes = self.slopes(warmup_s)
+        slopes, shm = self.slopes(warmup_s), self.slopes(warmup_s, self.shm)
         span = (self.t[-1] - warmup_s) if self.t else 0.0
         lines = [f"\nRSS slope per process after a {warmup_s:.0f} s warm-up ({span:.0f} s fitted, one sample a "
                  f"second; target < {target} MB/min; short runs are dominated by noise):"]
@@ -250,7 +345,8 @@ class RssSoak:
             last = next((x for x in reversed(self.mb[grp]) if np.isfinite(x)), float("nan"))
             restarts = len(self.pids[grp]) - 1
             verdict = "PASS" if slope < target else "FAIL"
-            lines.append(f"  {grp}: {slope:+.3f} MB/min (now {last:.0f} MB) -> {verdict}"
+            lines.append(f"  {grp}: {slope:+.3f} MB/min (now {last:.0f} MB; of the slope {shm.get(grp, np.nan):+.3f} "
+                         f"shared memory: DDS segments, at most their size) -> {verdict}"
                          + (f"; restarted {restarts} time(s)" if restarts else ""))
         return "\n".join(lines)
 
@@ -262,8 +358,10 @@ class RssSoak:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(8, 4))
         for grp, values in self.mb.items():
-            ax.plot(np.asarray(self.t) / 60.0, values, label=grp)
-        ax.set(xlabel="minutes into the measured run", ylabel="VmRSS [MB]", title="resident memory per process")
+            line, = ax.plot(np.asarray(self.t) / 60.0, values, label=grp)
+            ax.plot(np.asarray(self.t) / 60.0, self.shm[grp], ":", color=line.get_color())
+        ax.set(xlabel="minutes into the measured run", ylabel="VmRSS [MB]",
+               title="resident memory per process (dotted: its shared memory, the DDS segments)")
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = Path(out) / "rss.png"

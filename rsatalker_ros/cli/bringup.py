@@ -8,7 +8,9 @@ rsatalker.launch.py` starts on a real ROS 2 install; both read rsatalker_ros/ros
 Runs until Ctrl-C (or --seconds), then stops every process. A process that dies is started again (like launch's
 ``respawn``) after RESPAWN_DELAY_S, doubled for each further death within a minute; after --respawn-max deaths within
 a minute the graph is stopped and the exit code is 1. A process that exits with code 0 (a finished wav) is not
-restarted. DDS stays on this machine unless
+restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a process, started 30 s after the
+graph, that has already imported torch, numba, rclpy and the nodes and warmed up), so it skips most of its
+start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
 ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
 """
 
@@ -29,6 +31,7 @@ import yaml
 from rsatalker_ros.files import parse_yaml
 from rsatalker_ros.ros import graph
 from rsatalker_ros.ros.dds import local_dds_defaults
+from rsatalker_ros.ros.warm_spare import WarmSpare
 
 
 def add_graph_arguments(ap: argparse.ArgumentParser) -> None:
@@ -88,6 +91,9 @@ def process_commands(specs, params_file: str) -> list[tuple[str, list[str]]]:
     return cmds
 
 
+SPARE_DELAY_S = 30.0    # the warm spare starts this long after the graph (not competing with its start-up)
+
+
 @dataclass
 class Respawn:
     """When a dead process starts again: ``delay_s`` after its first death, doubled for each further death within
@@ -110,8 +116,12 @@ class Graph:
     """The running graph: ``start()``, ``alive()``, ``pids()``, ``supervise()``, ``stop()``; usable as a context
     manager."""
 
-    def __init__(self, specs, log_dir: str | None = None, env: dict | None = None, respawn: Respawn | None = None):
+    def __init__(self, specs, log_dir: str | None = None, env: dict | None = None, respawn: Respawn | None = None,
+                 warm_spare: bool = False):
         self.specs = specs
+        self.warm_spare = warm_spare                   # keep a pre-imported process for respawns
+        self.spare: WarmSpare | None = None
+        self._started_at = float("inf")                # monotonic time of start()
         self.respawn = respawn or Respawn()
         self.finished: set = set()                     # groups that exited with code 0 (not respawned)
         self._due: dict = {}                           # group -> monotonic time of its respawn
@@ -129,15 +139,28 @@ class Graph:
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs = []
 
-    def start_group(self, grp: str) -> subprocess.Popen:
+    def start_group(self, grp: str, warm: bool = True) -> subprocess.Popen:
+        """Start process group ``grp``: in the warm spare when there is one and ``warm`` (then a new spare is
+        started for the next time), else as a new process."""
         argv = dict(process_commands(self.specs, self.params_file))[grp]
-        out = None
+        log = None
         if self.log_dir:
             os.makedirs(self.log_dir, exist_ok=True)
-            out = open(os.path.join(self.log_dir, f"{grp}.log"), "a")
-            self._logs.append(out)
-        p = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                             start_new_session=True)
+            log = os.path.join(self.log_dir, f"{grp}.log")
+        p = None
+        if warm and self.spare is not None and (self.spare.ready() or not self.spare.usable()):
+            if self.spare.usable():                    # (one still warming up would be slower than a cold start)
+                try:
+                    p = self.spare.become(argv, log)
+                except OSError:                        # the spare died just now: start the group cold
+                    p = None
+            self.spare = WarmSpare.start(self.env, self.tmp.name)     # a fresh one for the next respawn
+        if p is None:
+            out = open(log, "a") if log else None
+            if out:
+                self._logs.append(out)
+            p = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                 start_new_session=True)
         self.procs[grp] = p
         return p
 
@@ -150,18 +173,30 @@ class Graph:
         consumers are up: ``start(skip=[g.audio_group()])`` ... ``start_group(g.audio_group())``)."""
         for grp, _ in process_commands(self.specs, self.params_file):
             if grp not in skip:
-                self.start_group(grp)
+                self.start_group(grp, warm=False)
+        self._started_at = time.monotonic()
         return self
+
+    def start_spare(self) -> WarmSpare:
+        """Start the warm spare now (``supervise`` does it SPARE_DELAY_S after ``start``: its imports and warm-up
+        would otherwise take CPU from the nodes starting up)."""
+        if self.spare is None:
+            self.spare = WarmSpare.start(self.env, self.tmp.name)
+        return self.spare
 
     def alive(self) -> dict[str, bool]:
         return {g: p.poll() is None for g, p in self.procs.items()}
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs.values() if p.poll() is None]
+        """The running processes of the graph (the warm spare included)."""
+        spare = [self.spare.proc] if self.spare is not None else []
+        return [p.pid for p in list(self.procs.values()) + spare if p.poll() is None]
 
     def supervise(self, now: float | None = None, say=print) -> bool:
         """Respawn dead processes when due (call it every ~0.2 s); False once one died too often (given up)."""
         now = time.monotonic() if now is None else now
+        if self.warm_spare and self.spare is None and now - self._started_at >= SPARE_DELAY_S:
+            self.start_spare()
         for grp, p in list(self.procs.items()):
             if p.poll() is None or grp in self._due or grp in self.finished:
                 continue
@@ -194,6 +229,9 @@ class Graph:
             p.wait(5)
 
     def stop(self) -> None:
+        if self.spare is not None:
+            self.spare.stop()
+            self.spare = None
         for grp in reversed(list(self.procs)):
             p = self.procs[grp]
             if p.poll() is None:
@@ -223,12 +261,14 @@ def main(argv=None) -> None:
     ap.add_argument("--print", action="store_true", help="print the processes and parameters, start nothing")
     ap.add_argument("--respawn-max", type=int, default=Respawn.max_restarts,
                     help="give up (stop the graph, exit code 1) when one process dies more often within a minute")
+    ap.add_argument("--no-warm-spare", dest="warm_spare", action="store_false",
+                    help="no pre-imported spare process for respawns (saves its memory; respawns take longer)")
     args = ap.parse_args(argv)
     try:
         specs = specs_from_args(args)
     except ValueError as err:
         ap.error(str(err))
-    g = Graph(specs, respawn=Respawn(max_restarts=args.respawn_max))
+    g = Graph(specs, respawn=Respawn(max_restarts=args.respawn_max), warm_spare=args.warm_spare)
     if args.print:
         for grp, cmd in process_commands(specs, g.params_file):
             print(f"[{grp}] {' '.join(cmd)}")

@@ -122,7 +122,11 @@ class SocialMotionModel(_Dropping):
         self.merge = nn.Linear(2 * d, d)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         # the socially-aware module: learnable query tokens, one set per relationship query index (+ neutral)
-        self.queries = nn.Parameter(torch.randn(cfg.n_query_sets, cfg.n_query_tokens, d) * 0.02)
+        # (drawn in place: the same values as randn * 0.02, and no arithmetic on the meta device, where it would
+        # import torch._dynamo, ~4 s of a node's start-up; checkpoint.expected_shapes builds the model there)
+        self.queries = nn.Parameter(torch.empty(cfg.n_query_sets, cfg.n_query_tokens, d))
+        if not self.queries.is_meta:
+            nn.init.normal_(self.queries, std=0.02)
         self.social_norm, self.social_fnorm = nn.LayerNorm(d), nn.LayerNorm(d)
         self.social_att = SocialAttention(d, cfg.n_heads, cfg.window)
         self.social_ff = FeedForward(d, cfg.ffn_mult)

@@ -4,8 +4,8 @@ motion, the posed head mesh, an rviz2 marker and the head frame.
     python -m rsatalker_ros.nodes.motion --ros-args -r __node:=motion_alice -p participant:=alice -p partner:=bob
 
 A lifecycle node around rsatalker_ros.stages.motion (parameters: MotionConfig). Subscribes
-/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (sensor-data QoS) and /rsatalker/conversation. The
-relationship comes from the ConversationState (``relation_source: conversation``; the relation_* parameters until
+/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 0.5 s deep: qos.AUDIO_IN) and
+/rsatalker/conversation. The relationship comes from the ConversationState (``relation_source: conversation``; the relation_* parameters until
 one arrives) or from the relation_* parameters only (``relation_source: parameters``).
 
 Publishes, per 40 ms frame, stamped with the audio-clock time of the frame's centre:
@@ -68,8 +68,8 @@ class MotionNode(StageNode):
         self.latency = health.LatencyCheck("stamp_to_publish_ms", cfg.target_latency_ms)
         self.compute = health.LatencyCheck("compute_ms_per_frame", FRAME_MS)
         self._recoveries_reported = stage.stream.recoveries
-        self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.SENSOR_IN)
-        self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.SENSOR_IN)
+        self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.AUDIO_IN)
+        self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.AUDIO_IN)
         self.subscription(ConversationState, topics.CONVERSATION, self._on_conversation, qos.STATE)
 
     def reconfigure(self, cfg: MotionConfig, changed: set) -> None:
@@ -115,7 +115,7 @@ class MotionNode(StageNode):
         t0 = time.perf_counter()
         frames, restarted = self.stage.push_audio(stream, x, stamp_to_ns(msg.header.stamp))
         if restarted:
-            self.get_logger().warning("audio clock jumped (a restarted source?): motion stream restarted")
+            self.get_logger().warning(f"motion stream restarted: {self.stage.aligner.restart_reason}")
         if frames:
             ms = (time.perf_counter() - t0) * 1000.0 / len(frames)
             for _ in frames:
@@ -155,7 +155,8 @@ class MotionNode(StageNode):
         al = stage.aligner
         st = health.Status("", values={
             "silence_filled_s": al.filled_samples / self.config.sample_rate,
-            "dropped_audio_s": al.dropped_samples / self.config.sample_rate, "relation": str(stage.relation.relation),
+            "dropped_audio_s": al.dropped_samples / self.config.sample_rate,
+            "late_audio_s": al.late_samples / self.config.sample_rate, "relation": str(stage.relation.relation),
             "role": "speaking" if stage.speaking(time.monotonic()) else "listening"})
         self.rate.check(st)
         self.latency.check(st)

@@ -10,6 +10,13 @@ AUDIO = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Reliabi
 #: what subscribers of sensor streams use (REP-2003: sensor-data QoS, best effort: a late chunk is worth less than
 #: the next one)
 SENSOR_IN = qos_profile_sensor_data
+#: the motion node's audio: best effort like SENSOR_IN, but 0.5 s deep (25 chunks of 20 ms) instead of 5 chunks. A
+#: node starved of CPU for a moment (a respawned neighbour importing torch, a collection) then gets that audio late
+#: but continuous and catches up, instead of losing it (silence in its place, and more than stream_align's
+#: max_gap_s lost restarts the motion stream). Not deeper: audio older than that makes frames the renderer drops
+#: as stale anyway, and a node that stays slower than real time would only lag further behind.
+AUDIO_IN = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=25, reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
 #: conversation state, motion, is_speaking: reliable, keep last 10
 STATE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 #: meshes and images: reliable, keep last 4 (the writer's resend buffer: 160 ms at 25 Hz, so a reader whose

@@ -6,9 +6,12 @@ every chunk on a common 16 kHz clock anchored at the first stamp seen, fills gap
 already has, and hands out equal-length blocks of both streams as far as both have arrived. A stream that lags
 the other by more than ``max_lag_s`` counts as absent and is filled with silence as the other advances (until
 its audio returns), so one lost microphone does not stall the other participant. A jump forward of more than
-``max_gap_s`` (a restarted source, a clock jump) restarts the clock; ``pop`` then reports ``restarted``. A chunk
-from more than ``max_gap_s`` in the past is a straggler and dropped, unless ``restart_after`` such chunks come in
-a row (a source whose clock went back), which restarts the clock too.
+``max_gap_s`` (a restarted source, a clock jump) restarts the clock; ``pop`` then reports ``restarted`` and
+``restart_reason`` says which stream jumped how far. A chunk from more than ``max_gap_s`` in the past is dropped:
+when it continues its own stream's earlier audio (or the stream has none yet) it is merely late (a starved sender or link delivers a burst; the
+clock went on with silence meanwhile, ``late_samples`` counts it) and never restarts anything; when it lies more
+than ``max_gap_s`` behind audio its own stream already delivered it is a straggler, and ``restart_after`` such
+chunks in a row (a source whose clock went back) restart the clock.
 """
 
 from dataclasses import dataclass
@@ -34,7 +37,10 @@ class PairAligner:
         self._consumed = 0                # absolute index of the next sample pop() returns
         self._absent = [False, False]
         self._restarted = False
-        self._backward = 0                # consecutive chunks from far in the past
+        self._heard = [None, None]        # per stream: clock index where its last real chunk ended (not silence)
+        self._backward = 0                # consecutive chunks from far behind their own stream's audio
+        self.restart_reason = ""          # why the clock restarted last
+        self.late_samples = 0             # continuous audio that came after the clock had passed it (dropped)
         self.dropped_samples = 0          # duplicate / late samples thrown away
         self.filled_samples = 0           # silence inserted for gaps or absent streams
 
@@ -47,6 +53,7 @@ class PairAligner:
         self._end = [0, 0]
         self._consumed = 0
         self._absent = [False, False]
+        self._heard = [None, None]
 
     def push(self, stream: int, samples: np.ndarray, stamp_ns: int) -> None:
         """stream 0 = own, 1 = partner; samples [n] float32 at sample_rate; stamp_ns: time of samples[0]."""
@@ -54,17 +61,33 @@ class PairAligner:
         if self.t0_ns is None:
             self._reset(stamp_ns)
         start = self._index(stamp_ns)
+        stop = start + x.shape[0]
         max_gap = int(self.cfg.max_gap_s * self.cfg.sample_rate)
-        if start + x.shape[0] < self._consumed - max_gap:        # far in the past
+        heard = self._heard[stream]
+        if stop < self._consumed - max_gap:                      # far in the past
+            if heard is None or stop >= heard - max_gap:         # late, but its own stream is continuous
+                self.late_samples += x.shape[0]
+                self.dropped_samples += x.shape[0]
+                self._heard[stream] = stop if heard is None else max(heard, stop)
+                return
             self._backward += 1
             if self._backward < self.cfg.restart_after:
                 self.dropped_samples += x.shape[0]
                 return
-        if start > self._end[stream] + max_gap or self._backward >= self.cfg.restart_after:
+        rate, who, why = self.cfg.sample_rate, ("own", "partner")[stream], ""
+        if start > self._end[stream] + max_gap:
+            why = (f"{who} audio jumped {(start - self._end[stream]) / rate:.2f} s ahead of the audio so far (a "
+                   f"restarted source or clock, or audio lost for that long)")
+        elif self._backward >= self.cfg.restart_after:
+            why = (f"{who} audio went {(self._consumed - stop) / rate:.2f} s back for {self._backward} chunks in a "
+                   f"row (its source's clock went back)")
+        if why:
+            self.restart_reason = why
             self._reset(stamp_ns)
             self._restarted = True
-            start = 0
+            start, stop = 0, x.shape[0]
         self._backward = 0
+        self._heard[stream] = stop if self._heard[stream] is None else max(self._heard[stream], stop)
         tol = self.cfg.tolerance_samples
         end = self._end[stream]
         if start > end + tol:                                   # gap: fill with silence

@@ -1,0 +1,117 @@
+"""A warm spare for respawns: a process that has already imported what the nodes need (torch, numba, rclpy and the
+node modules: most of a node's start-up on a busy machine) and waits for the command line of the process group it
+is to become. rsatalker-bringup keeps one; a dead node's group is started again in it, so a respawned motion node or
+renderer only loads its model / avatar, warms up and joins DDS.
+
+    spare = WarmSpare.start(env, folder)          # in the supervisor: python -m rsatalker_ros.ros.warm_spare
+    proc = spare.become(argv, log_path)           # the same process, now running argv (a container command line)
+
+Before that it also runs a small renderer and motion stage once (``warm_up``: numba kernels loaded, torch set up).
+The spare reads one line from stdin: JSON {"argv": [...], "log": path or null}; with a log path it appends its
+stdout and stderr there, then runs ``python -m <module> <args>`` (argv[1] == "-m") in this process. End of input
+without a line: it exits with code 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import subprocess
+import sys
+import time
+
+PRELOAD = ("rsatalker_ros.nodes.motion", "rsatalker_ros.nodes.renderer")   # (not the container: runpy runs it)
+
+
+class WarmSpare:
+    """The supervisor's handle on one spare process (a subprocess.Popen that is not yet any node)."""
+
+    def __init__(self, proc: subprocess.Popen, ready_path: str):
+        self.proc, self.ready_path = proc, ready_path
+
+    @classmethod
+    def start(cls, env: dict, folder: str) -> "WarmSpare":
+        """A new spare; it creates a file in ``folder`` once it has imported and warmed up (``ready``)."""
+        ready_path = os.path.join(folder, f"warm_spare_{time.monotonic_ns()}.ready")
+        proc = subprocess.Popen([sys.executable, "-m", "rsatalker_ros.ros.warm_spare", ready_path], env=env,
+                                stdin=subprocess.PIPE, start_new_session=True)
+        return cls(proc, ready_path)
+
+    def usable(self) -> bool:
+        """Alive and not yet any node (an order given before it is ready waits for its warm-up)."""
+        return self.proc.poll() is None and self.proc.stdin is not None
+
+    def ready(self) -> bool:
+        """Imported and warmed up."""
+        return self.usable() and os.path.exists(self.ready_path)
+
+    def become(self, argv: list[str], log_path: str | None) -> subprocess.Popen:
+        """Hand the spare a process group's command line (argv[0] the Python executable, then -m module args);
+        returns its Popen, now that group's process. ValueError for a command line the spare cannot run."""
+        if len(argv) < 3 or argv[1] != "-m":
+            raise ValueError(f"a warm spare runs 'python -m module ...' command lines, got {argv[:3]}")
+        self.proc.stdin.write((json.dumps({"argv": argv, "log": log_path}) + "\n").encode())
+        self.proc.stdin.close()
+        self.proc.stdin = None
+        return self.proc
+
+    def stop(self) -> None:
+        """An unused spare: end it (closing its stdin ends it; killed after 5 s)."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+            self.proc.stdin = None
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def warm_up() -> None:
+    """Once, before any order: build a small renderer and a motion stage with the shipped assets and run them, so
+    numba's compiled kernels (and its compiler, which loading them from the cache needs) and torch's first-call
+    set-up are in memory; then drop them. A failure only costs the respawn that time: said on stderr."""
+    import numpy as np
+
+    from rsatalker_ros.stages.motion import MotionConfig, MotionStage
+    from rsatalker_ros.stages.render import RenderConfig, RenderStage
+    try:
+        RenderStage(RenderConfig(width=32, height=32), reject=lambda *a: None, now_ns=time.time_ns,
+                    log=lambda *a: None)
+        motion = MotionStage(MotionConfig(marker_rate_hz=0.0))
+        for k in range(4):
+            for stream in (0, 1):
+                motion.push_audio(stream, np.zeros(320, np.float32), k * 20_000_000)
+    except Exception as err:  # noqa: BLE001 - an optimisation; the node itself reports real problems
+        print(f"warm spare: warm-up failed ({type(err).__name__}: {err}); respawns load everything", file=sys.stderr)
+
+
+def main() -> None:
+    for name in PRELOAD:
+        importlib.import_module(name)
+    warm_up()
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "w"):
+            pass
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit(0)
+    order = json.loads(line)
+    os.environ["RSATALKER_BECAME_AT"] = repr(time.monotonic())     # the node's start-up is timed from here
+    argv, log = list(order["argv"]), order.get("log")
+    if log:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.argv = [argv[2]] + argv[3:]
+    runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""rsatalker_ros.ros.warm_spare: the pre-imported process rsatalker-bringup respawns a dead node group in."""
+
+import json
+import os
+import sys
+
+from support.processes import child_env
+
+PROBE = """import json, sys
+print(json.dumps({"argv": sys.argv[1:], "preloaded": [m in sys.modules for m in ("torch", "numba", "rclpy",
+                  "rsatalker_ros.nodes.motion", "rsatalker_ros.nodes.renderer")]}))
+sys.exit(3)
+"""
+
+
+def test_a_spare_runs_the_command_it_is_given_with_the_node_modules_already_imported(tmp_path):
+    from rsatalker_ros.ros.warm_spare import WarmSpare
+    (tmp_path / "spare_probe.py").write_text(PROBE)
+    env = child_env()
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env["PYTHONPATH"]
+    spare = WarmSpare.start(env, str(tmp_path))
+    log = tmp_path / "group.log"
+    log.write_text("earlier run\n")
+    assert spare.usable()
+    proc = spare.become([sys.executable, "-m", "spare_probe", "motion:motion_alice", "--ros-args"], str(log))
+    assert proc.wait(120) == 3                               # the command's own exit code, seen by the supervisor
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier run"                         # appended to the group's log, as a new process would
+    report = json.loads(lines[-1])
+    assert report == {"argv": ["motion:motion_alice", "--ros-args"], "preloaded": [True] * 5}
+    assert os.path.exists(spare.ready_path)                  # it said so once it had warmed up
+
+
+def test_an_unused_spare_ends_when_the_supervisor_stops_it(tmp_path):
+    from rsatalker_ros.ros.warm_spare import WarmSpare
+    spare = WarmSpare.start(child_env(), str(tmp_path))
+    spare.stop()                                             # (closes its stdin; killed if still importing)
+    assert spare.proc.poll() is not None and not spare.usable()
