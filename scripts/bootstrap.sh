@@ -124,4 +124,9 @@ if [ -z "${ROS_DISTRO:-}" ]; then
   log "colcon: test interfaces"
   scripts/build_test_interfaces.sh "$VENV"
 fi
+# 6. numba's compiled kernels (live rasteriser, Gaussian binding) into their on-disk cache (__pycache__, cache=True),
+#    so that the first renderers of a fresh clone (make demo, the graph tests) load them instead of all compiling at
+#    once while they start; takes a few seconds when the cache is current
+log "numba: compiling the live render kernels"
+"$PY" -c "from rsatalker_ros.ros.warm_spare import warm_up; warm_up()"
 log "done"

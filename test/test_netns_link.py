@@ -34,8 +34,8 @@ pytestmark = pytest.mark.ros
 KIOSK_IP, AVATAR_IP = "10.213.0.1", "10.213.0.2"     # a private /30 that exists only inside the two namespaces
 CUT_S = 5.0                                          # how long the link is down (the scenario, not a wait)
 HANG_S = 240.0                                       # bounds that only fail on a hang (start-up included)
-RSS_TOLERANCE_MB = 20.0     # RSS after recovery may exceed RSS before the cut by this (seen: 0-9 MB on a loaded
-                            # machine; the failures of issue #11 held 50-240 MB)
+RSS_TOLERANCE_MB = 40.0     # RSS after recovery may exceed RSS before the cut by this (seen: 0-23 MB, the motion +
+                            # renderer process, whose heap is trimmed only every 10 s; issue #11's failures held 50-240 MB)
 
 UDP_ONLY_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 <!-- Fast DDS for the namespace test: UDPv4 only (no shared memory, which would bypass the veth link). -->
