@@ -5,8 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from rsatalker_ros.data.acoustics import (AcousticConfig, NOISE_KINDS, RoomCondition, apply_condition, make_noise,
-                                          microphone, mix_at_snr, room_impulse_response)
+from rsatalker_ros.data.acoustics import (AcousticConfig, NOISE_KINDS, RoomCondition, apply_condition,
+                                          draw_condition, make_noise, microphone, mix_at_snr, room_impulse_response,
+                                          shortest_rt60)
 from rsatalker_ros.data.espeak import Voice
 from rsatalker_ros.motion.layout import AUDIO_RATE
 
@@ -72,6 +73,18 @@ def test_snr_reverberation_and_microphone_do_what_they_say():
     p = np.abs(np.fft.rfft(phone)) ** 2
     f = np.fft.rfftfreq(AUDIO_RATE, 1 / AUDIO_RATE)
     assert p[f > 4500].sum() < 1e-3 * p.sum() and p[f < 150].sum() < 1e-3 * p.sum()
+
+
+def test_every_drawn_room_can_have_its_drawn_reverberation_time():
+    # a 10 x 8 x 4 m room cannot reach RT60 0.15 s (pyroomacoustics refused it and stopped make_dataset)
+    assert shortest_rt60((10.0, 8.0, 4.0)) > 0.15 > shortest_rt60((3.0, 3.0, 2.5))
+    import pyroomacoustics as pra
+    rng, cfg = np.random.default_rng(0), AcousticConfig(reverb_prob=1.0)
+    rooms = [draw_condition(rng, cfg) for _ in range(400)]
+    for c in rooms:
+        assert cfg.rt60_s[0] <= c.rt60_s <= cfg.rt60_s[1]
+        pra.inverse_sabine(c.rt60_s, np.asarray(c.room_m))            # raises ValueError for an impossible room
+    assert min(c.rt60_s for c in rooms) < 0.2                         # small rooms still get dry ones
 
 
 def test_a_track_without_speech_still_gets_the_rooms_noise():

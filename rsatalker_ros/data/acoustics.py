@@ -155,6 +155,14 @@ def make_noise(kind: str, rng: np.random.Generator, n: int, babble_speech: list[
     return _unit_rms(np.asarray(x, np.float64))
 
 
+def shortest_rt60(room: tuple[float, float, float]) -> float:
+    """Sabine's reverberation time (s) of a shoebox room [x, y, z] metres whose walls absorb everything: the
+    shortest RT60 ``pyroomacoustics.inverse_sabine`` can give that room (it refuses a shorter one)."""
+    x, y, z = (float(v) for v in room)
+    volume, surface = x * y * z, 2.0 * (x * y + y * z + x * z)
+    return 24.0 * np.log(10.0) / 343.0 * volume / surface
+
+
 def room_impulse_response(rng: np.random.Generator, rt60: float, room: tuple[float, float, float],
                           distance: float) -> np.ndarray:
     """Impulse response [L] (16 kHz, direct path at the start, peak 1) of a shoebox room (pyroomacoustics)."""
@@ -267,6 +275,8 @@ def draw_condition(rng: np.random.Generator, cfg: AcousticConfig) -> RoomConditi
         c.rt60_s = float(rng.uniform(*cfg.rt60_s))
         c.room_m = (float(rng.uniform(3, 10)), float(rng.uniform(3, 8)), float(rng.uniform(2.5, 4)))
         c.distance_m = float(rng.uniform(0.3, 2.5))
+        # a large room cannot be as dry as a small one: Sabine's RT60 with every wall fully absorbing is the floor
+        c.rt60_s = max(c.rt60_s, 1.05 * shortest_rt60(c.room_m))
     if rng.random() < cfg.mic_prob:
         c.source_rate = int(rng.choice(SOURCE_RATES))
         c.highpass_hz = float(rng.uniform(40, 200))
