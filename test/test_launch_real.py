@@ -102,7 +102,10 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
         assert {"alice/head", "bob/head"} <= set(tf), sorted(tf)
         assert tf["alice/head"].header.frame_id == "world" and tf["alice/head"].transform.translation.y == 0.45
         os.killpg(proc.pid, signal.SIGINT)                   # what Ctrl-C in the terminal does
-        rc = proc.wait(timeout=60)
+        try:                                                 # bounded only to fail a hang (launch escalates to
+            rc = proc.wait(timeout=120)                      # SIGTERM / SIGKILL after 5 + 5 s per process)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("launch did not exit within 120 s of SIGINT:\n" + "".join(lines)[-6000:]) from None
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

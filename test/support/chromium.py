@@ -5,6 +5,7 @@ import base64
 import itertools
 import json
 import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ def chromium_binary():
 class Chromium:
     def __init__(self, width: int = 1000, height: int = 640):
         from websockets.sync.client import connect
-        self.dir = tempfile.TemporaryDirectory(prefix="rsatalker_chromium_")
+        self.dir = tempfile.TemporaryDirectory(prefix="rsatalker_chromium_", ignore_cleanup_errors=True)
         # no sound card here: Chromium falls back to its fake audio output, whose clock drives AudioContext
         # time like a real device; autoplay allowed so the page's AudioContext runs without a click
         self.proc = subprocess.Popen(
@@ -90,4 +91,11 @@ class Chromium:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(10)
+            # its helper processes (renderer, crashpad, ...) can outlive the browser and still write to the profile
+            # folder: end the whole session it started before removing that folder
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.dir.cleanup()
