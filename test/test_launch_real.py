@@ -101,10 +101,7 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
         assert states[-1].relation.senior_participant_id == "alice" and states[-1].relation.kinship == 0
         assert {"alice/head", "bob/head"} <= set(tf), sorted(tf)
         assert tf["alice/head"].header.frame_id == "world" and tf["alice/head"].transform.translation.y == 0.45
-        # SIGINT to launch, which stops its nodes with SIGINT in turn. (Ctrl-C in a terminal also reaches the nodes
-        # directly; with respawn=True a node that exits before launch has handled its own SIGINT is respawned:
-        # seen once in CI, launch then kept the respawned graph running.)
-        os.kill(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)                   # what Ctrl-C in the terminal does
         try:                                                 # bounded only to fail a hang (launch escalates to
             rc = proc.wait(timeout=120)                      # SIGTERM / SIGKILL after 5 + 5 s per process)
         except subprocess.TimeoutExpired:
