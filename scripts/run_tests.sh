@@ -9,11 +9,10 @@ export RSATALKER_REQUIRE_ROS=${RSATALKER_REQUIRE_ROS:-1}   # ROS tests may not b
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
 set +e
-# RSATALKER_TEST_WORKERS=2: two pytest-xdist workers, so that while one waits on real-time DDS traffic the other
+# Two pytest-xdist workers (RSATALKER_TEST_WORKERS, default 2), so that while one waits on real-time DDS traffic the other
 # computes; each module's tests stay on one worker, the whole-graph tests one after another (test/conftest.py:
-# xdist_units), each worker in its own ROS domain. Default 0 (this process): with workers, the real-launch test did
-# not stop on SIGINT in two clean-clone CI runs out of two.
-python -m pytest -n "${RSATALKER_TEST_WORKERS:-0}" --dist loadfile --timeout=900 --junitxml="$report" "$@"
+# xdist_units), each worker in its own ROS domain. RSATALKER_TEST_WORKERS=0 runs the suite in this process.
+python -m pytest -n "${RSATALKER_TEST_WORKERS:-2}" --dist loadfile --timeout=900 --junitxml="$report" "$@"
 rc=$?
 set -e
 passed=$(python - "$report" <<'PY'
