@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from support.processes import REPO, child_env
+from support.processes import REPO, spawn
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 THIRD_PARTY = os.environ.get("RSATALKER_THIRD_PARTY", os.path.join(REPO, "..", "shared", "third_party"))
@@ -76,11 +76,8 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
     cmd = [sys.executable, "-c", LAUNCH_SCRIPT, os.path.join(REPO, "launch", "rsatalker.launch.py"),
            "source:=wav", "kinship:=blood", "hierarchy:=unequal", "senior:=alice", "label:=mother-son",
            f"config_dir:={small_config(tmp_path)}"]
-    # SIGINT's default disposition for launch: started from a background job of a non-interactive shell (nohup
-    # ... &, as a CI runner may), everything inherits SIGINT ignored, and launch then leaves it ignored (seen in
-    # /proc/<launch>/status: SigIgn had SIGINT) and never stops
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # spawn: SIGINT's default disposition for launch (inherited ignored, launch never stops: see spawn)
+    proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
