@@ -117,3 +117,77 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
     assert rc == 0, out[-4000:]
     assert "Traceback" not in out and "process has died" not in out, out[-4000:]
     assert out.count("process has finished cleanly") == 6, out[-4000:]
+
+
+RESPAWN_LAUNCH = '''
+import sys
+from launch import LaunchDescription
+from rsatalker_ros.ros.launch_respawn import respawning_node
+from rsatalker_ros.ros.respawn import Respawn
+
+# each stand-in node says "up <name> <pid>", then waits for a signal (Ctrl-C from launch: exit code 0) or, as
+# "finisher", exits with code 0 at once
+CHILD = (
+    "import os, signal, sys; name = sys.argv[1]; print('up', name, os.getpid(), flush=True)\\n"
+    "if name == 'finisher': raise SystemExit(0)\\n"
+    "signal.signal(signal.SIGINT, lambda *a: sys.exit(0)); signal.pause()")
+
+
+def generate_launch_description():
+    return LaunchDescription([a for name in ("crasher", "finisher", "stopped") for a in respawning_node(
+        Respawn(delay_s=0.2), executable=sys.executable, name=name, arguments=["-c", CHILD, name],
+        output="screen")])
+'''
+
+
+def test_launch_respawns_a_node_that_died_but_not_one_that_ended(real_launch, tmp_path):
+    """The launch files' respawn (rsatalker_ros.ros.launch_respawn) under the real launch: a node killed with
+    SIGKILL comes back; one that exits with code 0, or that SIGTERM ends, does not (launch_ros's respawn=True would
+    restart all three). Stand-in nodes (a few lines of Python, run as launch_ros Nodes) keep it light; the launch
+    files build their nodes with the same respawning_node (test_launch_files checks that)."""
+    path = tmp_path / "respawn.launch.py"
+    path.write_text(RESPAWN_LAUNCH)
+    proc = spawn([sys.executable, "-c", LAUNCH_SCRIPT, str(path)], stdout=subprocess.PIPE,
+                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines, arrived = [], threading.Condition()
+
+    def read():
+        for line in proc.stdout:
+            with arrived:
+                lines.append(line)
+                arrived.notify_all()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def wait_for(predicate, what):
+        """Block until ``predicate(output so far)`` holds (bounded only to fail a hang); returns its value."""
+        with arrived:
+            got = arrived.wait_for(lambda: predicate("".join(lines)) or proc.poll() is not None, timeout=120)
+            value = predicate("".join(lines))
+        assert value, f"launch: no {what}:\n" + "".join(lines)[-4000:]
+        return value
+
+    def pids(name):
+        return lambda out: [int(x.split()[-1]) for x in out.splitlines() if f"up {name} " in x]
+
+    try:
+        first = wait_for(pids("crasher"), "first crasher")[0]
+        stopped = wait_for(pids("stopped"), "'stopped' node")[0]
+        wait_for(lambda out: "[finisher] ended (exit code 0); not respawned" in out, "finisher end")
+        os.kill(stopped, signal.SIGTERM)
+        wait_for(lambda out: "[stopped] ended (signal SIGTERM); not respawned" in out, "'stopped' end")
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda out: "[crasher] died (signal SIGKILL); respawning in 0.2 s" in out, "respawn message")
+        second = wait_for(lambda out: pids("crasher")(out)[1:], "respawned crasher")[0]
+        assert second != first
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=5)
+    out = "".join(lines)
+    assert rc == 0, out[-4000:]
+    assert len(pids("crasher")(out)) == 2 and len(pids("finisher")(out)) == 1 and len(pids("stopped")(out)) == 1, out
+    assert "nodes with the name" not in out, out         # the respawned node does not count as a second one
