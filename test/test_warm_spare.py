@@ -36,3 +36,26 @@ def test_an_unused_spare_ends_when_the_supervisor_stops_it(tmp_path):
     spare = WarmSpare.start(child_env(), str(tmp_path))
     spare.stop()                                             # (closes its stdin; killed if still importing)
     assert spare.proc.poll() is not None and not spare.usable()
+
+
+def test_bootstrap_compiles_the_render_kernels_and_fails_loudly_when_it_cannot(monkeypatch, capsys):
+    """scripts/bootstrap.sh step 6 runs compile_kernels_main: exit code 0 once the kernels are compiled (or loaded
+    from their cache); when the warm-up render fails, exit code 1 and the reason on stderr (warm_up, which the
+    bootstrap used before, swallowed it: the bootstrap then went on as if the kernels were compiled). The spare's
+    warm_up still only says so: there it merely costs the respawn time."""
+    from rsatalker_ros.ros import warm_spare
+    from rsatalker_ros.stages.render import RenderStage
+    assert warm_spare.compile_kernels_main() == 0
+    with open(os.path.join(os.path.dirname(__file__), "..", "scripts", "bootstrap.sh")) as f:
+        assert "sys.exit(compile_kernels_main())" in f.read()
+
+    def broken(self, renderer):
+        raise RuntimeError("warm-up render failed: no tile kernel")
+    monkeypatch.setattr(RenderStage, "_warm_up", broken)
+    capsys.readouterr()
+    assert warm_spare.compile_kernels_main() == 1
+    err = capsys.readouterr().err
+    assert "compiling the numba render kernels failed: RuntimeError" in err and "no tile kernel" in err
+    warm_spare.warm_up()
+    assert "warm spare: warm-up failed" in capsys.readouterr().err
+

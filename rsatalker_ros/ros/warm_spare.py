@@ -7,6 +7,7 @@ renderer only loads its model / avatar, warms up and joins DDS.
     proc = spare.become(argv, log_path)           # the same process, now running argv (a container command line)
 
 Before that it also runs a small renderer and motion stage once (``warm_up``: numba kernels loaded, torch set up).
+``compile_render_kernels`` alone is what scripts/bootstrap.sh runs (``compile_kernels_main``), failing loudly.
 The spare reads one line from stdin: JSON {"argv": [...], "log": path or null}; with a log path it appends its
 stdout and stderr there, then runs ``python -m <module> <args>`` (argv[1] == "-m") in this process. End of input
 without a line: it exits with code 0.
@@ -21,6 +22,7 @@ import runpy
 import subprocess
 import sys
 import time
+import traceback
 
 PRELOAD = ("rsatalker_ros.nodes.motion", "rsatalker_ros.nodes.renderer")   # (not the container: runpy runs it)
 
@@ -69,17 +71,41 @@ class WarmSpare:
             self.proc.wait(5)
 
 
+def compile_render_kernels(backend: str = "cpu") -> None:
+    """numba's CPU render kernels (tile rasteriser, Gaussian binding) compiled into their on-disk cache, or loaded
+    from it when current: a 32 x 32 render stage with the shipped avatars renders each level once. ``backend``
+    "auto" (the spare's warm-up): whatever the renderers will use (gsplat where CUDA is). Raises what went wrong
+    (scripts/bootstrap.sh runs it through ``compile_kernels_main``: a failure stops the bootstrap)."""
+    from rsatalker_ros.stages.render import RenderConfig, RenderStage
+    refused = []
+    RenderStage(RenderConfig(width=32, height=32, backend=backend), reject=lambda *why: refused.append(why),
+                now_ns=time.time_ns, log=lambda *a: None)
+    if refused:
+        raise RuntimeError(f"the warm-up render refused frames: {refused}")
+
+
+def compile_kernels_main() -> int:
+    """``compile_render_kernels`` for scripts/bootstrap.sh: exit code 0, or 1 with the reason on stderr."""
+    try:
+        compile_render_kernels()
+    except Exception as err:  # noqa: BLE001 - said (traceback, then the reason), and the bootstrap fails
+        traceback.print_exc()
+        print(f"compiling the numba render kernels failed: {type(err).__name__}: {err}\n(the renderers would fail "
+              "the same way when they start; check the numba / llvmlite versions against requirements.txt)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def warm_up() -> None:
-    """Once, before any order: build a small renderer and a motion stage with the shipped assets and run them, so
+    """Once, before any order: the render kernels (``compile_render_kernels``) and a motion stage run once, so
     numba's compiled kernels (and its compiler, which loading them from the cache needs) and torch's first-call
     set-up are in memory; then drop them. A failure only costs the respawn that time: said on stderr."""
     import numpy as np
 
     from rsatalker_ros.stages.motion import MotionConfig, MotionStage
-    from rsatalker_ros.stages.render import RenderConfig, RenderStage
     try:
-        RenderStage(RenderConfig(width=32, height=32), reject=lambda *a: None, now_ns=time.time_ns,
-                    log=lambda *a: None)
+        compile_render_kernels(backend="auto")
         motion = MotionStage(MotionConfig(marker_rate_hz=0.0))
         for k in range(4):
             for stream in (0, 1):
