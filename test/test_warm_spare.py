@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import pytest
+
 from support.processes import child_env
 
 PROBE = """import json, sys
@@ -59,3 +61,18 @@ def test_bootstrap_compiles_the_render_kernels_and_fails_loudly_when_it_cannot(m
     warm_spare.warm_up()
     assert "warm spare: warm-up failed" in capsys.readouterr().err
 
+
+def test_a_bad_order_is_refused_with_the_reason():
+    """The spare's one line from the supervisor: anything but {"argv": [python, "-m", module, ...], "log": path or
+    null} is refused naming what is wrong (main() then exits with code 2 instead of a traceback)."""
+    from rsatalker_ros.ros.warm_spare import parse_order
+    argv = [sys.executable, "-m", "rsatalker_ros.nodes.container", "motion:motion_alice"]
+    assert parse_order(json.dumps({"argv": argv, "log": None})) == (argv, None)
+    assert parse_order(json.dumps({"argv": argv, "log": "/tmp/g.log"})) == (argv, "/tmp/g.log")
+    for line, why in (("motion_alice\n", "not JSON"), ("[1, 2]", "JSON object"), ('{"log": null}', "JSON object"),
+                      (json.dumps({"argv": [sys.executable, "script.py", "x"]}), "python -m module"),
+                      (json.dumps({"argv": "python -m x"}), "list of strings"),
+                      (json.dumps({"argv": [sys.executable, "-m", 3]}), "list of strings"),
+                      (json.dumps({"argv": argv, "log": 5}), "log must be a file path")):
+        with pytest.raises(ValueError, match=why):
+            parse_order(line)

@@ -52,8 +52,7 @@ class WarmSpare:
     def become(self, argv: list[str], log_path: str | None) -> subprocess.Popen:
         """Hand the spare a process group's command line (argv[0] the Python executable, then -m module args);
         returns its Popen, now that group's process. ValueError for a command line the spare cannot run."""
-        if len(argv) < 3 or argv[1] != "-m":
-            raise ValueError(f"a warm spare runs 'python -m module ...' command lines, got {argv[:3]}")
+        check_argv(argv)
         self.proc.stdin.write((json.dumps({"argv": argv, "log": log_path}) + "\n").encode())
         self.proc.stdin.close()
         self.proc.stdin = None
@@ -69,6 +68,29 @@ class WarmSpare:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+def check_argv(argv) -> None:
+    """ValueError unless ``argv`` is a command line a spare can become: [python, "-m", module, args...] (strings)."""
+    if not isinstance(argv, list) or len(argv) < 3 or argv[1] != "-m" or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"a warm spare runs 'python -m module ...' command lines (a list of strings), got "
+                         f"{argv!r:.200}")
+
+
+def parse_order(line: str) -> tuple[list[str], str | None]:
+    """The supervisor's order, one JSON line {"argv": [...], "log": path or null} -> (argv, log path); ValueError
+    naming what is wrong."""
+    try:
+        order = json.loads(line)
+    except ValueError as err:
+        raise ValueError(f"order is not JSON ({err}): {line!r:.200}") from None
+    if not isinstance(order, dict) or "argv" not in order:
+        raise ValueError(f'order must be a JSON object {{"argv": [...], "log": path or null}}, got {line!r:.200}')
+    check_argv(order["argv"])
+    log = order.get("log")
+    if log is not None and not isinstance(log, str):
+        raise ValueError(f"order's log must be a file path or null, got {log!r:.200}")
+    return list(order["argv"]), log
 
 
 def compile_render_kernels(backend: str = "cpu") -> None:
@@ -124,9 +146,14 @@ def main() -> None:
     line = sys.stdin.readline()
     if not line:
         raise SystemExit(0)
-    order = json.loads(line)
+    try:
+        argv, log = parse_order(line)
+    except ValueError as err:
+        print(f"warm spare: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     os.environ["RSATALKER_BECAME_AT"] = repr(time.monotonic())     # the node's start-up is timed from here
-    argv, log = list(order["argv"]), order.get("log")
+    sys.stdout.flush()                 # what the spare itself printed stays out of the group's log
+    sys.stderr.flush()
     if log:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(fd, 1)
