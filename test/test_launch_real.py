@@ -168,7 +168,9 @@ def test_launch_respawns_a_node_that_died_but_not_one_that_ended(real_launch, tm
         return value
 
     def pids(name):
-        return lambda out: [int(x.split()[-1]) for x in out.splitlines() if f"up {name} " in x]
+        """The pids the stand-in ``name`` has said "up" from, in order (launch may log a line again when its
+        process exits)."""
+        return lambda out: list(dict.fromkeys(int(x.split()[-1]) for x in out.splitlines() if f"up {name} " in x))
 
     try:
         first = wait_for(pids("crasher"), "first crasher")[0]
