@@ -183,7 +183,10 @@ def test_launch_respawns_a_node_that_died_but_not_one_that_ended(real_launch, tm
         second = wait_for(lambda out: pids("crasher")(out)[1:], "respawned crasher")[0]
         assert second != first
         os.killpg(proc.pid, signal.SIGINT)
-        rc = proc.wait(timeout=120)
+        try:                                                 # bounded only to fail a hang
+            rc = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("launch did not exit within 120 s of SIGINT:\n" + "".join(lines)[-4000:]) from None
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
