@@ -9,9 +9,9 @@ Runs until Ctrl-C (or --seconds), then stops every process. A process that dies 
 other than SIGINT / SIGTERM: rsatalker_ros.ros.respawn, as the launch files) is started again after
 RESPAWN_DELAY_S, doubled for each further death within a minute; after --respawn-max deaths within a minute the
 graph is stopped and the exit code is 1. A process that exits with code 0 (a finished wav) or is stopped with
-SIGINT / SIGTERM is not restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a process, started 30 s after the
-graph, that has already imported torch, numba, rclpy and the nodes and warmed up), so it skips most of its
-start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
+SIGINT / SIGTERM is not restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a
+process, started 30 s after the graph, that has already imported torch, numba, rclpy and the nodes and warmed up), so
+it skips most of its start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
 ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
 """
 

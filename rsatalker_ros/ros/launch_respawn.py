@@ -52,8 +52,8 @@ def respawning_node(respawn: Respawn | None = None, **node_kwargs) -> list:
 
 
 def forget_node_name(context, node_name: str) -> None:
-    """launch_ros counts the Node actions per full name ('/motion_alice') in the launch context and warns 'there are now at least 2
-    nodes with the name ...' when one executes again: the dead one no longer counts."""
+    """launch_ros counts the Node actions per full name ('/motion_alice') in the launch context and warns 'there are
+    now at least 2 nodes with the name ...' when one executes again: the dead one no longer counts."""
     counts = getattr(context.locals, "unique_ros_node_names", None)
     if counts is not None and counts.get(node_name, 0) > 0:
         counts[node_name] -= 1

@@ -32,6 +32,20 @@ def spawn(cmd: list, env: dict | None = None, **popen_kwargs) -> subprocess.Pope
     return subprocess.Popen(cmd, env=child_env() if env is None else env, preexec_fn=default_sigint, **popen_kwargs)
 
 
+def interrupt(proc: subprocess.Popen, lines: list, timeout: float = 120.0) -> int:
+    """Ctrl-C for a process ``spawn``ed with ``start_new_session=True``: SIGINT to its whole process group (as a
+    terminal sends it); returns its exit code. Bounded only to fail a hang: after ``timeout`` s it is killed and an
+    AssertionError carries the tail of ``lines`` (its output)."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise AssertionError(f"{proc.args[:3]} did not exit within {timeout:g} s of SIGINT:\n"
+                             + "".join(lines)[-6000:]) from None
+
+
 @contextlib.contextmanager
 def node_process(cmd: list):
     """Start ``cmd`` (one of the project's processes, with ``spawn``); yields (Popen, the lines it has printed so
