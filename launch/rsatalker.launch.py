@@ -10,9 +10,9 @@ same description `rsatalker-bringup` starts where `ros2 launch` is not installed
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 from rsatalker_ros.ros import graph
+from rsatalker_ros.ros.launch_respawn import respawning_node
 
 # name -> (default, description); "" = the value in config/graph.yaml
 ARGUMENTS = {
@@ -42,8 +42,9 @@ def nodes_for(context, participants=None):
     specs = graph.describe(participants=participants, kinship=v("kinship"), hierarchy=v("hierarchy"),
                            senior=v("senior"), label=v("label"), source=v("source"), device=v("device"),
                            config_dir=v("config_dir"))
-    return [Node(package="rsatalker_ros", executable=s.executable, name=s.name, parameters=[s.parameters],
-                 output="screen", respawn=True, respawn_delay=graph.RESPAWN_DELAY_S) for s in specs]
+    # each node is started again when it dies (not after exit code 0 or SIGINT / SIGTERM): see launch_respawn
+    return [action for s in specs for action in respawning_node(
+        package="rsatalker_ros", executable=s.executable, name=s.name, parameters=[s.parameters], output="screen")]
 
 
 def generate_launch_description():

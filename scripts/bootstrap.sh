@@ -127,6 +127,8 @@ fi
 # 6. numba's compiled kernels (live rasteriser, Gaussian binding) into their on-disk cache (__pycache__, cache=True),
 #    so that the first renderers of a fresh clone (make demo, the graph tests) load them instead of all compiling at
 #    once while they start; takes a few seconds when the cache is current
+#    (kernels only; a failure stops the bootstrap with the reason)
 log "numba: compiling the live render kernels"
-"$PY" -c "from rsatalker_ros.ros.warm_spare import warm_up; warm_up()"
+"$PY" -c "import sys; from rsatalker_ros.ros.warm_spare import compile_kernels_main; sys.exit(compile_kernels_main())" \
+  || { echo "bootstrap: step 6 (numba render kernels) failed, see above" >&2; exit 1; }
 log "done"

@@ -137,6 +137,6 @@ def test_a_killed_renderer_is_respawned_by_the_graph_and_publishes_again(running
     # the figure issue #11 asks for (target 3 s; printed, not asserted: it depends on the machine's load)
     print(f"\nrenderer_alice: first new image {t_image - respawned_at[0]:.1f} s after the respawned process "
           f"started ({t_image - t_kill:.1f} s after SIGKILL, the {g.respawn.delay_s:g} s respawn delay included)")
-    assert any(line.startswith("[renderer_alice] exited with code -9; respawning") for line in lines), lines
+    assert any(line.startswith("[renderer_alice] died (signal SIGKILL); respawning") for line in lines), lines
     assert any(line.startswith("[renderer_alice] respawned") for line in lines), lines
     assert all(g.alive().values()), g.alive()

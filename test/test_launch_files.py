@@ -3,6 +3,7 @@ parameters, both from rsatalker_ros/ros/graph.py and config/; and the config fil
 
 import os
 import re
+import signal
 
 import pytest
 import yaml
@@ -24,10 +25,13 @@ def bringup_nodes(argv):
 
 def launch_nodes(path, **arguments):
     out = {}
-    for kw in fake_launch.evaluate(path, **arguments):
+    for node in fake_launch.evaluate(path, **arguments):
+        kw = node.kwargs
         assert kw["package"] == "rsatalker_ros"
         assert len(kw["parameters"]) == 1
-        assert kw["respawn"] is True and kw["respawn_delay"] > 0        # a dead node comes back (issue #11, 5)
+        # a dead node comes back (issue #11, 5), through an OnProcessExit handler, not launch_ros's respawn=True
+        # (that restarts a node after any exit)
+        assert node.on_exit is not None and "respawn" not in kw
         out[kw["name"]] = (kw["executable"], kw["parameters"][0])
     return out
 
@@ -58,6 +62,45 @@ def test_avatar_launch_matches_bringup_for_one_participant():
     assert sorted(from_launch) == ["audio_capture", "motion_carol", "renderer_carol"]
     assert from_launch == from_bringup
     assert from_launch["motion_carol"][1]["relation_source"] == "parameters"   # no conversation node to follow
+
+
+def test_launch_respawns_a_node_only_when_it_died():
+    """The launch files' OnProcessExit handler: after SIGKILL / a crash (exit code 1) a TimerAction starts a new Node
+    with the same arguments (and its own handler) after graph.RESPAWN_DELAY_S, doubling; after exit code 0,
+    SIGINT / SIGTERM, or during launch's shutdown, nothing. (test_launch_real runs it under the real launch.)"""
+    import types
+
+    nodes = {n.kwargs["name"]: n for n in fake_launch.evaluate(os.path.join(LAUNCH, "avatar.launch.py"))}
+    running = types.SimpleNamespace(is_shutdown=False, locals=types.SimpleNamespace())
+    exited = lambda code: types.SimpleNamespace(returncode=code, action=None)  # noqa: E731
+    saved = fake_launch.install()
+    try:
+        motion = nodes["motion_alice"]
+        for code in (0, -signal.SIGINT, -signal.SIGTERM):
+            (log,) = motion.on_exit(exited(code), running)
+            assert "not respawned" in log.msg
+        assert motion.on_exit(exited(-signal.SIGKILL), types.SimpleNamespace(is_shutdown=True)) is None
+        delays = []
+        for code in (-signal.SIGKILL, 1, -signal.SIGSEGV):
+            log, timer = motion.on_exit(exited(code), running)
+            assert "respawning" in log.msg, log.msg
+            delays.append(timer.period)
+            handler, motion = timer.actions
+            assert isinstance(motion, fake_launch.Node) and motion.kwargs == nodes["motion_alice"].kwargs
+            assert handler.event_handler.target_action is motion and handler.event_handler.handle_once
+        assert delays == [graph.RESPAWN_DELAY_S, 2 * graph.RESPAWN_DELAY_S, 4 * graph.RESPAWN_DELAY_S]
+        assert "signal SIGSEGV" in log.msg
+    finally:
+        fake_launch.restore(saved)
+
+
+def test_respawn_decision_and_messages():
+    from rsatalker_ros.ros import respawn
+    assert [respawn.died(c) for c in (0, -signal.SIGINT, -signal.SIGTERM)] == [False, False, False]
+    assert [respawn.died(c) for c in (1, 3, -signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT)] == [True] * 5
+    assert respawn.describe_exit(-signal.SIGKILL) == "signal SIGKILL" and respawn.describe_exit(3) == "exit code 3"
+    with pytest.raises(TypeError, match="returncode"):
+        respawn.died(None)                             # a process still running has no exit status
 
 
 def test_graph_rejects_unknown_relationships_and_bad_ids():
@@ -120,9 +163,10 @@ def test_bringup_command_line_refuses_an_unknown_relationship_and_prints_the_pla
 
 def test_bringup_respawns_a_dead_process_with_back_off_and_gives_up_when_it_keeps_dying(monkeypatch):
     """Issue #11 failure 5: one dead child stopped the whole graph (exit code 0). Now a dead process is started
-    again after a doubling delay, a finished one (exit code 0) is left alone, and one that keeps dying makes
-    supervise() give up (main() then stops the graph and exits with code 1). Real child processes stand in for
-    the nodes: one that exits with code 3 at once, one that exits cleanly."""
+    again after a doubling delay, a finished one (exit code 0) or one stopped with SIGTERM is left alone, and one
+    that keeps dying makes supervise() give up (main() then stops the graph and exits with code 1). Real child
+    processes stand in for the nodes: one that exits with code 3 at once, one that exits cleanly, one that SIGTERMs
+    itself."""
     import subprocess
     import sys
 
@@ -134,13 +178,14 @@ def test_bringup_respawns_a_dead_process_with_back_off_and_gives_up_when_it_keep
     starts = []
 
     def start_group(grp):
-        code = 0 if grp == "audio_capture" else 3
+        end = {"audio_capture": "raise SystemExit(0)", "renderer_alice": "import os; os.kill(os.getpid(), 15)",
+               "motion_alice": "raise SystemExit(3)"}[grp]
         starts.append(grp)
-        g.procs[grp] = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+        g.procs[grp] = subprocess.Popen([sys.executable, "-c", end])
         return g.procs[grp]
     monkeypatch.setattr(g, "start_group", start_group)
     try:
-        for grp in ("audio_capture", "motion_alice"):
+        for grp in ("audio_capture", "renderer_alice", "motion_alice"):
             start_group(grp)
         lines, now = [], 0.0
         while g.supervise(now, lines.append):
@@ -150,7 +195,9 @@ def test_bringup_respawns_a_dead_process_with_back_off_and_gives_up_when_it_keep
             assert now < 20, lines
     finally:
         g.stop()
-    assert starts.count("motion_alice") == 3 and starts.count("audio_capture") == 1, starts
-    assert "[audio_capture] finished (exit code 0); not respawned" in lines
-    assert sum("[motion_alice] exited with code 3; respawning" in line for line in lines) == 2
+    assert starts.count("motion_alice") == 3, starts
+    assert starts.count("audio_capture") == 1 and starts.count("renderer_alice") == 1, starts
+    assert "[audio_capture] ended (exit code 0); not respawned" in lines
+    assert "[renderer_alice] ended (signal SIGTERM); not respawned" in lines
+    assert sum("[motion_alice] died (exit code 3); respawning" in line for line in lines) == 2
     assert "giving up" in lines[-1] and lines[-1].startswith("[motion_alice]")

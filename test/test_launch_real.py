@@ -5,6 +5,7 @@ launch arguments reaches them, /tf_static places the heads, and Ctrl-C stops eve
 Skipped where launch_ros is not importable (a user's clone without ../shared and without ROS 2), except under
 RSATALKER_REQUIRE_ROS=1 when ../shared/third_party exists: then it must run."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from support.processes import REPO, child_env
+from support.processes import REPO, interrupt, spawn
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 THIRD_PARTY = os.environ.get("RSATALKER_THIRD_PARTY", os.path.join(REPO, "..", "shared", "third_party"))
@@ -32,6 +33,48 @@ ls.include_launch_description(LaunchDescription([IncludeLaunchDescription(
     PythonLaunchDescriptionSource(path), launch_arguments=args.items())]))
 sys.exit(ls.run())
 """
+
+
+class Output:
+    """A process's output lines as they arrive (a reader thread); ``wait_for`` blocks until they show something."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines, self._arrived = proc, [], threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._arrived:
+                self.lines.append(line)
+                self._arrived.notify_all()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, predicate, what: str, timeout: float = 120.0):
+        """Block until ``predicate(output so far)`` is truthy (bounded only to fail a hang); returns its value."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: predicate(self.text()) or self.proc.poll() is not None, timeout)
+            value = predicate(self.text())
+        assert value, f"launch: no {what}:\n" + self.text()[-4000:]
+        return value
+
+
+@contextlib.contextmanager
+def launched(path: str, *arguments: str):
+    """``ros2 launch path arguments...`` (LAUNCH_SCRIPT) in its own session, SIGINT's default restored (``spawn``:
+    inherited ignored, launch would never stop on Ctrl-C); yields (Popen, Output). Still running at the end: killed."""
+    proc = spawn([sys.executable, "-c", LAUNCH_SCRIPT, path, *arguments], stdout=subprocess.PIPE,
+                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    out = Output(proc)
+    try:
+        yield proc, out
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        out.reader.join(timeout=5)
 
 
 def launch_available() -> str | None:
@@ -66,6 +109,19 @@ def small_config(tmp_path) -> str:
 
 
 def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
+    with launched(os.path.join(REPO, "launch", "rsatalker.launch.py"), "source:=wav", "kinship:=blood",
+                  "hierarchy:=unequal", "senior:=alice", "label:=mother-son",
+                  f"config_dir:={small_config(tmp_path)}") as (proc, output):
+        rc = run_the_graph_then_interrupt(proc, output)
+    out = output.text()
+    assert rc == 0, out[-4000:]
+    assert "Traceback" not in out and "process has died" not in out, out[-4000:]
+    assert out.count("process has finished cleanly") == 6, out[-4000:]
+
+
+def run_the_graph_then_interrupt(proc, output) -> int:
+    """Until every node reports, the relationship is published and /tf_static places both heads; then Ctrl-C.
+    Returns launch's exit code."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from tf2_msgs.msg import TFMessage
@@ -73,17 +129,7 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
     from rsatalker_ros.msg import ConversationState
     from rsatalker_ros.ros import qos
     from rsatalker_ros.ros.tf import TF_STATIC_LISTENER_QOS
-    cmd = [sys.executable, "-c", LAUNCH_SCRIPT, os.path.join(REPO, "launch", "rsatalker.launch.py"),
-           "source:=wav", "kinship:=blood", "hierarchy:=unequal", "senior:=alice", "label:=mother-son",
-           f"config_dir:={small_config(tmp_path)}"]
-    # SIGINT's default disposition for launch: started from a background job of a non-interactive shell (nohup
-    # ... &, as a CI runner may), everything inherits SIGINT ignored, and launch then leaves it ignored (seen in
-    # /proc/<launch>/status: SigIgn had SIGINT) and never stops
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
+    lines = output.lines
     rclpy.init()
     node = rclpy.create_node("launch_tester")
     states, tf, spinning = [], {}, set()
@@ -104,19 +150,58 @@ def test_two_participant_launch_file_runs_the_graph(real_launch, tmp_path):
         assert states[-1].relation.senior_participant_id == "alice" and states[-1].relation.kinship == 0
         assert {"alice/head", "bob/head"} <= set(tf), sorted(tf)
         assert tf["alice/head"].header.frame_id == "world" and tf["alice/head"].transform.translation.y == 0.45
-        os.killpg(proc.pid, signal.SIGINT)                   # what Ctrl-C in the terminal does
-        try:                                                 # bounded only to fail a hang (launch escalates to
-            rc = proc.wait(timeout=120)                      # SIGTERM / SIGKILL after 5 + 5 s per process)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("launch did not exit within 120 s of SIGINT:\n" + "".join(lines)[-6000:]) from None
+        return interrupt(proc, lines)      # Ctrl-C (launch escalates to SIGTERM / SIGKILL after 5 + 10 s a process)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    reader.join(timeout=5)
-    out = "".join(lines)
+
+
+RESPAWN_LAUNCH = '''
+import sys
+from launch import LaunchDescription
+from rsatalker_ros.ros.launch_respawn import respawning_node
+from rsatalker_ros.ros.respawn import Respawn
+
+# each stand-in node says "up <name> <pid>", then waits for a signal (Ctrl-C from launch: exit code 0) or, as
+# "finisher", exits with code 0 at once
+CHILD = (
+    "import os, signal, sys; name = sys.argv[1]; print('up', name, os.getpid(), flush=True)\\n"
+    "if name == 'finisher': raise SystemExit(0)\\n"
+    "signal.signal(signal.SIGINT, lambda *a: sys.exit(0)); signal.pause()")
+
+
+def generate_launch_description():
+    return LaunchDescription([a for name in ("crasher", "finisher", "stopped") for a in respawning_node(
+        Respawn(delay_s=0.2), executable=sys.executable, name=name, arguments=["-c", CHILD, name],
+        output="screen")])
+'''
+
+
+def test_launch_respawns_a_node_that_died_but_not_one_that_ended(real_launch, tmp_path):
+    """The launch files' respawn (rsatalker_ros.ros.launch_respawn) under the real launch: a node killed with
+    SIGKILL comes back; one that exits with code 0, or that SIGTERM ends, does not (launch_ros's respawn=True would
+    restart all three). Stand-in nodes (a few lines of Python, run as launch_ros Nodes) keep it light; the launch
+    files build their nodes with the same respawning_node (test_launch_files checks that)."""
+    path = tmp_path / "respawn.launch.py"
+    path.write_text(RESPAWN_LAUNCH)
+
+    def pids(name):
+        """The pids the stand-in ``name`` has said "up" from, in order (launch may log a line again when its
+        process exits)."""
+        return lambda out: list(dict.fromkeys(int(x.split()[-1]) for x in out.splitlines() if f"up {name} " in x))
+
+    with launched(str(path)) as (proc, output):
+        first = output.wait_for(pids("crasher"), "first crasher")[0]
+        stopped = output.wait_for(pids("stopped"), "'stopped' node")[0]
+        output.wait_for(lambda out: "[finisher] ended (exit code 0); not respawned" in out, "finisher end")
+        os.kill(stopped, signal.SIGTERM)
+        output.wait_for(lambda out: "[stopped] ended (signal SIGTERM); not respawned" in out, "'stopped' end")
+        os.kill(first, signal.SIGKILL)
+        output.wait_for(lambda out: "[crasher] died (signal SIGKILL); respawning in 0.2 s" in out, "respawn message")
+        second = output.wait_for(lambda out: pids("crasher")(out)[1:], "respawned crasher")[0]
+        assert second != first
+        rc = interrupt(proc, output.lines)
+    out = output.text()
     assert rc == 0, out[-4000:]
-    assert "Traceback" not in out and "process has died" not in out, out[-4000:]
-    assert out.count("process has finished cleanly") == 6, out[-4000:]
+    assert len(pids("crasher")(out)) == 2 and len(pids("finisher")(out)) == 1 and len(pids("stopped")(out)) == 1, out
+    assert "nodes with the name" not in out, out         # the respawned node does not count as a second one

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from support.processes import REPO, child_env
+from support.processes import REPO, child_env, spawn
 
 pytestmark = pytest.mark.ros
 
@@ -113,8 +113,8 @@ class Proc:
 
     def __init__(self, name: str, ns: str, argv: list, env: dict):
         self.name = name
-        self.popen = subprocess.Popen(["ip", "netns", "exec", ns, *argv], env=env, cwd=REPO, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.popen = spawn(["ip", "netns", "exec", ns, *argv], env=env, cwd=REPO, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.popen.pid        # `ip netns exec` and the venv's re-exec keep the pid: the node's own
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.popen.stdout), daemon=True)

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from support.processes import child_env
+from support.processes import spawn
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def test_signal_ends_the_process_with_exit_code_0_and_no_traceback(tmp_path, sig
            "conversation:conversation_sig", "--ros-args",
            "-p", "source:=wav", "-p", f"wav_files:=[{tmp_path / 'a.wav'}]", "-p", "participants:=[alice]",
            "-p", "loop:=true", "-p", "vad_backend:=energy", "-p", "diagnostics_period_s:=0.2"]
-    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()

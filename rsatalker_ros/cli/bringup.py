@@ -5,12 +5,13 @@ rsatalker.launch.py` starts on a real ROS 2 install; both read rsatalker_ros/ros
     rsatalker-bringup --source wav --kinship blood --hierarchy unequal --senior alice --label mother-son
     rsatalker-bringup --processes single                     # the whole graph in one process (less memory)
 
-Runs until Ctrl-C (or --seconds), then stops every process. A process that dies is started again (like launch's
-``respawn``) after RESPAWN_DELAY_S, doubled for each further death within a minute; after --respawn-max deaths within
-a minute the graph is stopped and the exit code is 1. A process that exits with code 0 (a finished wav) is not
-restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a process, started 30 s after the
-graph, that has already imported torch, numba, rclpy and the nodes and warmed up), so it skips most of its
-start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
+Runs until Ctrl-C (or --seconds), then stops every process. A process that dies (non-zero exit code, or a signal
+other than SIGINT / SIGTERM: rsatalker_ros.ros.respawn, as the launch files) is started again after
+RESPAWN_DELAY_S, doubled for each further death within a minute; after --respawn-max deaths within a minute the
+graph is stopped and the exit code is 1. A process that exits with code 0 (a finished wav) or is stopped with
+SIGINT / SIGTERM is not restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a
+process, started 30 s after the graph, that has already imported torch, numba, rclpy and the nodes and warmed up), so
+it skips most of its start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
 ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
 """
 
@@ -23,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -31,6 +31,7 @@ import yaml
 from rsatalker_ros.files import parse_yaml
 from rsatalker_ros.ros import graph
 from rsatalker_ros.ros.dds import local_dds_defaults
+from rsatalker_ros.ros.respawn import Respawn, describe_exit, died
 from rsatalker_ros.ros.warm_spare import WarmSpare
 
 
@@ -94,24 +95,6 @@ def process_commands(specs, params_file: str) -> list[tuple[str, list[str]]]:
 SPARE_DELAY_S = 30.0    # the warm spare starts this long after the graph (not competing with its start-up)
 
 
-@dataclass
-class Respawn:
-    """When a dead process starts again: ``delay_s`` after its first death, doubled for each further death within
-    ``window_s`` (at most ``max_delay_s``); more than ``max_restarts`` deaths within ``window_s``: give up (None)."""
-    max_restarts: int = 5
-    delay_s: float = graph.RESPAWN_DELAY_S
-    max_delay_s: float = 30.0
-    window_s: float = 60.0
-    deaths: dict = field(default_factory=dict)        # group -> monotonic times of its recent deaths
-
-    def after_death(self, grp: str, now: float) -> float | None:
-        recent = [t for t in self.deaths.get(grp, []) if now - t < self.window_s] + [now]
-        self.deaths[grp] = recent
-        if len(recent) > self.max_restarts:
-            return None
-        return min(self.max_delay_s, self.delay_s * 2 ** (len(recent) - 1))
-
-
 class Graph:
     """The running graph: ``start()``, ``alive()``, ``pids()``, ``supervise()``, ``stop()``; usable as a context
     manager."""
@@ -123,7 +106,7 @@ class Graph:
         self.spare: WarmSpare | None = None
         self._started_at = float("inf")                # monotonic time of start()
         self.respawn = respawn or Respawn()
-        self.finished: set = set()                     # groups that exited with code 0 (not respawned)
+        self.finished: set = set()                     # groups that ended without dying (not respawned)
         self._due: dict = {}                           # group -> monotonic time of its respawn
         self.tmp = tempfile.TemporaryDirectory(prefix="rsatalker_graph_")
         self.params_file = os.path.join(self.tmp.name, "graph_params.yaml")
@@ -200,16 +183,17 @@ class Graph:
         for grp, p in list(self.procs.items()):
             if p.poll() is None or grp in self._due or grp in self.finished:
                 continue
-            if p.returncode == 0:
+            how = describe_exit(p.returncode)
+            if not died(p.returncode):                 # exit code 0, or SIGINT / SIGTERM: asked to stop
                 self.finished.add(grp)
-                say(f"[{grp}] finished (exit code 0); not respawned")
+                say(f"[{grp}] ended ({how}); not respawned")
                 continue
             delay = self.respawn.after_death(grp, now)
             if delay is None:
-                say(f"[{grp}] exited with code {p.returncode}, dead {len(self.respawn.deaths[grp])} times within "
+                say(f"[{grp}] died ({how}) {len(self.respawn.deaths[grp])} times within "
                     f"{self.respawn.window_s:g} s; giving up")
                 return False
-            say(f"[{grp}] exited with code {p.returncode}; respawning in {delay:.1f} s")
+            say(f"[{grp}] died ({how}); respawning in {delay:.1f} s")
             self._due[grp] = now + delay
         for grp, t in list(self._due.items()):
             if now >= t:

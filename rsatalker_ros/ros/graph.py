@@ -22,8 +22,8 @@ from rsatalker_ros.social.relation import Relation
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 EXECUTABLES = ("audio_capture", "conversation", "motion", "renderer")
 PROCESS_MODES = ("separate", "per_participant", "single")
-RESPAWN_DELAY_S = 1.0      # a dead node is started again after this long (launch's respawn_delay; rsatalker-bringup
-                           # doubles it for each further death within a minute)
+RESPAWN_DELAY_S = 1.0      # a dead node is started again after this long, doubled for each further death within a
+                           # minute (rsatalker_ros.ros.respawn: the launch files and rsatalker-bringup)
 
 
 def default_config_dir() -> Path:

@@ -7,6 +7,7 @@ renderer only loads its model / avatar, warms up and joins DDS.
     proc = spare.become(argv, log_path)           # the same process, now running argv (a container command line)
 
 Before that it also runs a small renderer and motion stage once (``warm_up``: numba kernels loaded, torch set up).
+``compile_render_kernels`` alone is what scripts/bootstrap.sh runs (``compile_kernels_main``), failing loudly.
 The spare reads one line from stdin: JSON {"argv": [...], "log": path or null}; with a log path it appends its
 stdout and stderr there, then runs ``python -m <module> <args>`` (argv[1] == "-m") in this process. End of input
 without a line: it exits with code 0.
@@ -21,6 +22,7 @@ import runpy
 import subprocess
 import sys
 import time
+import traceback
 
 PRELOAD = ("rsatalker_ros.nodes.motion", "rsatalker_ros.nodes.renderer")   # (not the container: runpy runs it)
 
@@ -50,8 +52,7 @@ class WarmSpare:
     def become(self, argv: list[str], log_path: str | None) -> subprocess.Popen:
         """Hand the spare a process group's command line (argv[0] the Python executable, then -m module args);
         returns its Popen, now that group's process. ValueError for a command line the spare cannot run."""
-        if len(argv) < 3 or argv[1] != "-m":
-            raise ValueError(f"a warm spare runs 'python -m module ...' command lines, got {argv[:3]}")
+        check_argv(argv)
         self.proc.stdin.write((json.dumps({"argv": argv, "log": log_path}) + "\n").encode())
         self.proc.stdin.close()
         self.proc.stdin = None
@@ -69,17 +70,64 @@ class WarmSpare:
             self.proc.wait(5)
 
 
+def check_argv(argv) -> None:
+    """ValueError unless ``argv`` is a command line a spare can become: [python, "-m", module, args...] (strings)."""
+    if not isinstance(argv, list) or len(argv) < 3 or argv[1] != "-m" or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"a warm spare runs 'python -m module ...' command lines (a list of strings), got "
+                         f"{argv!r:.200}")
+
+
+def parse_order(line: str) -> tuple[list[str], str | None]:
+    """The supervisor's order, one JSON line {"argv": [...], "log": path or null} -> (argv, log path); ValueError
+    naming what is wrong."""
+    try:
+        order = json.loads(line)
+    except ValueError as err:
+        raise ValueError(f"order is not JSON ({err}): {line!r:.200}") from None
+    if not isinstance(order, dict) or "argv" not in order:
+        raise ValueError(f'order must be a JSON object {{"argv": [...], "log": path or null}}, got {line!r:.200}')
+    check_argv(order["argv"])
+    log = order.get("log")
+    if log is not None and not isinstance(log, str):
+        raise ValueError(f"order's log must be a file path or null, got {log!r:.200}")
+    return list(order["argv"]), log
+
+
+def compile_render_kernels(backend: str = "cpu") -> None:
+    """numba's CPU render kernels (tile rasteriser, Gaussian binding) compiled into their on-disk cache, or loaded
+    from it when current: a 32 x 32 render stage with the shipped avatars renders each level once. ``backend``
+    "auto" (the spare's warm-up): whatever the renderers will use (gsplat where CUDA is). Raises what went wrong
+    (scripts/bootstrap.sh runs it through ``compile_kernels_main``: a failure stops the bootstrap)."""
+    from rsatalker_ros.stages.render import RenderConfig, RenderStage
+    refused = []
+    RenderStage(RenderConfig(width=32, height=32, backend=backend), reject=lambda *why: refused.append(why),
+                now_ns=time.time_ns, log=lambda *a: None)
+    if refused:
+        raise RuntimeError(f"the warm-up render refused frames: {refused}")
+
+
+def compile_kernels_main() -> int:
+    """``compile_render_kernels`` for scripts/bootstrap.sh: exit code 0, or 1 with the reason on stderr."""
+    try:
+        compile_render_kernels()
+    except Exception as err:  # noqa: BLE001 - said (traceback, then the reason), and the bootstrap fails
+        traceback.print_exc()
+        print(f"compiling the numba render kernels failed: {type(err).__name__}: {err}\n(the renderers would fail "
+              "the same way when they start; check the numba / llvmlite versions against requirements.txt)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def warm_up() -> None:
-    """Once, before any order: build a small renderer and a motion stage with the shipped assets and run them, so
+    """Once, before any order: the render kernels (``compile_render_kernels``) and a motion stage run once, so
     numba's compiled kernels (and its compiler, which loading them from the cache needs) and torch's first-call
     set-up are in memory; then drop them. A failure only costs the respawn that time: said on stderr."""
     import numpy as np
 
     from rsatalker_ros.stages.motion import MotionConfig, MotionStage
-    from rsatalker_ros.stages.render import RenderConfig, RenderStage
     try:
-        RenderStage(RenderConfig(width=32, height=32), reject=lambda *a: None, now_ns=time.time_ns,
-                    log=lambda *a: None)
+        compile_render_kernels(backend="auto")
         motion = MotionStage(MotionConfig(marker_rate_hz=0.0))
         for k in range(4):
             for stream in (0, 1):
@@ -98,9 +146,14 @@ def main() -> None:
     line = sys.stdin.readline()
     if not line:
         raise SystemExit(0)
-    order = json.loads(line)
+    try:
+        argv, log = parse_order(line)
+    except ValueError as err:
+        print(f"warm spare: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     os.environ["RSATALKER_BECAME_AT"] = repr(time.monotonic())     # the node's start-up is timed from here
-    argv, log = list(order["argv"]), order.get("log")
+    sys.stdout.flush()                 # what the spare itself printed stays out of the group's log
+    sys.stderr.flush()
     if log:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(fd, 1)

@@ -32,23 +32,48 @@ class LaunchConfiguration:
 class Node:
     def __init__(self, **kwargs):
         self.kwargs = kwargs
+        self.on_exit = None          # the on_exit of an OnProcessExit registered for this node (RegisterEventHandler)
+
+
+class OnProcessExit:
+    def __init__(self, target_action, on_exit, handle_once=False):
+        self.target_action, self.on_exit, self.handle_once = target_action, on_exit, handle_once
+
+
+class RegisterEventHandler:
+    def __init__(self, event_handler):
+        self.event_handler = event_handler
+        event_handler.target_action.on_exit = event_handler.on_exit
+
+
+class TimerAction:
+    def __init__(self, period, actions):
+        self.period, self.actions = period, actions
+
+
+class LogInfo:
+    def __init__(self, msg):
+        self.msg = msg
 
 
 def install() -> dict:
     """Put the fake modules into sys.modules (returns what was there before, for restore())."""
-    saved = {k: sys.modules.get(k) for k in ("launch", "launch.actions", "launch.substitutions", "launch_ros",
-                                             "launch_ros.actions")}
+    saved = {k: sys.modules.get(k) for k in ("launch", "launch.actions", "launch.event_handlers",
+                                             "launch.substitutions", "launch_ros", "launch_ros.actions")}
     launch = types.ModuleType("launch")
     launch.LaunchDescription = LaunchDescription
     actions = types.ModuleType("launch.actions")
     actions.DeclareLaunchArgument, actions.OpaqueFunction = DeclareLaunchArgument, OpaqueFunction
+    actions.RegisterEventHandler, actions.TimerAction, actions.LogInfo = RegisterEventHandler, TimerAction, LogInfo
+    handlers = types.ModuleType("launch.event_handlers")
+    handlers.OnProcessExit = OnProcessExit
     subs = types.ModuleType("launch.substitutions")
     subs.LaunchConfiguration = LaunchConfiguration
     launch_ros = types.ModuleType("launch_ros")
     ros_actions = types.ModuleType("launch_ros.actions")
     ros_actions.Node = Node
-    sys.modules.update({"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
-                        "launch_ros": launch_ros, "launch_ros.actions": ros_actions})
+    sys.modules.update({"launch": launch, "launch.actions": actions, "launch.event_handlers": handlers,
+                        "launch.substitutions": subs, "launch_ros": launch_ros, "launch_ros.actions": ros_actions})
     return saved
 
 
@@ -60,9 +85,10 @@ def restore(saved: dict) -> None:
             sys.modules[k] = v
 
 
-def evaluate(path: str, **arguments) -> list[dict]:
-    """Load a launch file with the fake modules, apply launch arguments over their defaults, return the kwargs of
-    every launch_ros Node it creates."""
+def evaluate(path: str, **arguments) -> list[Node]:
+    """Load a launch file with the fake modules, apply launch arguments over their defaults, return every launch_ros
+    Node it creates (``.kwargs``; ``.on_exit``: the OnProcessExit callback registered for it, or None). Keep the
+    modules installed (``install`` / ``restore``) while calling an ``on_exit``: it creates launch actions."""
     saved = install()
     try:
         spec = importlib.util.spec_from_file_location("launch_under_test", path)
@@ -77,9 +103,9 @@ def evaluate(path: str, **arguments) -> list[dict]:
         nodes = []
         for e in desc.entities:
             if isinstance(e, OpaqueFunction):
-                nodes += [n.kwargs for n in e.function(context)]
+                nodes += [n for n in e.function(context) if isinstance(n, Node)]
             elif isinstance(e, Node):
-                nodes.append(e.kwargs)
+                nodes.append(e)
         return nodes
     finally:
         restore(saved)
