@@ -96,6 +96,30 @@ def test_the_publish_time_is_measured_and_leaves_less_time_for_the_render():
     assert ctl.status(103.0).values()["publish_ms"] == "70.0"
 
 
+def test_relative_costs_are_learnt_so_a_renderer_that_stepped_down_goes_back_to_full():
+    """Render time has a per-pixel part: here 12 ms x scale^2 + 0.4 ms per 1000 Gaussians (full 22.8 ms, 12k 16.8,
+    6k 14.4). Proportional to the Gaussians, a renderer at 12k would predict full at 2.3 x 16.8 = 39 ms, over the
+    34 ms a frame may take, and never go back up; the costs learnt from back-to-back frames of two options let it."""
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    t = 100.0
+
+    def frames(n, slowdown):
+        nonlocal t
+        out = []
+        for _ in range(n):
+            c = ctl.choose(t + 0.06, t)
+            render_s = slowdown * (12.0 * c.scale ** 2 + 0.4 * COSTS[c.level] / 1000) / 1e3
+            ctl.rendered(c, render_s, t + 0.06 + render_s, t)
+            out.append((c.level, c.scale))
+            t += 0.04
+        return out
+    slow = frames(60, 3.0)                                  # a busy machine for 2.4 s: steps down
+    assert slow[0] == ("full", 1.0) and slow[-1] != ("full", 1.0)
+    fast = frames(200, 1.0)                                 # then idle again
+    assert fast[-30:] == [("full", 1.0)] * 30
+    assert ctl.predict_ms(0) == pytest.approx(22.8, rel=0.15)   # the full level predicted from the others' times
+
+
 def test_pinned_level_never_changes_but_reports_the_missed_budget():
     ctl = DeadlineController(DeadlineConfig(pinned_level="full", budget_ms=100.0), COSTS)
     choices = run(ctl, 40, ms_per_kgauss=5.0)            # full: 135 ms every frame

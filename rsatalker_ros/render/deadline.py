@@ -10,9 +10,14 @@ Pure Python, no ROS: the renderer node's adapter owns one ``DeadlineController``
     status = ctl.status(now_s)                # -> Status: level, scale, budget, p95 latency, rate, drops, OK/WARN/ERROR
 
 Model: render time = (seconds per unit of cost) x cost(option), cost(level, scale) = costs[level] x scale^2 (Gaussians
-x pixels, the rasteriser's two factors). The seconds-per-cost figure is a high quantile (``quantile``) of the last
-``window`` rendered frames, whatever option they used, so one slow machine or a busy core moves every prediction at
-once and the first frame of a level it never used is already predicted. Each frame gets the most detailed option
+x pixels, the rasteriser's two factors) to begin with. The seconds-per-cost figure is a high quantile (``quantile``)
+of the last ``window`` rendered frames, whatever option they used, so one slow machine or a busy core moves every
+prediction at once and the first frame of a level it never used is already predicted. Render times are not
+proportional to the Gaussian count (a frame has a per-pixel part: 6k Gaussians take about 40 %, not 22 %, of the full
+level's time), so the relative costs are learnt: whenever two frames in a row use different options, the ratio of
+their render times (measured back to back, under the same load) sets the new option's cost relative to the other's
+(kept between its neighbours' costs). Without that a renderer that stepped down once would predict the finer levels
+far too slow and never go back up. Each frame gets the most detailed option
 (levels first, then scales, in config order) whose predicted render time fits both the time left before the budget
 and the frame period (so the rate holds), each with ``headroom``. The time left is ``budget - age - publish``, with
 the age (audio stamp -> the render loop taking the frame) a high quantile (``age_quantile``) of the last ``window``
@@ -135,10 +140,13 @@ class DeadlineController:
         else:
             self.options = [(lv, 1.0) for lv in config.levels] + [(config.levels[-1], s) for s in config.scales
                                                                   if s < 1.0]
-        self.costs = {opt: float(costs[opt[0]]) * opt[1] ** 2 for opt in self.options}
+        # relative cost per option (index into options), learnt from back-to-back frames of two options
+        self.costs = [float(costs[lv]) * sc ** 2 for lv, sc in self.options]
         self._current = 0                          # index into options
         self._fit_streak = 0                       # frames in a row the next finer option fitted
-        self._per_cost = collections.deque(maxlen=config.window)   # seconds of render per unit of cost
+        self._renders = collections.deque(maxlen=config.window)    # (option index, render seconds) per frame
+        self._previous = None                      # the last rendered frame's (option index, render seconds)
+        self._per_cost_q = None                    # cached quantile of seconds per unit of cost (None: recompute)
         self._render = collections.deque(maxlen=config.window)     # render seconds
         self._latency = collections.deque(maxlen=config.window)    # stamp -> publish seconds
         self._ages = collections.deque(maxlen=config.window)       # stamp -> taken by the render loop, ms
@@ -156,9 +164,11 @@ class DeadlineController:
     # ------------------------------------------------------------------------------------------------ per frame
     def predict_ms(self, option_index: int) -> float:
         """Predicted render time (ms) of an option; nan before the first measured frame."""
-        if not self._per_cost:
+        if not self._renders:
             return float("nan")
-        return 1e3 * percentile(sorted(self._per_cost), self.cfg.quantile) * self.costs[self.options[option_index]]
+        if self._per_cost_q is None:
+            self._per_cost_q = percentile(sorted(t / self.costs[i] for i, t in self._renders), self.cfg.quantile)
+        return 1e3 * self._per_cost_q * self.costs[option_index]
 
     def _fits(self, i: int, available_ms: float) -> bool:
         p = self.predict_ms(i)
@@ -210,7 +220,16 @@ class DeadlineController:
             raise ValueError(f"render_s must be >= 0, got {render_s}")
         if math.isfinite(choice.age_ms):
             self._publish.append(max(0.0, 1e3 * (now_s - stamp_s - render_s) - choice.age_ms))
-        self._per_cost.append(render_s / self.costs[(choice.level, choice.scale)])
+        i = self.options.index((choice.level, choice.scale))
+        if self._previous is not None and self._previous[0] != i and self._previous[1] > 0 and render_s > 0:
+            j, t_j = self._previous                # back to back: the ratio of the two is the ratio of their costs
+            shown = self.costs[j] * render_s / t_j
+            finer = min(self.costs[:i], default=float("inf"))      # options run from the finest to the coarsest
+            coarser = max(self.costs[i + 1:], default=0.0)
+            self.costs[i] = min(finer, max(coarser, shown))
+        self._previous = (i, render_s)
+        self._renders.append((i, render_s))
+        self._per_cost_q = None
         self._render.append(render_s)
         self._latency.append(now_s - stamp_s)
         self._published_at.append(now_s)
