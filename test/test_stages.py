@@ -191,8 +191,10 @@ def test_relationship_changes_the_listeners_motion_and_frames_sit_on_the_audio_c
 @pytest.fixture(scope="module")
 def render_stage(tmp_path_factory):
     from rsatalker_ros.stages.render import RenderConfig, RenderStage
+    # latency targets out of reach of a loaded machine's wall clock: these tests are about parameters and the rate
     cfg = params.build(RenderConfig, {"avatar": avatar_path("default_older", tmp_path_factory.mktemp("av")),
-                                      "width": 64, "height": 48, "backend": "cpu", "target_rate_hz": 25.0})
+                                      "width": 64, "height": 48, "backend": "cpu", "target_rate_hz": 25.0,
+                                      "latency_budget_ms": 60000.0, "target_latency_ms": 60000.0})
     rejected = []
     stage = RenderStage(cfg, lambda cause, err: rejected.append((cause, err)), time.monotonic_ns, log=lambda s: None)
     stage.rejected = rejected
