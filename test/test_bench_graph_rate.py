@@ -69,3 +69,23 @@ def test_level_summary_shows_the_renderer_levels_or_a_dash():
     from rsatalker_ros.cli.bench_graph import level_summary
     assert level_summary([{"images_per_s": "25"}]) == "-"
     assert level_summary([{"level": "12k"}, {"level": "12k"}, {"level": "full"}, {}]) == "12k 67%, full 33%"
+    assert level_summary([{"level": "6k", "scale": "0.5"}] * 3 + [{"level": "6k", "scale": "1"}]) == "6k x0.5 75%, 6k 25%"
+
+
+def test_latency_path_prints_each_step_from_the_audio_stamp():
+    """The benchmark's breakdown: audio at a subscriber, the mesh at a subscriber, then the renderer's own steps
+    (per image, from its diagnostics) and the image at a subscriber, p50 / p95 per participant."""
+    from rsatalker_ros.cli.bench_graph import format_latency_path
+    from rsatalker_ros.ros.probe import TopicLog
+    stamps = np.arange(100, dtype=np.int64) * FRAME_NS
+    audio = {"/rsatalker/alice/audio": TopicLog(recv_ns=list(stamps + 21_000_000), stamp_ns=list(stamps))}
+    timings = {"/rsatalker/alice/mesh": (stamps + 70_000_000, stamps),
+               "/rsatalker/alice/image_raw": (stamps + 101_000_000, stamps)}
+    diag = {"renderer_alice": [{"stamp_to_receive_ms_each": "71.0,71.0", "stamp_to_take_ms_each": "72.0,72.0",
+                                "stamp_to_rendered_ms_each": "95.0,95.0", "stamp_to_publish_ms_each": "100.0,100.0"}]}
+    text = format_latency_path(["alice"], diag, timings, audio)
+    rows = {ln[:50].strip(): ln[50:].split() for ln in text.splitlines()[2:]}
+    assert rows["audio chunk at a subscriber"] == ["21", "/", "21"]
+    assert rows["mesh at a subscriber (motion node published)"] == ["70", "/", "70"]
+    assert [rows[k][0] for k in ("mesh at the renderer", "render starts (queue wait)", "render done",
+                                 "image published", "image at a subscriber")] == ["71", "72", "95", "100", "101"]

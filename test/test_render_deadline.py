@@ -10,19 +10,20 @@ from rsatalker_ros.render.deadline import ERROR, OK, WARN, DeadlineConfig, Deadl
 COSTS = {"full": 27000, "12k": 12000, "6k": 6000}
 
 
-def run(ctl, frames, ms_per_kgauss, period=0.04, upstream_ms=20.0, t0=100.0):
-    """Simulate ``frames`` frames: each is taken ``upstream_ms`` after its stamp, rendered in a time proportional to
-    the option's cost, published at once. Returns the choices."""
+def run(ctl, frames, ms_per_kgauss, period=0.04, upstream_ms=20.0, t0=100.0, publish_ms=0.0):
+    """Simulate ``frames`` frames: each is taken ``upstream_ms`` after its stamp (a number, or one per frame),
+    rendered in a time proportional to the option's cost, published ``publish_ms`` later. Returns the choices."""
     choices = []
     t = t0
-    for _ in range(frames):
+    upstream = upstream_ms if hasattr(upstream_ms, "__len__") else [upstream_ms] * frames
+    for k in range(frames):
         stamp = t
-        now = stamp + upstream_ms / 1e3
+        now = stamp + upstream[k] / 1e3
         c = ctl.choose(now, stamp)
         choices.append(c)
         if c.render:
             render_s = ms_per_kgauss / 1e3 * COSTS[c.level] / 1000 * c.scale ** 2
-            ctl.rendered(c, render_s, now + render_s, stamp)
+            ctl.rendered(c, render_s, now + render_s + publish_ms / 1e3, stamp)
         t += period
     return choices
 
@@ -65,6 +66,58 @@ def test_goes_finer_only_after_a_streak_of_fitting_frames():
     first_full = levels.index("full")
     assert first_full >= cfg.upgrade_after               # no flicker: a streak first
     assert set(levels[first_full:]) == {"full"}
+
+
+def test_one_late_frame_from_upstream_does_not_lower_the_level_but_lasting_lateness_does():
+    """The time left for a render comes from a high quantile of the recent frames' ages, not the one frame's: a
+    single frame delayed upstream (a motion node's hiccup) keeps the full level for it and the frames after it;
+    frames that keep arriving late leave less time, so the level goes down, and when they arrive later than the
+    budget allows at all, the status says upstream is late (not the render)."""
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    upstream = [60.0] * 100
+    upstream[60] = 140.0                                   # one frame 140 ms late: no render can make 150 ms
+    choices = run(ctl, 100, ms_per_kgauss=1.0, upstream_ms=upstream)   # full: 27 ms, fits 150 - 60 - 5
+    assert {c.level for c in choices} == {"full"}
+    assert choices[60].age_ms == pytest.approx(140.0)
+    assert ctl.status(104.0).level == OK
+    choices = run(ctl, 60, ms_per_kgauss=1.0, upstream_ms=120.0, t0=104.0)   # 30 ms left x 0.85: full does not fit
+    assert choices[-1].level == "12k" and choices[-1].scale == 1.0
+    run(ctl, 60, ms_per_kgauss=1.0, upstream_ms=160.0, t0=107.0)
+    st = ctl.status(110.0)
+    assert st.level == WARN and "upstream is late" in st.message and float(st.values()["age_ms"]) == 160.0
+
+
+def test_the_publish_time_is_measured_and_leaves_less_time_for_the_render():
+    ctl = DeadlineController(DeadlineConfig(publish_ms=5.0), COSTS)
+    assert ctl.publish_ms() == 5.0                         # before anything was measured
+    choices = run(ctl, 60, ms_per_kgauss=1.0, upstream_ms=60.0, publish_ms=70.0)
+    assert ctl.publish_ms() == pytest.approx(70.0, abs=0.01)
+    assert choices[-1].level == "12k"                      # 150 - 60 - 70 = 20 ms x 0.85: full's 27 ms do not fit
+    assert ctl.status(103.0).values()["publish_ms"] == "70.0"
+
+
+def test_relative_costs_are_learnt_so_a_renderer_that_stepped_down_goes_back_to_full():
+    """Render time has a per-pixel part: here 12 ms x scale^2 + 0.4 ms per 1000 Gaussians (full 22.8 ms, 12k 16.8,
+    6k 14.4). Proportional to the Gaussians, a renderer at 12k would predict full at 2.3 x 16.8 = 39 ms, over the
+    34 ms a frame may take, and never go back up; the costs learnt from back-to-back frames of two options let it."""
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    t = 100.0
+
+    def frames(n, slowdown):
+        nonlocal t
+        out = []
+        for _ in range(n):
+            c = ctl.choose(t + 0.06, t)
+            render_s = slowdown * (12.0 * c.scale ** 2 + 0.4 * COSTS[c.level] / 1000) / 1e3
+            ctl.rendered(c, render_s, t + 0.06 + render_s, t)
+            out.append((c.level, c.scale))
+            t += 0.04
+        return out
+    slow = frames(60, 3.0)                                  # a busy machine for 2.4 s: steps down
+    assert slow[0] == ("full", 1.0) and slow[-1] != ("full", 1.0)
+    fast = frames(200, 1.0)                                 # then idle again
+    assert fast[-30:] == [("full", 1.0)] * 30
+    assert ctl.predict_ms(0) == pytest.approx(22.8, rel=0.15)   # the full level predicted from the others' times
 
 
 def test_pinned_level_never_changes_but_reports_the_missed_budget():

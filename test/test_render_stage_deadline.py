@@ -90,6 +90,21 @@ def test_levels_load_once_and_the_full_level_renders_when_it_fits(auto_stage):
     assert int(st.values["published"]) == 4
 
 
+def test_each_image_reports_where_its_latency_went(auto_stage):
+    """Per published image, in publish order: its arrival, the render loop taking it and the end of its render,
+    in ms after its stamp, beside stamp_to_publish_ms_each (bench_graph prints the path from these)."""
+    stage = auto_stage
+    report(stage)                                       # an empty window to start from
+    starve(stage, 20.0)                                  # every full-level render takes 20 ms of simulated time
+    feed(stage, 3)
+    values = report(stage).values
+    path = {step: [float(v) for v in values[f"stamp_to_{step}_ms_each"].split(",")]
+            for step in ("receive", "take", "rendered", "publish")}
+    assert all(len(each) == 3 for each in path.values()), values
+    assert path["receive"] == path["take"] == [0.0] * 3     # put at its stamp, taken at once (simulated time)
+    assert path["rendered"] == pytest.approx([20.0] * 3) and path["publish"] == pytest.approx([20.0] * 3)
+
+
 def test_a_starved_renderer_steps_down_a_level_and_reports_it(auto_stage):
     stage = auto_stage
     # full: 80 ms a frame, 12k ~36 ms, 6k ~18 ms: only 6k fits 0.85 x the 40 ms period at 25 Hz

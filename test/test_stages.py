@@ -74,6 +74,30 @@ def test_conversation_runtime_parameters_act():
     assert stage.silent_streams(100.5) == [] and stage.silent_streams(101.5) == ["bob"]
 
 
+def test_conversation_says_when_its_decision_changes_and_stamps_never_go_back():
+    """push_audio is True exactly when speaker, turn or who speaks changed (the node publishes those at once and
+    the rest at rate_hz); state stamps follow the audio clock and never go back, even when audio arrives late."""
+    from rsatalker_ros.stages.conversation import ConversationConfig, ConversationStage
+    stage = ConversationStage(params.build(ConversationConfig, {"vad_backend": "energy"}))
+    x, t0 = speech_then_silence(), 10**12
+    changes = []
+    for k in range(0, x.size, 320):
+        stamp = t0 + int(k * 1e9 / 16000)
+        before = stage.tracker.decision()
+        changed = stage.push_audio("alice", x[k:k + 320], stamp, stamp / 1e9)
+        assert changed == (stage.tracker.decision() != before)
+        changes += [(k / 16000, stage.tracker.decision()[0])] if changed else []
+    assert [who for _, who in changes] == ["alice", ""]          # starts speaking in the speech, stops after it
+    assert 1.0 < changes[0][0] < 1.3 and 2.0 < changes[1][0] < 2.6
+    end_ns, arrived = stage.latest_audio["alice"]
+    first = stage.state(arrived + 0.3, fallback_ns=0).stamp_ns          # 300 ms after the last audio arrived
+    assert first == pytest.approx(end_ns + 300_000_000, abs=1000)
+    stage.latest_audio["alice"] = (end_ns + 20_000_000, arrived + 0.3)  # the next 20 ms chunk, 300 ms late
+    assert stage.state(arrived + 0.3, fallback_ns=0).stamp_ns == first  # not 280 ms back
+    assert stage.state(arrived + 0.4, fallback_ns=0).stamp_ns == first   # until the audio clock passes it
+    assert stage.state(arrived + 0.6, fallback_ns=0).stamp_ns == pytest.approx(end_ns + 320_000_000, abs=1000)
+
+
 # ---- motion ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def motion_stage(tmp_path_factory):
@@ -167,8 +191,10 @@ def test_relationship_changes_the_listeners_motion_and_frames_sit_on_the_audio_c
 @pytest.fixture(scope="module")
 def render_stage(tmp_path_factory):
     from rsatalker_ros.stages.render import RenderConfig, RenderStage
+    # latency targets out of reach of a loaded machine's wall clock: these tests are about parameters and the rate
     cfg = params.build(RenderConfig, {"avatar": avatar_path("default_older", tmp_path_factory.mktemp("av")),
-                                      "width": 64, "height": 48, "backend": "cpu", "target_rate_hz": 25.0})
+                                      "width": 64, "height": 48, "backend": "cpu", "target_rate_hz": 25.0,
+                                      "latency_budget_ms": 60000.0, "target_latency_ms": 60000.0})
     rejected = []
     stage = RenderStage(cfg, lambda cause, err: rejected.append((cause, err)), time.monotonic_ns, log=lambda s: None)
     stage.rejected = rejected

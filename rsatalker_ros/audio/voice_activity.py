@@ -56,14 +56,14 @@ class _SileroBackend:
 
     def reset(self):
         self._state = np.zeros((2, 1, 128), np.float32)
-        self._context = np.zeros(_CONTEXT, np.float32)
+        self._input = np.zeros((1, _CONTEXT + CHUNK), np.float32)   # [context | chunk], reused for every call
+        self._feed = {"input": self._input, "state": self._state, "sr": np.array(SAMPLE_RATE, dtype=np.int64)}
 
     def __call__(self, chunk: np.ndarray) -> float:
-        x = np.concatenate([self._context, chunk])[None].astype(np.float32)
-        prob, self._state = self.session.run(None, {"input": x, "state": self._state,
-                                                    "sr": np.array(SAMPLE_RATE, dtype=np.int64)})
-        self._context = chunk[-_CONTEXT:].copy()
-        return float(np.asarray(prob).reshape(-1)[0])
+        self._input[0, _CONTEXT:] = chunk
+        prob, self._feed["state"] = self.session.run(None, self._feed)
+        self._input[0, :_CONTEXT] = self._input[0, -_CONTEXT:]          # the next call's context
+        return float(prob.reshape(-1)[0])
 
 
 class _EnergyBackend:
@@ -106,11 +106,12 @@ class VoiceActivityDetector:
         if self._backend is None:
             self._backend = _EnergyBackend(cfg)
             self.backend_name = "energy"
-        self._pending = np.zeros(0, np.float32)
+        self._chunk = np.zeros(CHUNK, np.float32)     # the chunk being filled (no allocation per pushed block)
+        self._filled = 0
 
     def reset(self) -> None:
         self._backend.reset()
-        self._pending = np.zeros(0, np.float32)
+        self._filled = 0
 
     def process_chunk(self, chunk: np.ndarray) -> float:
         """One 512-sample chunk (float32 in [-1, 1]) -> speech probability in [0, 1]."""
@@ -120,15 +121,24 @@ class VoiceActivityDetector:
         return self._backend(c)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        x = np.array(samples, np.float32).reshape(-1)     # a copy, clamped: no input can poison the state
-        if not np.isfinite(x).all():
-            np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-        np.clip(x, -1.0, 1.0, out=x)
-        self._pending = np.concatenate([self._pending, x])
-        k = self._pending.shape[0] // CHUNK
-        probs = np.array([self._backend(self._pending[i * CHUNK:(i + 1) * CHUNK]) for i in range(k)], np.float32)
-        self._pending = self._pending[k * CHUNK:]
-        return probs
+        """samples [n] float32 16 kHz (any length) -> probabilities [k] of the chunks they completed. The samples
+        are copied into the chunk being filled, NaN/inf replaced and clamped to [-1, 1]: no input can poison the
+        backend's state."""
+        x = np.asarray(samples, np.float32).reshape(-1)
+        probs = []
+        i = 0
+        while i < x.shape[0]:
+            n = min(CHUNK - self._filled, x.shape[0] - i)
+            part = self._chunk[self._filled:self._filled + n]
+            np.clip(x[i:i + n], -1.0, 1.0, out=part)
+            if not np.isfinite(part).all():
+                np.nan_to_num(part, copy=False, nan=0.0)
+            self._filled += n
+            i += n
+            if self._filled == CHUNK:
+                probs.append(self._backend(self._chunk))
+                self._filled = 0
+        return np.array(probs, np.float32)
 
     def is_speech(self, prob: float | np.ndarray):
         return np.asarray(prob) >= self.cfg.threshold

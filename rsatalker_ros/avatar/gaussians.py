@@ -293,14 +293,16 @@ class FastBinder:
         avatar.validate()
         with torch.no_grad():
             q = avatar.quats / avatar.quats.norm(dim=-1, keepdim=True)
-            self.faces = avatar.faces.numpy().astype(np.int32)
-            self.parent = avatar.parent.numpy().astype(np.int32)
+            # only the triangles that carry Gaussians get a frame per call (a 6k level uses 6000 of 10190)
+            used, parent = np.unique(avatar.parent.numpy(), return_inverse=True)
+            self.faces = avatar.faces.numpy()[used].astype(np.int32)
+            self.parent = parent.reshape(-1).astype(np.int32)
             self.means = avatar.means.detach().float().numpy().copy()
             self.scales = avatar.log_scales.detach().float().exp().numpy().copy()
             self.quats = q.detach().float().numpy().copy()
             self.opacities = torch.sigmoid(avatar.opacity_logits.detach().float()).contiguous()
             self.sh = avatar.sh.detach().float().contiguous()
-        self.num_vertices = int(self.faces.max()) + 1
+        self.num_vertices = int(avatar.faces.max()) + 1
 
     def __call__(self, vertices) -> WorldGaussians:
         v = np.asarray(vertices.detach() if isinstance(vertices, torch.Tensor) else vertices, dtype=np.float32)

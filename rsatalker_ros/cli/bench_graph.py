@@ -89,8 +89,9 @@ def stop_competitors(procs) -> None:
 
 
 def level_summary(rows) -> str:
-    """The levels a renderer reported over the run (diagnostics key "level"), with their share of the reports."""
-    levels = [r["level"] for r in rows if "level" in r]
+    """The levels a renderer reported over the run (diagnostics keys "level" and "scale": "6k" at scale 1, "6k x0.5"
+    at scale 0.5), with their share of the reports."""
+    levels = [r["level"] + ("" if r.get("scale", "1") == "1" else f" x{r['scale']}") for r in rows if "level" in r]
     if not levels:
         return "-"
     names, counts = np.unique(levels, return_counts=True)
@@ -146,6 +147,7 @@ def main(argv=None) -> None:
     probe.create_subscription(DiagnosticArray, "/diagnostics",
                               lambda m: [diag.setdefault(s.name, []).append({kv.key: kv.value for kv in s.values})
                                          for s in m.status], 50)
+    audio = watch_audio(probe, pids)
     g = Graph(specs, log_dir="runs/bench_graph_logs", warm_spare=args.warm_spare)
     competitors = []
     try:
@@ -154,7 +156,7 @@ def main(argv=None) -> None:
         if not probe.spin_for(120, lambda: all(probe.count(topics.participant(p, "image_raw")) > 0 for p in pids)):
             raise SystemExit("no images within 120 s; see runs/bench_graph_logs")
         probe.spin_for(3.0)
-        for log in probe.logs.values():
+        for log in list(probe.logs.values()) + list(audio.values()):
             log.recv_ns.clear()
             log.stamp_ns.clear()
         diag.clear()
@@ -205,6 +207,7 @@ def main(argv=None) -> None:
               f"{delta['frames_rendered']} rendered, dropped: {delta['dropped_stale']} stale, "
               f"{delta['dropped_overflow']} queue full, {delta['dropped_out_of_order']} out of order; "
               f"level {level_summary(rows)}")
+    print("\n" + format_latency_path(pids, diag, timings, audio))
     print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
     print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS"
@@ -234,12 +237,68 @@ def main(argv=None) -> None:
               "start):")
         for r in respawns:
             print("  " + format_respawn(r))
-    print(f"\nrow: cores {len(cpus)} | load {args.load} | " + " | ".join(
+    print("\nREADME row (cores | competitors | per participant: image rate on the audio clock, publish p95, level "
+          "chosen | CPU per process | graph RSS max):")
+    print(f"| {len(cpus)} | {args.load} | " + "; ".join(
         f"{pid} {rates[pid][0]:.1f} Hz, p95 {np.percentile(publish[pid], 95) if publish[pid].size else float('nan'):.0f} ms, "
-        f"level {level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids))
+        f"{level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids)
+        + " | " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.2f}) | "
+        f"{max(rss):.0f} MB |")
     if args.out:
         written = write_timings(args.out, timings, pids) + [soak.plot(args.out)]
         print(f"\nwrote {', '.join(str(p) for p in written)}")
+
+
+def watch_audio(probe, pids) -> dict:
+    """Subscribe ``probe`` to every participant's audio (best effort, as the nodes take it): {topic: TopicLog}
+    with each chunk's receive time and stamp (its first sample's capture time)."""
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.ros import qos, topics
+    from rsatalker_ros.ros.convert import stamp_to_ns
+    from rsatalker_ros.ros.probe import TopicLog
+    logs = {}
+    for pid in pids:
+        log = logs[topics.audio(pid)] = TopicLog()
+
+        def on(msg, log=log):
+            log.recv_ns.append(probe.get_clock().now().nanoseconds)
+            log.stamp_ns.append(stamp_to_ns(msg.header.stamp))
+        probe.create_subscription(AudioFrame, topics.audio(pid), on, qos.SENSOR_IN)
+    return logs
+
+
+def each_value(rows, key: str) -> np.ndarray:
+    """Every value of a comma-separated diagnostics key ("..._each") over a renderer's reports."""
+    return np.array([float(v) for r in rows for v in r.get(key, "").split(",") if v])
+
+
+def format_latency_path(pids, diag: dict, timings: dict, audio: dict) -> str:
+    """Where audio stamp -> image publish went, step by step, p50 / p95 [ms] after the audio stamp: the audio chunk
+    at a subscriber (stamped with its first sample, so it is one chunk old on arrival), the motion node's mesh at a
+    subscriber (frames are stamped at their centre and need the model's look-ahead after their end), the mesh at
+    the renderer (decoded and checked), the render loop taking it (queue wait), the end of its render, the publish
+    and the image at a subscriber."""
+    from rsatalker_ros.ros import topics
+
+    def pct(ms: np.ndarray) -> str:
+        return f"{np.percentile(ms, 50):5.0f} / {np.percentile(ms, 95):4.0f}" if ms.size else "    - /    -"
+    steps = ["audio chunk at a subscriber", "mesh at a subscriber (motion node published)", "mesh at the renderer",
+             "render starts (queue wait)", "render done", "image published", "image at a subscriber"]
+    cols = {}
+    for pid in pids:
+        rows = diag.get(f"renderer_{pid}", [])
+        recv_a, stamp_a = (np.asarray(x, np.int64) for x in (audio[topics.audio(pid)].recv_ns,
+                                                              audio[topics.audio(pid)].stamp_ns))
+        mesh_r, mesh_s = timings[topics.participant(pid, "mesh")]
+        img_r, img_s = timings[topics.participant(pid, "image_raw")]
+        cols[pid] = [(recv_a - stamp_a) / 1e6, (mesh_r - mesh_s) / 1e6, each_value(rows, "stamp_to_receive_ms_each"),
+                     each_value(rows, "stamp_to_take_ms_each"), each_value(rows, "stamp_to_rendered_ms_each"),
+                     each_value(rows, "stamp_to_publish_ms_each"), (img_r - img_s) / 1e6]
+    lines = ["latency path: ms after the audio stamp, p50 / p95 (renderer steps: published images only)",
+             f"  {'step':48s}" + "".join(f"{pid:>16s}" for pid in pids)]
+    for i, step in enumerate(steps):
+        lines.append(f"  {step:48s}" + "".join(f"{pct(cols[pid][i]):>16s}" for pid in pids))
+    return "\n".join(lines)
 
 
 def output_topics(specs, grp: str) -> list[str]:

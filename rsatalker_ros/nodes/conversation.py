@@ -5,7 +5,8 @@
 A lifecycle node around rsatalker_ros.stages.conversation (parameters: ConversationConfig). Subscribes
 /rsatalker/<p>/audio (sensor-data QoS) for every participant and /rsatalker/relation (SocialRelation, latched;
 replaces the relation_* parameters' relationship when it arrives). Publishes /rsatalker/conversation
-(ConversationState) at ``rate_hz`` and ROS4HRI /humans/voices/<p>/is_speaking (std_msgs/Bool; hri_msgs/IdsList on
+(ConversationState) when the speaker, turn or who is speaking changes (at once, from the audio callback) and
+otherwise at ``rate_hz``, with ROS4HRI /humans/voices/<p>/is_speaking (std_msgs/Bool; hri_msgs/IdsList on
 /humans/voices/tracked where hri_msgs is installed). With ``mode: external`` it runs no voice activity: it follows
 the ConversationState a dialogue manager publishes on ``external_topic``, validates it, and republishes it.
 Diagnostics: states per second against rate_hz, participants whose audio stopped, rejected inputs by cause.
@@ -88,7 +89,8 @@ class ConversationNode(StageNode):
         if why is not None:
             self.refuse(f"AudioFrame on {topics.audio(pid)}", why)
             return
-        self.stage.push_audio(pid, x, stamp_to_ns(msg.header.stamp), time.monotonic())
+        if self.stage.push_audio(pid, x, stamp_to_ns(msg.header.stamp), time.monotonic()):
+            self._publish_state()                # a change goes out now; the timer repeats the state meanwhile
 
     def _on_external(self, msg: ConversationState) -> None:
         why = check_conversation(msg, self.config, self.get_clock().now().nanoseconds)

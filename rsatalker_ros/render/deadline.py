@@ -10,13 +10,23 @@ Pure Python, no ROS: the renderer node's adapter owns one ``DeadlineController``
     status = ctl.status(now_s)                # -> Status: level, scale, budget, p95 latency, rate, drops, OK/WARN/ERROR
 
 Model: render time = (seconds per unit of cost) x cost(option), cost(level, scale) = costs[level] x scale^2 (Gaussians
-x pixels, the rasteriser's two factors). The seconds-per-cost figure is a high quantile (``quantile``) of the last
-``window`` rendered frames, whatever option they used, so one slow machine or a busy core moves every prediction at
-once and the first frame of a level it never used is already predicted. Each frame gets the most detailed option
+x pixels, the rasteriser's two factors) to begin with. The seconds-per-cost figure is a high quantile (``quantile``)
+of the last ``window`` rendered frames, whatever option they used, so one slow machine or a busy core moves every
+prediction at once and the first frame of a level it never used is already predicted. Render times are not
+proportional to the Gaussian count (a frame has a per-pixel part: 6k Gaussians take about 40 %, not 22 %, of the full
+level's time), so the relative costs are learnt: whenever two frames in a row use different options, the ratio of
+their render times (measured back to back, under the same load) sets the new option's cost relative to the other's
+(kept between its neighbours' costs). Without that a renderer that stepped down once would predict the finer levels
+far too slow and never go back up. Each frame gets the most detailed option
 (levels first, then scales, in config order) whose predicted render time fits both the time left before the budget
-(``budget - age of the frame's stamp - publish_ms``) and the frame period (so the rate holds), each with
-``headroom``. Going coarser happens at once; going finer only after the finer option fitted ``upgrade_after``
-frames in a row (no flicker between levels). Nothing is ever queued here: a frame is rendered now or dropped.
+and the frame period (so the rate holds), each with ``headroom``. The time left is ``budget - age - publish``, with
+the age (audio stamp -> the render loop taking the frame) a high quantile (``age_quantile``) of the last ``window``
+frames' ages, not the one frame's: what arrives late arrives late from upstream (audio chunks, the motion model's
+look-ahead, a busy motion node), and a single late frame must not send the level down for the next
+``upgrade_after`` frames, while upstream lateness that lasts does lower it (on a shared core a cheaper render is
+also what lets the motion nodes run sooner). ``publish`` is a high quantile of the measured time from the end of a
+render to its publish (``publish_ms`` until frames were measured). Going coarser happens at once; going finer only
+after the finer option fitted ``upgrade_after`` frames in a row (no flicker between levels). Nothing is ever queued here: a frame is rendered now or dropped.
 A frame already older than ``max_age_ms`` when the render loop takes it is dropped (cause "too_old"): it cannot
 be published in time and would delay the next one. ``pinned_level`` fixes the level (scale 1) for those who want
 fixed quality; the budget and rate are then still measured and reported.
@@ -52,7 +62,8 @@ class DeadlineConfig:
     levels: tuple = ("full", "12k", "6k")  # level names, most detailed first (avatar.levels.available_levels)
     scales: tuple = (1.0, 0.75, 0.5)  # render scales tried, in order, once the coarsest level does not fit (0 < s <= 1)
     pinned_level: str = ""            # "" = automatic; else always this level at scale 1
-    publish_ms: float = 5.0           # time from the end of rendering to the publish call (conversion, DDS), ms
+    publish_ms: float = 5.0           # end of rendering -> publish (conversion, DDS) before any was measured, ms
+    age_quantile: float = 0.95        # quantile of the frames' ages at take over the window that sets the time left
     headroom: float = 0.85            # an option fits when predicted time <= headroom x the time available (0..1]
     quantile: float = 0.9             # quantile of seconds-per-cost over the window used for predictions (0..1]
     window: int = 50                  # frames kept for predictions, p95 latency and rate (>= 5)
@@ -66,6 +77,7 @@ class DeadlineConfig:
                   ("levels", len(self.levels) > 0, "at least one level name"),
                   ("scales", len(self.scales) > 0 and all(0 < s <= 1 for s in self.scales), "values in (0, 1]"),
                   ("headroom", 0 < self.headroom <= 1, "in (0, 1]"), ("quantile", 0 < self.quantile <= 1, "in (0, 1]"),
+                  ("age_quantile", 0 < self.age_quantile <= 1, "in (0, 1]"),
                   ("window", self.window >= 5, ">= 5"), ("upgrade_after", self.upgrade_after >= 1, ">= 1"),
                   ("max_age_ms", self.max_age_ms > 0, "> 0"), ("publish_ms", self.publish_ms >= 0, ">= 0"),
                   ("min_rate_fraction", 0 <= self.min_rate_fraction <= 1, "in [0, 1]"),
@@ -83,8 +95,9 @@ class Choice:
     level: str                        # level of detail to render
     scale: float                      # render scale (1 = full resolution)
     predicted_ms: float               # predicted render time of this option (nan before the first measurement)
-    available_ms: float               # time left before the budget when chosen (budget - age - publish_ms)
+    available_ms: float               # time left for the render: budget - age (window quantile) - publish
     cause: str = ""                   # why the frame is dropped ("too_old"), or "" when rendered
+    age_ms: float = float("nan")      # this frame's audio stamp -> taken by the render loop
 
 
 @dataclass
@@ -99,12 +112,15 @@ class Status:
     rate_hz: float                    # publish rate over the window (nan with fewer than 2 frames)
     published: int
     drops: dict = field(default_factory=dict)   # cause -> frames dropped since the start
+    age_ms: float = float("nan")      # audio stamp -> taken by the render loop, the window's age_quantile
+    publish_ms: float = float("nan")  # render end -> publish used for the choice
 
     def values(self) -> dict:
         """Key/value strings for a DiagnosticStatus."""
         d = {"level": self.current_level, "scale": f"{self.current_scale:g}", "budget_ms": f"{self.budget_ms:g}",
              "latency_p95_ms": f"{self.latency_p95_ms:.1f}", "render_p95_ms": f"{self.render_p95_ms:.1f}",
-             "rate_hz": f"{self.rate_hz:.2f}", "published": str(self.published)}
+             "rate_hz": f"{self.rate_hz:.2f}", "published": str(self.published), "age_ms": f"{self.age_ms:.1f}",
+             "publish_ms": f"{self.publish_ms:.1f}"}
         d.update({f"dropped_{k}": str(v) for k, v in sorted(self.drops.items())})
         return d
 
@@ -124,12 +140,18 @@ class DeadlineController:
         else:
             self.options = [(lv, 1.0) for lv in config.levels] + [(config.levels[-1], s) for s in config.scales
                                                                   if s < 1.0]
-        self.costs = {opt: float(costs[opt[0]]) * opt[1] ** 2 for opt in self.options}
+        # relative cost per option (index into options), learnt from back-to-back frames of two options
+        self.costs = [float(costs[lv]) * sc ** 2 for lv, sc in self.options]
         self._current = 0                          # index into options
         self._fit_streak = 0                       # frames in a row the next finer option fitted
-        self._per_cost = collections.deque(maxlen=config.window)   # seconds of render per unit of cost
+        self._renders = collections.deque(maxlen=config.window)    # (option index, render seconds) per frame
+        self._previous = None                      # the last rendered frame's (option index, render seconds)
+        self._per_cost_q = None                    # cached quantile of seconds per unit of cost (None: recompute)
         self._render = collections.deque(maxlen=config.window)     # render seconds
         self._latency = collections.deque(maxlen=config.window)    # stamp -> publish seconds
+        self._ages = collections.deque(maxlen=config.window)       # stamp -> taken by the render loop, ms
+        self._publish = collections.deque(maxlen=config.window)    # render end -> publish, ms
+        self._upstream_late = False                # the ages alone leave no time for any render
         self._published_at = collections.deque(maxlen=config.window)
         self._offered = collections.deque(maxlen=config.window)    # 1 published / 0 dropped, per offered frame
         self._too_coarse = False                   # the coarsest option did not fit the last frame
@@ -142,9 +164,11 @@ class DeadlineController:
     # ------------------------------------------------------------------------------------------------ per frame
     def predict_ms(self, option_index: int) -> float:
         """Predicted render time (ms) of an option; nan before the first measured frame."""
-        if not self._per_cost:
+        if not self._renders:
             return float("nan")
-        return 1e3 * percentile(sorted(self._per_cost), self.cfg.quantile) * self.costs[self.options[option_index]]
+        if self._per_cost_q is None:
+            self._per_cost_q = percentile(sorted(t / self.costs[i] for i, t in self._renders), self.cfg.quantile)
+        return 1e3 * self._per_cost_q * self.costs[option_index]
 
     def _fits(self, i: int, available_ms: float) -> bool:
         p = self.predict_ms(i)
@@ -158,11 +182,15 @@ class DeadlineController:
         cfg = self.cfg
         self._offer(now_s)
         age_ms = 1e3 * (now_s - stamp_s)
-        available = cfg.budget_ms - age_ms - cfg.publish_ms
         if age_ms > cfg.max_age_ms:
             self.dropped("too_old")
             lv, sc = self.options[self._current]
-            return Choice(False, lv, sc, self.predict_ms(self._current), available, "too_old")
+            return Choice(False, lv, sc, self.predict_ms(self._current), cfg.budget_ms - age_ms - self.publish_ms(),
+                          "too_old", age_ms)
+        self._ages.append(age_ms)
+        waited = percentile(sorted(self._ages), cfg.age_quantile)
+        available = cfg.budget_ms - waited - self.publish_ms()
+        self._upstream_late = available <= 0
         n = len(self.options)
         i = self._current
         while i < n - 1 and not self._fits(i, available):       # coarser at once
@@ -177,13 +205,31 @@ class DeadlineController:
             self._fit_streak = 0
         self._current = i
         lv, sc = self.options[i]
-        return Choice(True, lv, sc, self.predict_ms(i), available)
+        return Choice(True, lv, sc, self.predict_ms(i), available, "", age_ms)
+
+    def publish_ms(self) -> float:
+        """Render end -> publish [ms]: a high quantile of the measured ones (publish_ms before 5 were measured)."""
+        if len(self._publish) < 5:
+            return self.cfg.publish_ms
+        return percentile(sorted(self._publish), self.cfg.quantile)
 
     def rendered(self, choice: Choice, render_s: float, now_s: float, stamp_s: float) -> None:
-        """Record a published frame: its render time (s) and publish time ``now_s`` for the stamp ``stamp_s``."""
+        """Record a published frame: its render time (s) and publish time ``now_s`` for the stamp ``stamp_s``
+        (what is left of stamp -> publish after the frame's age at ``choose`` and its render is the publish time)."""
         if render_s < 0:
             raise ValueError(f"render_s must be >= 0, got {render_s}")
-        self._per_cost.append(render_s / self.costs[(choice.level, choice.scale)])
+        if math.isfinite(choice.age_ms):
+            self._publish.append(max(0.0, 1e3 * (now_s - stamp_s - render_s) - choice.age_ms))
+        i = self.options.index((choice.level, choice.scale))
+        if self._previous is not None and self._previous[0] != i and self._previous[1] > 0 and render_s > 0:
+            j, t_j = self._previous                # back to back: the ratio of the two is the ratio of their costs
+            shown = self.costs[j] * render_s / t_j
+            finer = min(self.costs[:i], default=float("inf"))      # options run from the finest to the coarsest
+            coarser = max(self.costs[i + 1:], default=0.0)
+            self.costs[i] = min(finer, max(coarser, shown))
+        self._previous = (i, render_s)
+        self._renders.append((i, render_s))
+        self._per_cost_q = None
         self._render.append(render_s)
         self._latency.append(now_s - stamp_s)
         self._published_at.append(now_s)
@@ -224,11 +270,17 @@ class DeadlineController:
             problems.append(f"p95 latency {lat:.0f} ms over the {cfg.budget_ms:g} ms budget")
         if len(self._offered) >= 5 and published_fraction < cfg.min_rate_fraction:
             problems.append(f"rate not held: {100 * published_fraction:.0f} % of offered frames published")
-        if self._too_coarse:
+        if self._upstream_late and self._ages:
+            problems.append(f"frames reach the render loop {percentile(sorted(self._ages), cfg.age_quantile):.0f} ms "
+                            f"after their audio stamp (p{100 * cfg.age_quantile:g}): no time is left for a render "
+                            "within the budget (upstream is late)")
+        elif self._too_coarse:
             what = f"pinned level {lv}" if cfg.pinned_level else f"coarsest option ({lv} at scale {sc:g})"
             problems.append(f"even the {what} is predicted over the time available")
         if problems and state == OK:
             state = WARN
         message = "; ".join(problems) if problems else (f"level {lv} at scale {sc:g} holds the "
                                                           f"{cfg.budget_ms:g} ms budget")
-        return Status(state, message, lv, sc, cfg.budget_ms, lat, ren, rate, self.published, dict(self.drops))
+        age = percentile(sorted(self._ages), cfg.age_quantile) if self._ages else nan
+        return Status(state, message, lv, sc, cfg.budget_ms, lat, ren, rate, self.published, dict(self.drops), age,
+                      self.publish_ms())

@@ -2,8 +2,10 @@
 Pure Python; rsatalker_ros.nodes.conversation wraps it.
 
 mode 'vad': ``push_audio(pid, samples, stamp_ns, mono_s)`` runs each participant's voice activity (VoiceTimeline)
-into the turn tracker; ``state(mono_s)`` reads the state at the audio clock's present (the newest audio end time,
-advanced by the wall time since it arrived). mode 'external': ``check_external`` validates a dialogue manager's
+into the turn tracker and says whether the decision (speaker, turn, who speaks) changed, so the node publishes a
+change at once and otherwise at ``rate_hz``; ``state(mono_s)`` reads the state at the audio clock's present (the
+newest audio end time, advanced by the wall time since it arrived; never earlier than a state read before; the
+node's clock until audio arrived). mode 'external': ``check_external`` validates a dialogue manager's
 state instead. The relationship comes from the relation_* parameters or a SocialRelation message (RelationPolicy).
 """
 
@@ -32,7 +34,8 @@ class ConversationConfig(RelationFields, InputLimits):
                       "on external_topic", choices=("vad", "external"))
     external_topic: str = param("/dialogue_manager/conversation", "mode external: the ConversationState topic to "
                                 "follow")
-    rate_hz: float = param(25.0, "ConversationState publish rate (mode vad)", units="Hz", low=1.0, high=100.0)
+    rate_hz: float = param(10.0, "ConversationState publish rate (mode vad) while nothing changes; a change of "
+                           "speaker, turn or who is speaking is published at once", units="Hz", low=1.0, high=100.0)
     vad_backend: str = param("auto", "voice activity: auto (silero-vad when installed), silero, or energy",
                              choices=("auto", "silero", "energy"))
     vad_threshold: float = param(_TURN.threshold, "speech probability at or above which audio counts as speech",
@@ -73,6 +76,7 @@ class ConversationStage:
             self.tracker = TurnTracker(list(cfg.participants), cfg.turn_config())
         self.latest_audio: dict[str, tuple[int, float]] = {}   # pid -> (audio-clock ns at its end, monotonic s)
         self.states = 0
+        self._last_stamp_ns = 0
 
     @property
     def vad_backend(self) -> str:
@@ -86,11 +90,14 @@ class ConversationStage:
         self.cfg = cfg
         return note
 
-    def push_audio(self, pid: str, samples: np.ndarray, stamp_ns: int, mono_s: float) -> None:
-        """samples [n] float32 (already validated), stamp_ns: capture time of samples[0]."""
+    def push_audio(self, pid: str, samples: np.ndarray, stamp_ns: int, mono_s: float) -> bool:
+        """samples [n] float32 (already validated), stamp_ns: capture time of samples[0]. True when the decision
+        (active speaker, turn index, who is speaking) changed."""
+        before = self.tracker.decision()
         for prob, end_s in self.voices[pid].push(samples, stamp_ns / 1e9):
             self.tracker.update(pid, prob, end_s)
         self.latest_audio[pid] = (stamp_ns + int(samples.shape[0] * 1e9 / self.cfg.sample_rate), mono_s)
+        return self.tracker.decision() != before
 
     def audio_now_ns(self, mono_s: float, fallback_ns: int) -> int:
         """The audio clock now: the newest audio end time, advanced by the wall time since it arrived."""
@@ -101,6 +108,8 @@ class ConversationStage:
 
     def state(self, mono_s: float, fallback_ns: int) -> ConversationSnapshot:
         now_ns = self.audio_now_ns(mono_s, fallback_ns)
+        if self.latest_audio:                  # on the audio clock: never before a state already given
+            now_ns = self._last_stamp_ns = max(now_ns, self._last_stamp_ns)
         st = self.tracker.state(now_ns / 1e9)
         self.states += 1
         return ConversationSnapshot(now_ns, st, [float(st.probability[p]) for p in self.cfg.participants])

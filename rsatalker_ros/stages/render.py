@@ -159,6 +159,7 @@ class Stream:
         self.rate = health.RateCheck("images_per_s", cfg.target_rate_hz)
         self.latency = health.LatencyCheck("stamp_to_publish_ms", cfg.target_latency_ms)
         self.drops = health.Drops()
+        self.path = LatencyPath()
         self.render_failed = 0
         self.too_old = 0
         self.rendered = 0
@@ -177,11 +178,34 @@ class Stream:
         st.values.update({"frames_received": s.received, "frames_rendered": s.taken - self.render_failed,
                           # every image of this window, in publish order: percentiles over any span follow
                           "stamp_to_publish_ms_each": ",".join(f"{v:.1f}" for v in each)})
+        st.values.update(self.path.take())
         self.rate.check(st, now_s)
         self.latency.check(st, each)
         self.drops.check(st, s.received, {"stale": s.dropped_stale, "overflow": s.dropped_overflow,
                                           "out_of_order": s.dropped_out_of_order,
                                           "too_old": self.too_old, "render_failed": self.render_failed})
+
+
+class LatencyPath:
+    """Where each published image's audio stamp -> publish latency went, one entry per image in publish order
+    (thread-safe): the frame's arrival here (after decoding and checks), the render loop taking it (queue wait),
+    the end of its render, all in ms after its stamp. ``take`` -> diagnostics values "stamp_to_<step>_ms_each"
+    (comma-separated, like stamp_to_publish_ms_each, so percentiles over any span of reports follow)."""
+    STEPS = ("receive", "take", "rendered")
+
+    def __init__(self):
+        self._rows: list = []
+        self._lock = threading.Lock()
+
+    def add(self, stamp_ns: int, receive_ns: int, take_ns: int, rendered_ns: int) -> None:
+        with self._lock:
+            self._rows.append(tuple((t - stamp_ns) / 1e6 for t in (receive_ns, take_ns, rendered_ns)))
+
+    def take(self) -> dict:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        return {f"stamp_to_{step}_ms_each": ",".join(f"{r[i]:.1f}" for r in rows)
+                for i, step in enumerate(self.STEPS)}
 
 
 def _level_rank(level: str) -> float:
@@ -372,7 +396,7 @@ class RenderStage:
         st = self.stream(participant)
         if st.head is not None:
             raise ValueError("this renderer's input is 'motion'; it does not take meshes")
-        st.frames.put(vertices, stamp_ns)
+        st.frames.put((vertices, self.now_ns()), stamp_ns)     # with its arrival time (LatencyPath)
         self._wake.set()
 
     def put_motion(self, motion: np.ndarray, basis: str, stamp_ns: int, participant: str | None = None) -> None:
@@ -382,7 +406,7 @@ class RenderStage:
             raise ValueError("this renderer's input is 'mesh'; it does not take motion")
         if basis != st.head.basis:
             raise ValueError(f"SocialMotion in basis {basis!r}; the head {st.head.name!r} takes {st.head.basis!r}")
-        st.frames.put(motion, stamp_ns)
+        st.frames.put((motion, self.now_ns()), stamp_ns)
         self._wake.set()
 
     # ---- rendering ----------------------------------------------------------------------------------------------
@@ -485,18 +509,20 @@ class RenderStage:
                                         daemon=True)
         self._thread.start()
 
-    def _take(self, now: int) -> dict:
+    def _take(self, now: int) -> tuple[dict, dict]:
         """The next frame of every participant that has one and is not older than too_old_ms at ``now`` [ns]:
-        {participant: (item, stamp_ns)}. Counts every drop (the queues' and too_old) with the deadline controller."""
-        got = {}
+        ({participant: (item, stamp_ns)}, {participant: its arrival time [ns]}). Counts every drop (the queues' and
+        too_old) with the deadline controller."""
+        got, arrived = {}, {}
         too_old_ns = int(self.cfg.too_old_ms * 1e6)
         for pid, st in self.streams.items():
-            item = st.frames.take(now, timeout=0)
-            if item is not None and too_old_ns and now - item[1] > too_old_ns:
+            taken = st.frames.take(now, timeout=0)
+            if taken is not None and too_old_ns and now - taken[1] > too_old_ns:
                 st.too_old += 1
                 self.deadline.dropped("too_old")
-            elif item is not None:
-                got[pid] = item
+            elif taken is not None:
+                (item, arrived[pid]), stamp = taken
+                got[pid] = (item, stamp)
             s = st.frames.stats
             for cause, total in (("stale", s.dropped_stale), ("overflow", s.dropped_overflow),
                                  ("out_of_order", s.dropped_out_of_order)):
@@ -504,7 +530,7 @@ class RenderStage:
                 if new:
                     self._forwarded[(pid, cause)] = total
                     self.deadline.dropped(cause, new)
-        return got
+        return got, arrived
 
     def _loop(self, emit) -> None:
         self._set_threads()
@@ -512,7 +538,7 @@ class RenderStage:
             self._wake.clear()               # before taking: a frame put after this wakes the wait below
             now = self.now_ns()
             with self._deadline_lock:
-                got = self._take(now)
+                got, arrived = self._take(now)
                 if got:                      # the tick's oldest frame sets the time left
                     oldest_s = min(stamp for _, stamp in got.values()) / 1e9
                     choice = self.deadline.choose(now / 1e9, oldest_s)
@@ -522,6 +548,7 @@ class RenderStage:
             t0, t0_level = time.perf_counter(), self.render_clock()
             frames, failed = self.render_tick(got, choice.level, choice.scale)
             render_s = self.render_clock() - t0_level
+            rendered_ns = self.now_ns()
             if self._stop.is_set():
                 return
             for pid, why in failed.items():
@@ -539,6 +566,7 @@ class RenderStage:
                     continue
                 st = self.streams[frame.participant]
                 st.latency.add((self.now_ns() - frame.stamp_ns) / 1e6)
+                st.path.add(frame.stamp_ns, arrived[frame.participant], now, rendered_ns)
                 st.rendered += 1
                 st.rate.tick()
             if frames:

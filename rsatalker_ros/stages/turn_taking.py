@@ -155,6 +155,10 @@ class TurnTracker:
             self._holder = speaker
         self._active = speaker
 
+    def decision(self) -> tuple:
+        """What a listener acts on, cheap to compare: (active speaker, turn index, each participant speaking)."""
+        return self._active, self._turn, tuple(self._gates[p].speaking for p in self.participants)
+
     def state(self, now: float | None = None) -> TurnState:
         """The current state; ``now`` (audio-clock seconds) lets participants whose audio stopped fall silent."""
         if now is not None:
