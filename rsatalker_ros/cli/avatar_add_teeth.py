@@ -2,7 +2,8 @@
 
     python -m rsatalker_ros.cli.avatar_add_teeth --head default_older [--avatar default_older] \
         [--iterations 150] [--level-iterations 100] [--views 96] [--work runs/teeth_default_older] [--out-dir DIR]
-    python -m rsatalker_ros.cli.avatar_add_teeth --head default_older --refit-mouth [--iterations 300] ...
+    python -m rsatalker_ros.cli.avatar_add_teeth --head default_older --refit-mouth \
+        --iterations 600 --level-iterations 600
     python -m rsatalker_ros.cli.avatar_add_teeth --sheet docs/images/teeth_default_heads.png \
         --heads default_older default_younger          # contact sheet only: mouth closed / open / wide
 
@@ -379,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="fine-tuning steps of each compact level (0: teeth Gaussians initialised only, no evaluation)")
     ap.add_argument("--views", type=int, default=96, help="training views (mouth mostly open)")
     ap.add_argument("--work", default=None,
-                    help="folder for views and metrics (default runs/teeth_<head>, with --refit-mouth runs/mouth_<head>)")
+                    help="views and metrics (default runs/teeth_<head>; with --refit-mouth, runs/mouth_<head>)")
     ap.add_argument("--out-dir", default=None,
                     help="where the avatar files go (default: over the input ones); with --sheet, the avatars drawn")
     ap.add_argument("--levels", nargs="+", default=None, help="levels to do (default all the avatar has)")
