@@ -153,3 +153,38 @@ def test_an_avatar_made_before_the_teeth_loads_and_renders_with_the_grown_head(t
     with pytest.raises(ValueError, match="triangle 7 differs"):
         loaded.check_topology(changed)
     assert len(select(grown, torch.nonzero(grown.parent < n_f)[:, 0])) == n_f
+
+
+def open_mouth_colours(head, avatar, appearance, size=96):
+    """(ground-truth, avatar) mean rgb [2, 3] over the cavity (mouth inside, tongue) and the teeth pixels of a
+    close-up of the open mouth (0.25 m, 10 degrees above, jawOpen 0.6): the painted head by the mesh rasteriser,
+    the avatar by the CPU splatter."""
+    from rsatalker_ros.cli.avatar_add_teeth import lips_center
+    from rsatalker_ros.render.api import render
+    from rsatalker_ros.render.mesh_raster import render_mesh
+    verts = head.from_motion(motion(head, jaw_open=0.6))[0]
+    cam = orbit_camera(lips_center(head), 0.0, 10.0, 0.25, size, 30)
+    truth = render_mesh(verts.numpy(), head.faces.numpy(), cam, albedo_fn=appearance.albedo, supersample=2)
+    image = render(bind(avatar, verts), cam, np.ones(3, np.float32), backend="cpu").image.clamp(0, 1).numpy()
+    labels = head.vertex_labels.numpy()[head.faces.numpy()]
+    fid = truth.face_index
+    cavity = np.isin(labels, [LABEL_INDEX["mouth_inside"], LABEL_INDEX["tongue"]]).all(1)[np.maximum(fid, 0)]
+    teeth = teeth_faces(head.faces.numpy(), {k: v.numpy() for k, v in head.regions.items()})[np.maximum(fid, 0)]
+    out = {}
+    for part, mask in (("cavity", cavity & (fid >= 0)), ("teeth", teeth & (fid >= 0))):
+        assert mask.sum() > 20, part                 # the pose really shows the part
+        out[part] = (truth.image[mask].mean(0), image[mask].mean(0))
+    return out
+
+
+@pytest.mark.parametrize("name", DEFAULT_HEADS)
+def test_every_shipped_avatar_level_shows_the_dark_mouth_and_light_teeth_of_the_painted_head(heads, name):
+    from rsatalker_ros.avatar.levels import available_levels, load_level
+    from rsatalker_ros.avatar.textures import paint_head
+    head = heads[name]
+    appearance = paint_head(head, size=512)
+    for level in available_levels(name):
+        got = open_mouth_colours(head, load_level(name, level, faces=head.faces), appearance)
+        (cavity_truth, cavity), (teeth_truth, teeth) = got["cavity"], got["teeth"]
+        assert np.abs(cavity - cavity_truth).max() < 0.06 and cavity.mean() < 0.2, (level, cavity, cavity_truth)
+        assert teeth.mean() > 0.45 and teeth.mean() > cavity.mean() + 0.3, (level, teeth, teeth_truth)

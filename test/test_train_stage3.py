@@ -218,3 +218,75 @@ def test_ssim_and_psnr():
     noisy = (a + 0.1 * torch.randn(a.shape, generator=g)).clamp(0, 1)
     assert 0.0 < float(ssim(a, noisy)) < 0.95
     assert float(psnr(a, a + 0.1)) == pytest.approx(20.0, abs=1e-3)
+
+
+class PlaneHead:
+    """One big triangle facing the camera (z = 0), for losses that act on a single Gaussian."""
+
+    name = "plane"
+    layout = ARKIT_LAYOUT
+
+    def __init__(self):
+        self.v = torch.tensor([[-1.0, -1.0, 0.0], [1.0, -1.0, 0.0], [0.0, 1.2, 0.0]])
+        self.faces = torch.tensor([[0, 1, 2]])
+
+    def to(self, device):
+        return self
+
+    def neutral(self):
+        return self.v.clone()
+
+    def from_motion(self, motion):
+        return self.v[None].expand(motion.shape[0], -1, -1).clone()
+
+
+def test_region_weights_pull_a_shared_gaussian_towards_the_region_colour():
+    """One opaque Gaussian covers the whole image, whose left half is red and right half blue: plain L1 leaves it
+    between the two; with the left half as the region (lambda_region) it turns red, as a mouth Gaussian that also
+    covers lip pixels is pulled towards the mouth's colour."""
+    head = PlaneHead()
+    cam = Camera.look_at([0, 0, 3.0], [0, 0, 0], (0, 1, 0), 16, 16, 20)
+    img = np.zeros((1, 16, 16, 3), np.uint8)
+    img[0, :, :8] = (230, 20, 20)
+    img[0, :, 8:] = (20, 20, 230)
+    views = ViewSet(img, np.zeros((1, 64), np.float32), cam.world_to_cam[None], cam.K[None])
+    region = np.zeros((1, 16, 16), np.float32)
+    region[0, :, :8] = 1.0
+
+    def colour_after(lambda_region):
+        av = GaussianAvatar.init_from_mesh(head.v.numpy(), head.faces.numpy(), colors=np.full((1, 3), 0.5),
+                                           opacity=0.999, head="plane")
+        av.log_scales = av.log_scales + 3.0                      # far larger than the image
+        cfg = Stage3Config(iterations=60, densify_from=100, min_gaussians=0, lambda_ssim=0.0, lambda_scale=0.0,
+                           lambda_position=0.0, lr_means=1e-9, lr_means_final=1e-9, lr_scales=1e-9, lr_sh=0.05,
+                           lambda_region=lambda_region)
+        out = train_stage3(head, views, cfg, avatar=av, show_progress=False, region_weights=region).avatar
+        return 0.28209479 * out.sh[0, 0].numpy() + 0.5
+
+    plain, weighted = colour_after(0.0), colour_after(4.0)
+    assert weighted[0] > 0.8 and weighted[2] < 0.2, weighted          # red, the region's colour
+    assert weighted[0] - weighted[2] > plain[0] - plain[2] + 0.3, (plain, weighted)
+    with pytest.raises(ValueError, match="region_weights has shape"):
+        train_stage3(head, views, Stage3Config(iterations=1), avatar=None, show_progress=False,
+                     region_weights=region[:, :8])
+
+
+def test_recolouring_from_views_sets_seen_focus_gaussians_to_the_pixels_under_them():
+    """``avatar-add-teeth --refit-mouth`` step 1: Gaussians on focus triangles take the colour the views show at
+    their centre; the rest (and those never seen) keep theirs."""
+    from rsatalker_ros.cli.avatar_add_teeth import recolor_from_views
+    from rsatalker_ros.train.stage3 import triangle_pixels
+    head = SphereHead()
+    views = _sphere_views(head, 4, 48, seed=5)
+    grey = GaussianAvatar.init_from_mesh(head.v.numpy(), head.faces.numpy(), colors=np.full((320, 3), 0.5),
+                                         head="sphere")
+    focus = head.v[head.faces].mean(1)[:, 0].numpy() > 0                  # the sphere's right half
+    out, n = recolor_from_views(grey, head, views, focus)
+    moved = (out.sh != grey.sh).any(2).any(1).numpy()                      # one Gaussian per triangle: index = triangle
+    sums, counts = triangle_pixels(head, views, max_views=4)
+    assert n == moved.sum() >= 0.8 * (focus & (counts >= 3)).sum() > 0      # nearly every well-seen one
+    assert not moved[~focus].any() and not moved[counts == 0].any()         # off the focus or never seen: kept
+    colour = 0.28209479 * out.sh[:, 0].numpy() + 0.5
+    seen_colour = sums[moved] / counts[moved, None]
+    assert np.abs(colour[moved] - seen_colour).mean() < 0.05
+    assert np.abs(0.5 - seen_colour).mean() > 0.1                           # the views are not grey

@@ -77,6 +77,9 @@ class Stage3Config:
     threads: int = 1                  # torch / numba CPU threads (1 beats 2 on a shared 2-core machine)
     lr_scale_unfocused: float = 1.0   # with a ``focus`` (train_stage3): step size of the Gaussians on the other
                                       # triangles, as a share of their full step (0: frozen; e.g. to add teeth)
+    lambda_region: float = 0.0        # with ``region_weights`` (train_stage3): weight of an extra L1 over the weighted
+                                      # pixels (e.g. the open mouth), normalised by their weight sum, so a small
+                                      # region counts as much as the whole image does in the main L1
 
     @staticmethod
     def from_dict(d: dict) -> "Stage3Config":
@@ -103,6 +106,8 @@ class Stage3Config:
             raise ValueError(f"lambda_ssim must be in 0..1, got {self.lambda_ssim}")
         if not 0.0 <= self.lr_scale_unfocused <= 1.0:
             raise ValueError(f"lr_scale_unfocused must be in 0..1, got {self.lr_scale_unfocused}")
+        if self.lambda_region < 0:
+            raise ValueError(f"lambda_region must be >= 0, got {self.lambda_region}")
         if self.gaussian_budget < 0:
             raise ValueError(f"gaussian_budget must be 0 (none) or a positive count, got {self.gaussian_budget}")
 
@@ -198,12 +203,14 @@ def head_center(head) -> np.ndarray:
 def synthetic_views(head, appearance, n: int, size: int = 160, seed: int = 0,
                     azimuth_deg: float = 75.0, elevation_deg=(-15.0, 25.0), distance: float = 0.62,
                     fov_y_deg: float = 30.0, supersample: int = 3, background=(1.0, 1.0, 1.0),
-                    show_progress: bool = True, motions: np.ndarray | None = None) -> ViewSet:
+                    show_progress: bool = True, motions: np.ndarray | None = None,
+                    center: np.ndarray | None = None) -> ViewSet:
     """Render ``n`` views of ``head`` (random motion frames, random cameras within +-``azimuth_deg`` and the
-    elevation range, ``distance`` metres from the head centre) with the textured-mesh rasteriser.
+    elevation range, ``distance`` metres from ``center``) with the textured-mesh rasteriser.
 
     appearance: a ``HeadAppearance`` (``avatar.textures.paint_head``) or a UV texture [S, S, 3] in 0..1;
-    motions: the frames to draw [n, D] (default ``random_motions``)."""
+    motions: the frames to draw [n, D] (default ``random_motions``); center: the point [3] (metres, head frame) the
+    cameras look at (default the head's centre, ``head_center``; e.g. the lips for close-ups of the mouth)."""
     from rsatalker_ros.render.mesh_raster import render_mesh
     rng = np.random.default_rng(seed)
     if motions is None:
@@ -211,7 +218,7 @@ def synthetic_views(head, appearance, n: int, size: int = 160, seed: int = 0,
     elif motions.shape != (n, head.layout.dim):
         raise ValueError(f"motions has shape {motions.shape}; expected ({n}, {head.layout.dim})")
     motions = np.asarray(motions, np.float32)
-    center = head_center(head)
+    center = head_center(head) if center is None else np.asarray(center, np.float64).reshape(3)
     faces = head.faces.numpy()
     if hasattr(appearance, "albedo"):
         material = dict(albedo_fn=appearance.albedo)
@@ -339,15 +346,20 @@ class Stage3Result:
 
 def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar | None = None,
                  out_dir: str | Path | None = None, show_progress: bool = True,
-                 focus: torch.Tensor | None = None) -> Stage3Result:
+                 focus: torch.Tensor | None = None, region_weights: np.ndarray | None = None) -> Stage3Result:
     """Fit a Gaussian avatar of ``head`` to ``views``; returns the trained avatar (detached tensors).
 
     ``avatar`` continues from an existing avatar (same head topology); else one is initialised on the neutral
     mesh. Checkpoints (``ckpt_<iteration>.safetensors``) go to ``out_dir`` when ``cfg.checkpoint_every`` > 0.
     focus: bool [F] over the head's triangles (optional; needs no densification): the Gaussians bound elsewhere
     move only ``cfg.lr_scale_unfocused`` of each optimiser step (fine-tuning a part, e.g. new teeth).
+    region_weights: float [M, H, W] in 0..1 (optional), per view the pixels of a region (e.g. the mouth) that get the
+    extra L1 term ``cfg.lambda_region * sum(w |pred - target|) / (3 sum(w))``.
     """
     cfg.validate()
+    if region_weights is not None and region_weights.shape != views.images.shape[:3]:
+        raise ValueError(f"region_weights has shape {region_weights.shape}; expected {views.images.shape[:3]} "
+                         "(one weight per pixel of every view)")
     if views.motions.shape[1] != head.layout.dim:
         raise ValueError(f"view motions have {views.motions.shape[1]} values; head {head.name!r} uses "
                          f"{head.layout.dim} ({head.layout.basis} layout)")
@@ -420,6 +432,9 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
             verts = all_verts[i]
         out, mean2d, wmeans = render_avatar(avatar, verts, cam, bg, cfg.renderer)
         loss = photometric_loss(out.image, target, cfg.lambda_ssim) + regularisers(avatar, cfg)
+        if region_weights is not None and cfg.lambda_region > 0 and region_weights[i].any():
+            w = torch.from_numpy(region_weights[i].astype(np.float32)).to(device)[..., None]
+            loss = loss + cfg.lambda_region * (w * (out.image - target).abs()).sum() / (3 * w.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         before = None if damped is None else {n: getattr(avatar, n).detach()[damped].clone() for n in PARAM_NAMES}
