@@ -2,7 +2,7 @@
 
     python scripts/ab_motion_graph.py --roots /work/main . [--rounds 3] [--seconds 15] [--profile alice]
 
-Each round starts, for every root in turn (a checkout: its ``rsatalker_ros`` comes first on PYTHONPATH), the
+Each round starts, for every root in turn (or all at once with ``--concurrent``; a checkout: its ``rsatalker_ros`` comes first on PYTHONPATH), the
 audio side of the demo graph (audio_capture looping the demo wavs, conversation, motion_alice, motion_bob; no
 renderers unless ``--renderers``; a probe subscribes to each mesh and motion topic as a renderer would) on its own ROS domain, waits for
 meshes, then measures each motion process's user + system CPU over ``--seconds`` [cores], the meshes received
@@ -159,6 +159,8 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="py-spy executable: sample motion_alice during each measured span and print its profile")
     ap.add_argument("--renderers", action="store_true", help="the whole graph: renderers too (512 x 512)")
     ap.add_argument("--domain", type=int, default=73, help="ROS_DOMAIN_ID of the runs (away from other work)")
+    ap.add_argument("--concurrent", action="store_true", help="run the checkouts' graphs at the same time (each "
+                    "on its own ROS domain), so that they share whatever else loads the machine")
     ap.add_argument("--instrument", action="store_true", help="motion_alice with CPU accounting per callback")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     if len(sys.argv) > 2 and sys.argv[1] == "--instrumented-node":
@@ -176,12 +178,20 @@ def main() -> None:
     rows: dict = {r: [] for r in roots}
     with tempfile.TemporaryDirectory() as tmp:
         for rnd in range(args.rounds):
+            runs = []
             for i, root in enumerate(roots):
-                env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain),
+                env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain + (i if args.concurrent else 0)),
                            PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
                 out = os.path.join(tmp, f"{rnd}_{i}.json")
-                subprocess.run([sys.executable, __file__, "--child", out, "--seconds", str(args.seconds),
-                                "--profile", args.profile] + (["--renderers"] if args.renderers else []) + (["--instrument"] if args.instrument else []), env=env, check=True, cwd=root)
+                cmd = [sys.executable, __file__, "--child", out, "--seconds", str(args.seconds), "--profile",
+                       args.profile] + (["--renderers"] if args.renderers else []) + \
+                    (["--instrument"] if args.instrument else [])
+                runs.append((root, out, subprocess.Popen(cmd, env=env, cwd=root)))
+                if not args.concurrent:
+                    runs[-1][2].wait()
+            for root, out, p in runs:
+                if p.wait() != 0:
+                    raise SystemExit(f"the run of {root} failed")
                 with open(out) as f:
                     r = json.load(f)
                 rows[root].append(r)
