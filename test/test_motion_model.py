@@ -101,6 +101,32 @@ def test_core_chunks_equal_whole_sequence():
     np.testing.assert_allclose(torch.cat(outs, 1).numpy(), full.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("lookahead", [0, 1, 2])
+def test_live_speech_encoder_equals_the_torch_encoder(lookahead):
+    """The stream's numpy speech encoder gives model.encode_audio's frames, chunk by chunk and at the flush."""
+    from rsatalker_ros.motion.live_core import LiveSpeechEncoder
+    model = small_model(seed=2, lookahead=lookahead)
+    rng = np.random.default_rng(4)
+    feats = (rng.standard_normal((2, 23, 320)) * 3.0 - 6.0).astype(np.float32)       # log-mel-like values
+    live, st = LiveSpeechEncoder(model, 2), model.initial_audio_state(2)
+    ref, got, i = [], [], 0
+    for n in (1, 1, 2, 1, 5, 1, 3, 9):
+        with torch.no_grad():
+            ref.append(model.encode_audio(torch.from_numpy(feats[:, i:i + n]), st).numpy())
+        got.append(live(feats[:, i:i + n]))
+        assert got[-1].shape == ref[-1].shape and got[-1].dtype == np.float32
+        i += n
+    with torch.no_grad():
+        ref.append(model.flush_audio(st, 2).numpy())
+    got.append(live.flush())
+    ref, got = np.concatenate(ref, 1), np.concatenate(got, 1)
+    assert ref.shape == (2, 23, model.cfg.d_model)
+    tol = dict(rtol=2e-6, atol=3e-6)          # float32 rounding: 1280-term sums, then LayerNorm (outputs ~1)
+    np.testing.assert_allclose(got, ref, **tol)
+    live.reset(2)                                      # a new stream starts from silence again
+    np.testing.assert_allclose(live(feats[:, :4]), got[:, :4 - lookahead], **tol)
+
+
 def test_lookahead_is_bounded():
     """Frame t depends on audio up to lookahead_ms after its end, and on nothing later."""
     model = small_model(seed=2)

@@ -78,3 +78,23 @@ def test_mesh_and_topology_round_trip():
         mesh_from_msg(mesh_to_msg(v, "a", "t", 0, "a/head"), 11)
     with pytest.raises(ValueError, match="indices below 5"):
         topology_to_msg(f, 5, "t")
+
+
+def test_mesh_marker_holds_every_triangle_corner_of_each_new_pose():
+    """The TRIANGLE_LIST marker is kept between poses (one Point per vertex, shared by its triangle corners): each
+    pose must still show exactly that pose's corners, after a serialisation round trip as rviz2 gets it."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from visualization_msgs.msg import Marker
+
+    from rsatalker_ros.ros.convert import MeshMarker, stamp_to_ns
+    rng = np.random.default_rng(2)
+    f = np.array([[0, 1, 2], [2, 3, 9], [9, 3, 0]])
+    marker = MeshMarker(f, 10, "a/head", "a")
+    for stamp in (5, 7):
+        v = rng.normal(size=(10, 3)).astype(np.float32)
+        got = deserialize_message(serialize_message(marker.pose(v, stamp)), Marker)
+        assert got.type == Marker.TRIANGLE_LIST and got.header.frame_id == "a/head"
+        assert stamp_to_ns(got.header.stamp) == stamp
+        np.testing.assert_array_equal([[p.x, p.y, p.z] for p in got.points], v[f].reshape(-1, 3))
+    with pytest.raises(ValueError, match=r"\[10, 3\]"):
+        marker.pose(np.zeros((9, 3)), 0)

@@ -66,12 +66,15 @@ class _Timed:
         finally:
             self.acc[self.label] = self.acc.get(self.label, 0.0) + time.process_time() - t
 
+    def __getattr__(self, name):          # the timed object's other methods, untimed
+        return getattr(self.fn, name)
+
 
 def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     """The motion node's per-frame work without DDS: the ROS-free MotionStage fed the demo conversation in 20 ms
     chunks of both streams (as the node receives them), and the three messages the node builds per frame. Prints
-    process CPU per second of audio (cores per participant) split by part, and the torch reference of the two
-    parts that have a live numpy path (model step, skinning) on the same frames, timed in this run."""
+    process CPU per second of audio (cores per participant) split by part, and the torch reference of the
+    parts that have a live numpy path (speech encoder, model step, skinning) on the same frames, timed in this run."""
     from rsatalker_ros.audio.wav_io import read_wav
     from rsatalker_ros.stages import params
     from rsatalker_ros.stages.motion import MotionConfig, MotionStage
@@ -90,7 +93,7 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     dyad = stage.stream._dyad
     parts = [(stage.aligner, "push", "audio alignment"), (stage.aligner, "pop", "audio alignment"),
              (stage.voice, "push", "voice activity"), (dyad._feat, "push", "log-mel features"),
-             (dyad.model, "encode_audio", "speech encoder (torch)"), (dyad, "_core", "motion step (numpy)"),
+             (dyad, "_speech", "speech encoder (numpy)"), (dyad, "_core", "motion step (numpy)"),
              (stage, "skin", "skinning")]
     chunk, t0, frames = rate // 50, 10**12, []
 
@@ -151,9 +154,19 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
             for i in range(T):
                 pose(i)
             timings[f"skin {label}"] = (time.process_time() - c0) / T
-    for part in ("step", "skin"):
+        feats = rng.standard_normal((2, T, dyad.cfg.feature_dim)).astype(np.float32) * 3.0 - 6.0
+        audio_state, speech = dyad.model.initial_audio_state(2), type(dyad._speech)(dyad.model, 2)
+        for label, encode in (("torch", lambda i: dyad.model.encode_audio(torch.from_numpy(feats[:, i:i + 1]),
+                                                                          audio_state)),
+                              ("numpy", lambda i: speech(feats[:, i:i + 1]))):
+            c0 = time.process_time()
+            for i in range(T):
+                encode(i)
+            timings[f"speech {label}"] = (time.process_time() - c0) / T
+    names = {"speech": "speech encoder (encode_audio)", "step": "motion step (model.core)",
+             "skin": "skinning (from_motion)"}
+    for part, name in names.items():
         ref, new = timings[f"{part} torch"], timings[f"{part} numpy"]
-        name = "motion step (model.core)" if part == "step" else "skinning (from_motion)"
         print(f"    reference {name}: torch {1000 * ref:.3f} ms/frame, live path {1000 * new:.3f} ms/frame "
               f"({ref / new:.1f}x)")
 

@@ -4,8 +4,9 @@
 The numbers are those of ``HeadModel.pose`` (rsatalker_ros.face.lbs: blendshapes, joints, pose correctives,
 skinning) to float rounding, with zero shape and no global rotation or translation, as the motion stage poses.
 The joints' rotations and forward kinematics ([B, 5, 3, 3]-sized) run in numpy, where a small op costs a
-microsecond instead of torch's several; the three vertex-sized products run in torch (MKL, the threads torch was
-given: numpy's OpenBLAS spreads a [1, 52] x [52, 13614] product over every core and spins on a busy machine).
+microsecond instead of torch's several; the blendshape products run in torch (MKL, the threads torch was given:
+numpy's OpenBLAS spreads a [1, 52] x [52, 13614] product over every core and spins on a busy machine), the
+skinning weights' [V, 5] x [5, 12] product in numpy (too small for OpenBLAS to thread).
 
     skin = LiveSkinner(load_head("default_older"))
     verts = skin(motion)            # motion [B, E + 12] float32 in head.layout -> vertices [B, V, 3] float32 metres
@@ -30,7 +31,7 @@ class LiveSkinner:
         self.j_template = f32(head.j_template)                                       # [K, 3]
         self.j_exprdirs = f32(head._jdirs[:, S:S + E]).T.copy()                      # [E, K*3]
         self.posedirs = torch.from_numpy(f32(head.posedirs))                         # [P, V*3] (P = 0: none)
-        self.weights = torch.from_numpy(f32(head.weights))                           # [V, K]
+        self.weights = f32(head.weights)                                             # [V, K]
         self.n_vertices, self.n_joints = V, len(self.parents)
         self._eye = np.eye(3, dtype=np.float32)
 
@@ -55,7 +56,7 @@ class LiveSkinner:
         world_r, world_t = joint_world(rot, joints, self.parents)                   # [B, K, 3, 3], [B, K, 3]
         # skinning transforms (rest point -> posed point for joint k): [R_k | t_k - R_k J_k], blended per vertex
         T = np.concatenate([world_r, (world_t - (world_r @ joints[..., None])[..., 0])[..., None]], -1)
-        M = torch.matmul(self.weights, torch.from_numpy(T.reshape(B, K, 12))).numpy().reshape(B, V, 3, 4)
+        M = np.matmul(self.weights, T.reshape(B, K, 12)).reshape(B, V, 3, 4)   # (3x torch's broadcast matmul)
         out = M[..., 3] + M[..., 0] * verts[..., 0:1]
         out += M[..., 1] * verts[..., 1:2]
         out += M[..., 2] * verts[..., 2:3]

@@ -29,8 +29,8 @@ def frame_features(wave) -> torch.Tensor:
 
 
 class FrameFeatureStream:
-    """Streaming ``frame_features``: ``push(samples) -> [k, 320]`` new complete feature frames; ``flush()`` the
-    frames of the rest of the signal (zero-padded like the batch function), then starts a new signal.
+    """Streaming ``frame_features`` in float32 numpy: ``push(samples) -> [k, 320]`` new complete feature frames;
+    ``flush()`` the frames of the rest of the signal (zero-padded like the batch function), then starts a new signal.
     ``channels`` c >= 1: c signals in step (both participants of a dyad in one pass), samples [c, n] -> [c, k, 320]."""
 
     def __init__(self, channels: int = 0):
@@ -40,19 +40,19 @@ class FrameFeatureStream:
     def reset(self) -> None:
         self._mel = StreamingLogMel(MelConfig(), self.channels)
         lead = (self.channels,) if self.channels else ()
-        self._buf = torch.full((*lead, 1, N_MELS), SILENCE)
+        self._buf = np.full((*lead, 1, N_MELS), SILENCE, np.float32)
 
-    def _group(self, mels: torch.Tensor) -> torch.Tensor:
-        self._buf = torch.cat([self._buf, mels], -2)
+    def _group(self, mels: torch.Tensor) -> np.ndarray:
+        self._buf = np.concatenate([self._buf, mels.numpy()], -2)
         k = self._buf.shape[-2] // MELS_PER_FRAME
         out = self._buf[..., :k * MELS_PER_FRAME, :].reshape(*self._buf.shape[:-2], k, FEATURE_DIM)
         self._buf = self._buf[..., k * MELS_PER_FRAME:, :]
         return out
 
-    def push(self, samples) -> torch.Tensor:
+    def push(self, samples) -> np.ndarray:
         return self._group(self._mel.push(samples))
 
-    def flush(self) -> torch.Tensor:
+    def flush(self) -> np.ndarray:
         """Remaining whole frames of the signal (the extractor's zero-padded right edge), then reset."""
         out = self._group(self._mel.flush())
         self.reset()

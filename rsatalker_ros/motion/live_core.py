@@ -1,4 +1,5 @@
-"""``SocialMotionModel.core`` for a live stream in float32 numpy: the same numbers (to float rounding) for the one or
+"""The motion model's live path in float32 numpy: ``LiveSpeechEncoder`` (``SocialMotionModel.encode_audio`` /
+``flush_audio``) and ``LiveCore`` (``SocialMotionModel.core``), the same numbers (to float rounding) for the one or
 two frames a live dyad computes at a time, at a fraction of the cost.
 
 A live frame is ~40 small matrix products and ~200 small element-wise ops on [2, 1, 128]-sized arrays; torch
@@ -143,6 +144,69 @@ class _FrameCrossAttention:
         K, V = kv[..., 0, :, :].transpose(0, 1, 3, 2, 4), kv[..., 1, :, :].transpose(0, 1, 3, 2, 4)  # [B,k,h,Nq,dh]
         att = softmax((q * K).sum(-1) * self.inv_sqrt)                                     # [B, k, h, Nq]
         return self.o((att[..., None] * V).sum(-2).reshape(B, k, d))
+
+
+class _StreamConv:
+    """blocks.StreamConv: the window of past + 1 + future frames as one linear map; tail [B, n, d_in]."""
+
+    def __init__(self, conv):
+        self.past, self.future, self.d_in = conv.past, conv.future, conv.d_in
+        n = self.past + 1 + self.future
+        w = _np(conv.proj.weight).reshape(-1, self.d_in, n)              # [out, d_in, n]: torch's unfold order
+        self.wt = np.ascontiguousarray(w.transpose(2, 1, 0).reshape(n * self.d_in, -1))  # [n * d_in, out], time-major
+        self.b = _np(conv.proj.bias)
+
+    def __call__(self, x: np.ndarray, tail: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        buf = np.concatenate([tail, x], 1)
+        ctx = self.past + self.future
+        m = buf.shape[1] - ctx
+        if m <= 0:
+            return np.zeros((x.shape[0], 0, self.b.shape[0]), np.float32), buf
+        B = buf.shape[0]
+        if m == 1:                                                          # the live case: one window
+            win = buf.reshape(B, 1, -1)
+        else:
+            win = np.lib.stride_tricks.sliding_window_view(buf, ctx + 1, 1).transpose(0, 1, 3, 2).reshape(B, m, -1)
+        y = win.reshape(-1, 1, win.shape[-1]) @ self.wt                     # row by row, as _Linear
+        return y.reshape(B, m, -1) + self.b, buf[:, buf.shape[1] - ctx:]
+
+
+class LiveSpeechEncoder:
+    """``SocialMotionModel.encode_audio`` with its own state: ``(feats [B, k, 320] raw log-mel frame features) ->
+    [B, m, d]`` for the frames whose look-ahead has arrived; ``flush() -> [B, lookahead, d]`` the rest (silence
+    after; ``flush_audio``). ``reset(B)`` starts B new streams; ``clear()`` zeroes the state (same lengths: frame
+    numbering goes on)."""
+
+    def __init__(self, model, B: int = 1):
+        self.mean, self.std = _np(model.feat_mean), _np(model.feat_std)
+        sp = model.speech
+        self.conv1, self.conv2, self.norm = _StreamConv(sp.conv1), _StreamConv(sp.conv2), _LayerNorm(sp.norm)
+        self.feature_dim, self.lookahead = model.cfg.feature_dim, model.cfg.lookahead
+        self.reset(B)
+
+    def reset(self, B: int) -> None:
+        self.t1 = np.zeros((B, self.conv1.past, self.conv1.d_in), np.float32)
+        self.t2 = np.zeros((B, self.conv2.past, self.conv2.d_in), np.float32)
+
+    def clear(self) -> None:
+        self.t1, self.t2 = np.zeros_like(self.t1), np.zeros_like(self.t2)
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        x1, self.t1 = self.conv1(x, self.t1)
+        x1 = gelu_tanh(x1)
+        x2, self.t2 = self.conv2(x1, self.t2)
+        return self.norm(x1 + gelu_tanh(x2))
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        if feats.shape[-1] != self.feature_dim:
+            raise ValueError(f"audio features: expected [..., {self.feature_dim}], got {tuple(feats.shape)}")
+        return self._encode((feats - self.mean) / self.std)
+
+    def flush(self) -> np.ndarray:
+        B = self.t1.shape[0]
+        if not self.lookahead:
+            return np.zeros((B, 0, self.norm.w.shape[0]), np.float32)
+        return self._encode(np.zeros((B, self.lookahead, self.feature_dim), np.float32))
 
 
 class LiveCore:

@@ -6,8 +6,8 @@ soon as its look-ahead has arrived (``lookahead_ms`` of audio past the end of th
 included: 37.5 ms with the shipped model). Inside, both participants of the dyad are predicted together, each
 conditioned on the other's *predicted* past motion, ``motion_delay`` frames at a time. The numbers equal the batch
 model (``SocialMotionModel.forward``) run on the whole audio with the partner motion that the stream predicted.
-The causal part runs in numpy (``LiveCore``, a copy of the model's weights taken when the stream is made): a live
-step is one or two frames, where torch's cost per small op dominates.
+The stream runs in float32 numpy (``LiveSpeechEncoder`` and ``LiveCore``, copies of the model's weights taken when
+the stream is made): a live step is one or two frames, where torch's cost per small op dominates.
 
 No input can poison the stream: samples are clamped to [-1, 1] (NaN -> 0) before feature extraction, and if the
 model ever returns a non-finite frame anyway, that frame is replaced by the neutral face (zeros) and the model's
@@ -20,13 +20,13 @@ import torch
 
 from rsatalker_ros.motion.features import FrameFeatureStream
 from rsatalker_ros.motion.config import NEUTRAL_QUERY
-from rsatalker_ros.motion.live_core import LiveCore
+from rsatalker_ros.motion.live_core import LiveCore, LiveSpeechEncoder
 from rsatalker_ros.motion.model import SocialMotionModel
 from rsatalker_ros.social.relation import Relation
 
 
-def _as_samples(x, what: str) -> torch.Tensor:
-    """[n] float samples -> float32 tensor clamped to [-1, 1] (NaN -> 0, +-inf -> +-1)."""
+def _as_samples(x, what: str) -> np.ndarray:
+    """[n] float samples -> float32 numpy copy clamped to [-1, 1] (NaN -> 0, +-inf -> +-1)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
@@ -39,7 +39,7 @@ def _as_samples(x, what: str) -> torch.Tensor:
     if not np.isfinite(x).all():                  # (the check is cheaper than nan_to_num on every chunk)
         np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     np.clip(x, -1.0, 1.0, out=x)
-    return torch.from_numpy(x)
+    return x
 
 
 def query_indices_for(relation: Relation | None, a: str, b: str) -> tuple[int, int]:
@@ -66,10 +66,11 @@ class StreamingDyad:
             raise ValueError(f"the two participants need different ids, got {participant_a!r} twice")
         self.model = model.eval()
         self.cfg = model.cfg
-        self._core = LiveCore(model)    # model.core in numpy: the same frames at a fraction of torch's per-op cost
+        # model.encode_audio and model.core in numpy: the same frames at a fraction of torch's per-op cost
+        self._speech = LiveSpeechEncoder(model, 2)
+        self._core = LiveCore(model)
         self.participants = (participant_a, participant_b)
-        self.queries = torch.tensor(query_indices_for(relation, participant_a, participant_b))
-        self.relation = relation
+        self.set_relation(relation)
         self.recoveries = 0     # times a non-finite output reset the model state (see _recover)
         self.reset()
 
@@ -79,15 +80,16 @@ class StreamingDyad:
 
     def set_relation(self, relation: Relation | None) -> None:
         """Change the relationship live (None = unknown); applies from the next computed frame on."""
-        self.queries = torch.tensor(query_indices_for(relation, *self.participants))
+        self._query_list = list(query_indices_for(relation, *self.participants))
+        self.queries = torch.tensor(self._query_list)
         self.relation = relation
 
     def reset(self) -> None:
         """Start a new conversation: forget all audio and motion so far."""
         self._feat = FrameFeatureStream(channels=2)                 # both participants in one pass
-        self._pending = [torch.zeros(0), torch.zeros(0)]
-        self._audio_state = self.model.initial_audio_state(2)
-        self._enc = torch.zeros(2, 0, self.cfg.d_model)
+        self._pending = [np.zeros(0, np.float32), np.zeros(0, np.float32)]
+        self._speech.reset(2)
+        self._enc = np.zeros((2, 0, self.cfg.d_model), np.float32)
         self._core.reset()
         D, delay = self.cfg.motion_dim, self.cfg.motion_delay
         self._hist = np.zeros((2, delay, D), np.float32)           # last `delay` predicted frames per participant
@@ -98,8 +100,8 @@ class StreamingDyad:
         """Reset the model's state in place after a non-finite output: zero the audio encoder's context (same
         length, so frame numbering is unchanged), empty the attention caches, forget the partner's past motion."""
         self.recoveries += 1
-        self._audio_state = {k: torch.zeros_like(v) for k, v in self._audio_state.items()}
-        self._enc = torch.nan_to_num(self._enc, nan=0.0, posinf=0.0, neginf=0.0)
+        self._speech.clear()
+        self._enc = np.nan_to_num(self._enc, nan=0.0, posinf=0.0, neginf=0.0)
         self._core.reset()
         self._hist = np.zeros_like(self._hist)
         self._hist_known = np.zeros_like(self._hist_known)
@@ -107,12 +109,12 @@ class StreamingDyad:
     def push(self, samples_a, samples_b=None):
         """samples_a, samples_b: [n] float32 16 kHz (b None = silence as long as a). Returns (frames_a, frames_b)."""
         a = _as_samples(samples_a, "samples_a")
-        b = torch.zeros_like(a) if samples_b is None else _as_samples(samples_b, "samples_b")
-        self._pending = [torch.cat([self._pending[0], a]), torch.cat([self._pending[1], b])]
+        b = np.zeros_like(a) if samples_b is None else _as_samples(samples_b, "samples_b")
+        self._pending = [np.concatenate([self._pending[0], a]), np.concatenate([self._pending[1], b])]
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
         if n == 0:
             return [], []
-        feats = self._feat.push(torch.stack([p[:n] for p in self._pending]))
+        feats = self._feat.push(np.stack([p[:n] for p in self._pending]))
         self._pending = [p[n:] for p in self._pending]
         return self._advance(feats, final=False)
 
@@ -120,26 +122,25 @@ class StreamingDyad:
         """End of the conversation: returns the frames still waiting for look-ahead (silence assumed after),
         then resets. Audio past the last whole 40 ms frame is dropped."""
         n = min(self._pending[0].shape[0], self._pending[1].shape[0])
-        feats = torch.cat([self._feat.push(torch.stack([p[:n] for p in self._pending])), self._feat.flush()], 1)
+        feats = np.concatenate([self._feat.push(np.stack([p[:n] for p in self._pending])), self._feat.flush()], 1)
         out = self._advance(feats, final=True)
         self.reset()
         return out
 
-    @torch.inference_mode()
-    def _advance(self, feats: torch.Tensor, final: bool):
+    def _advance(self, feats: np.ndarray, final: bool):
         """feats: [2, k, 320] new feature frames of both participants."""
         enc = [self._enc]
         if feats.shape[1]:
-            enc.append(self.model.encode_audio(feats, self._audio_state))
+            enc.append(self._speech(feats))
         if final:
-            enc.append(self.model.flush_audio(self._audio_state, 2))
-        self._enc = torch.cat(enc, 1) if len(enc) > 1 else self._enc
+            enc.append(self._speech.flush())
+        self._enc = np.concatenate(enc, 1) if len(enc) > 1 else self._enc
         out_a, out_b = [], []
         delay = self.cfg.motion_delay
-        queries = self.queries.tolist()
+        queries = self._query_list
         while self._enc.shape[1]:
             k = min(delay, self._enc.shape[1])
-            a = self._enc[:, :k].numpy()
+            a = self._enc[:, :k]
             self._enc = self._enc[:, k:]
             # participant a hears a as own audio and b as partner; b the other way round; each sees the
             # other's predicted motion `delay` frames late

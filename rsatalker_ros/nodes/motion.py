@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import time
 
-from geometry_msgs.msg import Point, TransformStamped
-from std_msgs.msg import ColorRGBA
+from geometry_msgs.msg import TransformStamped
 from visualization_msgs.msg import Marker
 
 from rsatalker_ros.input_limits import check_conversation
 from rsatalker_ros.msg import AudioFrame, ConversationState, FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.ros import qos, topics
-from rsatalker_ros.ros.convert import (mesh_to_msg, mono_audio_from_msg, motion_to_flame_params, ns_to_stamp,
-                                       relation_from_msg, relation_to_msg, stamp_to_ns, topology_to_msg)
+from rsatalker_ros.ros.convert import (MeshMarker, mesh_to_msg, mono_audio_from_msg, motion_to_flame_params,
+                                       ns_to_stamp, relation_from_msg, relation_to_msg, stamp_to_ns, topology_to_msg)
 from rsatalker_ros.ros.lifecycle_adapter import StageNode
 from rsatalker_ros.ros.spin import run
 from rsatalker_ros.ros.tf import StaticFrames, transform_msg
@@ -59,6 +58,8 @@ class MotionNode(StageNode):
         self.pub_motion = self.publisher(SocialMotion, P("motion"), qos.STATE)
         self.pub_mesh = self.publisher(FaceMesh, P("mesh"), qos.FRAMES)
         self.pub_marker = self.publisher(Marker, P("mesh_marker"), qos.STATE)
+        self.marker = MeshMarker(stage.faces, stage.head.n_vertices, topics.head_frame(cfg.participant),
+                                 cfg.participant)
         self.pub_pose = self.publisher(TransformStamped, P("head_pose"), qos.STATE)
         self.publisher(FaceTopology, P("mesh_topology"), qos.LATCHED).publish(
             topology_to_msg(stage.faces, stage.head.n_vertices, stage.topology_id))
@@ -139,16 +140,7 @@ class MotionNode(StageNode):
             self._publish_marker(last.vertices, last.stamp_ns)
 
     def _publish_marker(self, verts, stamp: int) -> None:
-        m = Marker()
-        ns_to_stamp(stamp, m.header.stamp)
-        m.header.frame_id = topics.head_frame(self.config.participant)
-        m.ns, m.id, m.type, m.action = self.config.participant, 0, Marker.TRIANGLE_LIST, Marker.ADD
-        m.pose.orientation.w = 1.0
-        m.scale.x = m.scale.y = m.scale.z = 1.0
-        m.color = ColorRGBA(r=0.85, g=0.7, b=0.6, a=1.0)
-        tri = verts[self.stage.faces].reshape(-1, 3).astype(float).tolist()
-        m.points = [Point(x=p[0], y=p[1], z=p[2]) for p in tri]
-        self.pub_marker.publish(m)
+        self.pub_marker.publish(self.marker.pose(verts, stamp))
 
     def status(self) -> list[health.Status]:
         stage = self.stage
