@@ -147,3 +147,11 @@ def test_lip_losses_closure_charges_opening_at_closed_targets_and_match_charges_
     shrunk[0, :, ARKIT52_INDEX["jawOpen"]] *= 0.5
     closure, match = lip_losses(opening, shrunk, target, 1.0)
     assert float(closure) == 0.0 and match > 1.0
+
+
+def test_mix_data_adds_the_other_datasets_training_clips(data, tmp_path):
+    cfg = TrainConfig(stage=1, data=str(data), out=str(tmp_path / "mix"), model=TINY, steps=1, batch_size=2,
+                      window_frames=20, partner_inputs=False, relation_queries=False, mix_data=f"{data},{data}",
+                      mix_clips=5)
+    _, info = load_model(train(cfg, progress=False))
+    assert info["train_clips"] == 12 + 5 + 5

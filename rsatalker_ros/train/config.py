@@ -11,8 +11,8 @@ from rsatalker_ros.files import BadFileError, load_yaml, parse_yaml
 class TrainConfig:
     stage: int = 1                    # 1: speech -> own motion (neutral queries); 2: dyadic, relationship queries
     data: str = "runs/data"           # dataset root (<data>/train, <data>/val)
-    mix_data: str = ""                # second dataset root whose train clips are added ("" = none)
-    mix_clips: int = 0                # use at most this many of mix_data's training clips (0 = all)
+    mix_data: str = ""                # further dataset roots (comma-separated) whose train clips are added
+    mix_clips: int = 0                # use at most this many training clips of each mix_data root (0 = all)
     out: str = "runs/motion_stage1"   # output folder: model.safetensors, train_state.safetensors, loss_curve.png
     init: str = ""                    # checkpoint to start from ("" = fresh model; stage 2: the stage-1 model)
     model: dict = field(default_factory=dict)  # MotionModelConfig fields (fresh model), or overrides of init's

@@ -7,7 +7,7 @@ relationship's query set. Loss: MSE of the normalised motion + velocity_weight x
 bilabials /p b m/ and the resting mouth, the squared inner-lip opening of the posed head beyond the target's, in mm^2;
 this rewards closing at bilabials and penalises opening before the release) + lip_opening_weight x the squared error
 of the inner-lip opening on every frame (mm^2: open vowels keep their size while the closure term closes the lips).
-``mix_data`` adds a second dataset's training clips (e.g. clean speech beside the noisy rooms).
+``mix_data`` adds other datasets' training clips (e.g. clean speech beside the noisy rooms).
 Outputs in ``cfg.out``: model.safetensors (latest weights, loadable with rsatalker_ros.motion.checkpoint),
 train_state.safetensors (resume), history.json, loss_curve.png, config.yaml.
 """
@@ -158,8 +158,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_samples = load_split(cfg.data, "train", limit=cfg.max_clips or None, progress=progress)
-    if cfg.mix_data:
-        train_samples += load_split(cfg.mix_data, "train", limit=cfg.mix_clips or None, progress=progress)
+    for root in (r.strip() for r in cfg.mix_data.split(",") if r.strip()):
+        train_samples += load_split(root, "train", limit=cfg.mix_clips or None, progress=progress)
     try:
         val_samples = load_split(cfg.data, "val", progress=progress)
     except ValueError:
