@@ -11,7 +11,7 @@
 #      (docs/eval_motion.md compares the candidates tried);
 #   3. the evaluations, ~25 min.
 #   scripts/train_default_motion.sh [RUNS_DIR]          (default runs)
-#   SKIP_ABLATION=1 ... (no ablation)   SKIP_EVAL=1 ... (no evaluation)
+#   SKIP_ABLATION=1 ... (no ablation)   SKIP_EVAL=1 ... (no evaluation)   N_BABBLE=... (babble clips; default N_TRAIN/2)
 #   Smoke run (tiny, nothing shipped is overwritten):
 #   N_TRAIN=6 N_VAL=2 N_TEST=2 TRAIN_SET="steps=3" COPY_TO= SKIP_EVAL=1 scripts/train_default_motion.sh /tmp/r
 # Needs the Debian packages espeak-ng festival festvox-kallpc16k festvox-us-slt-hts flite and pyroomacoustics.
