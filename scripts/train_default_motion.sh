@@ -4,13 +4,14 @@
 # #12) into docs/eval_motion.md. Three steps, each on 1 CPU thread:
 #   1. stage 1 (speech -> own motion) and stage 2 (dyadic, social queries) on clean espeak-ng speech (runs/motion_data),
 #      ~15-20 min each on an idle core: the model shipped before issue #12;
-#   2. stage 2 again, 1200 steps at lr 4e-4 from that model, on speech from espeak-ng and Festival in simulated noisy
-#      rooms with noise-only stretches (runs/motion_data_v2; flite stays out of training: it is the evaluation's
-#      held-out synthesizer), ~15 min: the shipped model. The lip-closure loss stays off (see docs/eval_motion.md:
-#      at weight 0.01 and 0.1 it closes the lips at /p b m/ but shrinks every opening);
+#   2. stage 2 again (config/train_stage2_rooms.yaml: 1200 steps at lr 4e-4 from that model) on speech from espeak-ng
+#      and Festival in simulated noisy rooms with noise-only stretches (runs/motion_data_v2) plus 240 clips in babble
+#      (other voices) at 0-20 dB SNR (runs/motion_data_babble), with the lip-closure (0.003) and lip-opening (0.01)
+#      losses; flite stays out of training: it is the evaluation's held-out synthesizer. ~15 min: the shipped model
+#      (docs/eval_motion.md compares the candidates tried);
 #   3. the evaluations, ~25 min.
 #   scripts/train_default_motion.sh [RUNS_DIR]          (default runs)
-#   SKIP_ABLATION=1 ... (no ablation)   SKIP_EVAL=1 ... (no evaluation)
+#   SKIP_ABLATION=1 ... (no ablation)   SKIP_EVAL=1 ... (no evaluation)   N_BABBLE=... (babble clips; default N_TRAIN/2)
 #   Smoke run (tiny, nothing shipped is overwritten):
 #   N_TRAIN=6 N_VAL=2 N_TEST=2 TRAIN_SET="steps=3" COPY_TO= SKIP_EVAL=1 scripts/train_default_motion.sh /tmp/r
 # Needs the Debian packages espeak-ng festival festvox-kallpc16k festvox-us-slt-hts flite and pyroomacoustics.
@@ -20,6 +21,7 @@ PY=${PYTHON:-python}
 RUNS=${1:-runs}
 CLEAN_DATA=$RUNS/motion_data
 NOISY_DATA=$RUNS/motion_data_v2
+BABBLE_DATA=$RUNS/motion_data_babble
 NICE="nice -n ${NICE_LEVEL:-10}"
 SIZES=(--train "${N_TRAIN:-480}" --val "${N_VAL:-48}" --test "${N_TEST:-96}" --seconds 12 --seed 0)
 COPY_TO=${COPY_TO-rsatalker_ros/assets/checkpoints/motion_default.safetensors}
@@ -28,6 +30,9 @@ COPY=(); [ -n "$COPY_TO" ] && COPY=(--copy-to "$COPY_TO")
 [ -f "$CLEAN_DATA/dataset.json" ] || $NICE "$PY" -m rsatalker_ros.cli.make_dataset --out "$CLEAN_DATA" "${SIZES[@]}"
 [ -f "$NOISY_DATA/dataset.json" ] || $NICE "$PY" -m rsatalker_ros.cli.make_dataset --out "$NOISY_DATA" "${SIZES[@]}" \
   --engines espeak-ng,festival --acoustics
+[ -f "$BABBLE_DATA/dataset.json" ] || $NICE "$PY" -m rsatalker_ros.cli.make_dataset --out "$BABBLE_DATA" \
+  --train "${N_BABBLE:-$(( ${N_TRAIN:-480} / 2 ))}" --val 0 --test 0 --seconds 12 --seed 7 \
+  --engines espeak-ng,festival --acoustics --noise-kinds babble --snr-db 0,20
 # 1. clean speech: stage 1, stage 2 (and the ablation: one query set shared by every relationship)
 $NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage1.yaml --data "$CLEAN_DATA" --out "$RUNS/motion_stage1" "${SET[@]}"
 $NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage2.yaml --data "$CLEAN_DATA" --out "$RUNS/motion_stage2" \
@@ -36,9 +41,9 @@ if [ "${SKIP_ABLATION:-0}" != "1" ]; then
   $NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage2.yaml --data "$CLEAN_DATA" --out "$RUNS/motion_shared" \
     --init "$RUNS/motion_stage1/model.safetensors" --set model.share_queries=true "${SET[@]}"
 fi
-# 2. noisy rooms and two synthesizers, from the clean model (its relationship queries kept)
-$NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage2.yaml --data "$NOISY_DATA" --out "$RUNS/motion_noisy" \
-  --init "$RUNS/motion_stage2/model.safetensors" --set steps=1200 --set lr=0.0004 --set queries_from_neutral=false \
+# 2. noisy rooms and two synthesizers (+ babble), from the clean model (its relationship queries kept)
+$NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage2_rooms.yaml --data "$NOISY_DATA" \
+  --out "$RUNS/motion_noisy" --init "$RUNS/motion_stage2/model.safetensors" --set mix_data="$BABBLE_DATA" \
   "${COPY[@]}" "${SET[@]}"
 # 3. evaluations: clean held-out table (shipped, clean-only model, ablation) and robustness (shipped vs clean-only)
 if [ "${SKIP_EVAL:-0}" != "1" ]; then

@@ -66,7 +66,7 @@ def test_stage1_then_stage2_lower_loss_change_weights_and_resume(data, tmp_path)
 
 
 def test_shipped_configs_parse_and_every_key_is_commented():
-    for name, stage in (("train_stage1.yaml", 1), ("train_stage2.yaml", 2)):
+    for name, stage in (("train_stage1.yaml", 1), ("train_stage2.yaml", 2), ("train_stage2_rooms.yaml", 2)):
         path = ROOT / "config" / name
         cfg = TrainConfig.from_yaml(path)
         assert cfg.stage == stage
@@ -124,3 +124,34 @@ def test_lip_closure_loss_closes_the_lips_where_the_target_is_closed(data, tmp_p
     h = __import__("json").loads((tmp_path / "w0.5" / "history.json").read_text())
     assert any("lip_closure_mm2" in e for e in h)
     assert not torch.equal(runs[0.5].out.weight, runs[0.0].out.weight)
+
+
+def test_lip_losses_closure_charges_opening_at_closed_targets_and_match_charges_shrunk_openings():
+    """The closure term costs only lips left open where the target's are shut (a bilabial beside open vowels); the
+    opening term also costs an open vowel shrunk to half its size, which the closure term ignores."""
+    from rsatalker_ros.eval.metrics import LipOpening
+    from rsatalker_ros.face.arkit import ARKIT52_INDEX
+    from rsatalker_ros.face.head_model import load_head
+    from rsatalker_ros.train.motion_trainer import lip_losses
+    head = load_head("default_older")
+    opening = LipOpening(head)
+    jaw = torch.tensor([0.0, 0.0, 0.4, 0.4, 0.0, 0.4, 0.4, 0.0, 0.0, 0.0])   # vowel, /m/, vowel, rest
+    target = torch.zeros(1, len(jaw), head.layout.dim)
+    target[0, :, ARKIT52_INDEX["jawOpen"]] = jaw
+    assert [float(v) for v in lip_losses(opening, target, target, 1.0)] == [0.0, 0.0]
+    lips_open = target.clone()
+    lips_open[0, 4, ARKIT52_INDEX["jawOpen"]] = 0.4          # the /m/ not closed
+    closure, match = lip_losses(opening, lips_open, target, 1.0)
+    assert closure > 10.0 and match > 0.0                    # mm^2: a ~20 mm opening on 1 of 6 closed frames
+    shrunk = target.clone()
+    shrunk[0, :, ARKIT52_INDEX["jawOpen"]] *= 0.5
+    closure, match = lip_losses(opening, shrunk, target, 1.0)
+    assert float(closure) == 0.0 and match > 1.0
+
+
+def test_mix_data_adds_the_other_datasets_training_clips(data, tmp_path):
+    cfg = TrainConfig(stage=1, data=str(data), out=str(tmp_path / "mix"), model=TINY, steps=1, batch_size=2,
+                      window_frames=20, partner_inputs=False, relation_queries=False, mix_data=f"{data},{data}",
+                      mix_clips=5)
+    _, info = load_model(train(cfg, progress=False))
+    assert info["train_clips"] == 12 + 5 + 5

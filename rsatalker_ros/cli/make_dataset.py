@@ -2,6 +2,8 @@
 
     python -m rsatalker_ros.cli.make_dataset --out runs/data --train 200 --val 20 --test 20 --seconds 12 --seed 0
     python -m rsatalker_ros.cli.make_dataset --out runs/data --engines espeak-ng,festival --acoustics
+    python -m rsatalker_ros.cli.make_dataset --out runs/babble --engines espeak-ng,festival --acoustics \
+        --noise-kinds babble --snr-db 0,20
 
 --engines picks the speech synthesizers (docs/dataset_format.md; flite is the held-out one the evaluation uses);
 --acoustics adds room noise, reverberation, microphone colouration, level changes and noise-only stretches
@@ -27,6 +29,9 @@ def main(argv=None) -> int:
                     help="comma-separated speech synthesizers: espeak-ng, festival, flite")
     ap.add_argument("--acoustics", action="store_true", help="noisy rooms (AcousticConfig defaults) instead of clean")
     ap.add_argument("--clean-prob", type=float, default=None, help="with --acoustics: share of tracks left clean")
+    ap.add_argument("--noise-kinds", default="",
+                    help="with --acoustics: comma-separated noise kinds drawn for noisy tracks (default: all six)")
+    ap.add_argument("--snr-db", default="", help="with --acoustics: SNR range LOW,HIGH in dB (default 0,30)")
     ap.add_argument("--plot", default="", help="also write a trajectory plot of the first clip to this PNG")
     ap.add_argument("--stats-plot", default="", help="also write per-relationship behaviour statistics to this PNG")
     args = ap.parse_args(argv)
@@ -36,7 +41,22 @@ def main(argv=None) -> int:
     try:
         acoustics = None
         if args.acoustics:
-            acoustics = AcousticConfig() if args.clean_prob is None else AcousticConfig(clean_prob=args.clean_prob)
+            over = {}
+            if args.clean_prob is not None:
+                over["clean_prob"] = args.clean_prob
+            if args.noise_kinds:
+                over["noise_kinds"] = tuple(k.strip() for k in args.noise_kinds.split(",") if k.strip())
+            if args.snr_db:
+                try:
+                    low, high = (float(v) for v in args.snr_db.split(","))
+                except ValueError:
+                    raise ValueError(f"--snr-db must be LOW,HIGH in dB, got {args.snr_db!r}") from None
+                if not low <= high:
+                    raise ValueError(f"--snr-db: LOW must not exceed HIGH, got {args.snr_db!r}")
+                over["snr_db"] = (low, high)
+            acoustics = AcousticConfig(**over)
+        elif args.clean_prob is not None or args.noise_kinds or args.snr_db:
+            raise ValueError("--clean-prob, --noise-kinds and --snr-db need --acoustics")
         t0 = time.time()
         root = generate_dataset(args.out, args.train, args.val, args.test, args.seconds, args.seed, engines,
                                 acoustics)

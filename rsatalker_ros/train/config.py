@@ -11,6 +11,8 @@ from rsatalker_ros.files import BadFileError, load_yaml, parse_yaml
 class TrainConfig:
     stage: int = 1                    # 1: speech -> own motion (neutral queries); 2: dyadic, relationship queries
     data: str = "runs/data"           # dataset root (<data>/train, <data>/val)
+    mix_data: str = ""                # further dataset roots (comma-separated) whose train clips are added
+    mix_clips: int = 0                # use at most this many training clips of each mix_data root (0 = all)
     out: str = "runs/motion_stage1"   # output folder: model.safetensors, train_state.safetensors, loss_curve.png
     init: str = ""                    # checkpoint to start from ("" = fresh model; stage 2: the stage-1 model)
     model: dict = field(default_factory=dict)  # MotionModelConfig fields (fresh model), or overrides of init's
@@ -25,6 +27,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     velocity_weight: float = 1.0      # weight of the frame-to-frame velocity loss (normalised units)
     lip_closure_weight: float = 0.0   # weight of the lip-closure loss (mm^2; 0 = off), see motion_trainer
+    lip_opening_weight: float = 0.0   # weight of the inner-lip opening's squared error on every frame (mm^2)
     lip_closed_mm: float = 1.0        # target inner-lip opening (mm) under which the lips count as closed
     lip_head: str = "default_older"   # head whose posed lips measure the opening (layout must match the data)
     partner_inputs: bool = True       # False: partner audio = silence and partner motion unknown (stage 1)
@@ -49,9 +52,11 @@ class TrainConfig:
         for name in ("partner_dropout", "partner_span_dropout", "lr_min_ratio"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if float(self.lip_closure_weight) < 0 or float(self.lip_closed_mm) <= 0:
-            raise ValueError(f"lip_closure_weight must be >= 0 and lip_closed_mm > 0, got "
-                             f"{self.lip_closure_weight} and {self.lip_closed_mm}")
+        if min(float(self.lip_closure_weight), float(self.lip_opening_weight)) < 0 or float(self.lip_closed_mm) <= 0:
+            raise ValueError(f"lip_closure_weight and lip_opening_weight must be >= 0 and lip_closed_mm > 0, got "
+                             f"{self.lip_closure_weight}, {self.lip_opening_weight} and {self.lip_closed_mm}")
+        if int(self.mix_clips) < 0:
+            raise ValueError(f"mix_clips must be >= 0, got {self.mix_clips}")
         if not isinstance(self.model, dict):
             raise ValueError(f"model must be a mapping of MotionModelConfig fields, got {self.model!r}")
 

@@ -3,9 +3,11 @@
 Stage 1: speech -> own motion; partner audio = silence, partner motion unknown, neutral social queries.
 Stage 2: dyadic; partner audio, partner ground-truth motion (teacher forcing with noise and dropout) and the
 relationship's query set. Loss: MSE of the normalised motion + velocity_weight x MSE of its frame differences
-+ lip_closure_weight x the lip-closure loss (``lip_closure_loss``: where the target's lips are closed, i.e. the
++ lip_closure_weight x the lip-closure loss (``lip_losses``: where the target's lips are closed, i.e. the
 bilabials /p b m/ and the resting mouth, the squared inner-lip opening of the posed head beyond the target's, in mm^2;
-this rewards closing at bilabials and penalises opening before the release).
+this rewards closing at bilabials and penalises opening before the release) + lip_opening_weight x the squared error
+of the inner-lip opening on every frame (mm^2: open vowels keep their size while the closure term closes the lips).
+``mix_data`` adds other datasets' training clips (e.g. clean speech beside the noisy rooms).
 Outputs in ``cfg.out``: model.safetensors (latest weights, loadable with rsatalker_ros.motion.checkpoint),
 train_state.safetensors (resume), history.json, loss_curve.png, config.yaml.
 """
@@ -66,12 +68,15 @@ def motion_loss(model: SocialMotionModel, pred: torch.Tensor, target: torch.Tens
     return loss
 
 
-def lip_closure_loss(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: float,
-                     speech_mm: float = 3.0, context: int = 3) -> torch.Tensor:
-    """Squared inner-lip opening beyond the target's (mm^2) where the target's lips are closed: the mean over
-    closures inside running speech (the target opens beyond ``speech_mm`` within ``context`` frames: bilabials,
-    including the frames before a release, so opening early costs) plus the mean over the other closed frames
-    (rest, listening). Each mean is 0 when there is no such frame.
+def lip_losses(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: float,
+               speech_mm: float = 3.0, context: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(closure, match) in mm^2 of the posed head's inner-lip opening.
+
+    closure: squared opening beyond the target's where the target's lips are closed: the mean over closures inside
+    running speech (the target opens beyond ``speech_mm`` within ``context`` frames: bilabials, including the frames
+    before a release, so opening early costs) plus the mean over the other closed frames (rest, listening); each mean
+    is 0 when there is no such frame. match: mean squared difference of the opening from the target's over every
+    frame (a too-small opening costs as much as a too-large one).
 
     opening: ``eval.metrics.LipOpening`` of a head in the motion's layout; pred, target: [B, T, D] motion."""
     gp = opening.differentiable(pred)                    # [B, T] mm
@@ -81,7 +86,13 @@ def lip_closure_loss(opening, pred: torch.Tensor, target: torch.Tensor, closed_m
         near_open = torch.nn.functional.max_pool1d(gt[:, None], 2 * context + 1, 1, context)[:, 0] > speech_mm
         masks = (closed & near_open, closed & ~near_open)
     err = torch.relu(gp - gt) ** 2
-    return sum((err * m).sum() / m.sum().clamp(min=1) for m in masks)
+    closure = sum((err * m).sum() / m.sum().clamp(min=1) for m in masks)
+    return closure, torch.mean((gp - gt) ** 2)
+
+
+def lip_closure_loss(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: float) -> torch.Tensor:
+    """The closure term of ``lip_losses`` (mm^2)."""
+    return lip_losses(opening, pred, target, closed_mm)[0]
 
 
 def make_inputs(model, batch: dict, cfg: TrainConfig, silence: torch.Tensor, train: bool,
@@ -147,6 +158,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_samples = load_split(cfg.data, "train", limit=cfg.max_clips or None, progress=progress)
+    for root in (r.strip() for r in cfg.mix_data.split(",") if r.strip()):
+        train_samples += load_split(root, "train", limit=cfg.mix_clips or None, progress=progress)
     try:
         val_samples = load_split(cfg.data, "val", progress=progress)
     except ValueError:
@@ -165,7 +178,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     val_batches = fixed_batches(val_samples, cfg.window_frames, cfg.batch_size) if val_samples else []
     silence = torch.from_numpy(silence_features(cfg.window_frames))
     lip_opening = None
-    if cfg.lip_closure_weight:
+    if cfg.lip_closure_weight or cfg.lip_opening_weight:
         from rsatalker_ros.eval.metrics import LipOpening
         from rsatalker_ros.face.head_model import load_head
         head = load_head(cfg.lip_head)
@@ -202,7 +215,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
 
     if step == 0 and val_batches:
         history.append({"step": 0, "val": validation_loss(model, val_batches, cfg, silence)})
-    running, running_lip, n_run, t0 = 0.0, 0.0, 0, time.time()
+    running, running_lip, running_match, n_run, t0 = 0.0, 0.0, 0.0, 0, time.time()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"stage {cfg.stage}", disable=not progress)
     while step < cfg.steps:
         for g in opt.param_groups:
@@ -211,9 +224,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         pred = model(*make_inputs(model, batch, cfg, silence, train=True, gen=gen))
         loss = motion_loss(model, pred, batch["motion"], cfg.velocity_weight)
         if lip_opening is not None:
-            lip = lip_closure_loss(lip_opening, pred, batch["motion"], cfg.lip_closed_mm)
-            loss = loss + cfg.lip_closure_weight * lip
+            lip, match = lip_losses(lip_opening, pred, batch["motion"], cfg.lip_closed_mm)
+            loss = loss + cfg.lip_closure_weight * lip + cfg.lip_opening_weight * match
             running_lip += float(lip.detach())
+            running_match += float(match.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -226,8 +240,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             history.append({"step": step, "train": running / n_run})
             if lip_opening is not None:
                 history[-1]["lip_closure_mm2"] = running_lip / n_run
+                history[-1]["lip_opening_mm2"] = running_match / n_run
             bar.set_postfix(loss=f"{running / n_run:.4f}")
-            running, running_lip, n_run = 0.0, 0.0, 0
+            running, running_lip, running_match, n_run = 0.0, 0.0, 0.0, 0
         if val_batches and (step % cfg.eval_every == 0 or step == cfg.steps):
             history.append({"step": step, "val": validation_loss(model, val_batches, cfg, silence)})
             bar.set_postfix(val=f"{history[-1]['val']:.4f}")
