@@ -236,8 +236,9 @@ def _depth_order(rec, visible):
     return idx
 
 
-# live raster tiles: TW x TH pixels, a row buffer of RS floats (TW + 16: room for a 16-pixel run that starts at the
-# tile's last column), channels T, r, g, b, depth CH floats apart
+# live raster tiles: TW x TH pixels (TW <= 64: one uint64 bit mask of stopped pixels per tile row), a row buffer of
+# RS floats (TW + 16: room for a 16-pixel run that starts at the tile's last column), channels T, r, g, b, depth CH
+# floats apart
 TW = 64
 TH = 16
 _RS = TW + 16
@@ -280,9 +281,22 @@ def _bin(order, box, n_tx, n_ty):
 
 
 @numba.njit(cache=True)
-def _bin_live(order, box, n_tx, n_ty):
-    """``_bin_boxes`` for the live rasteriser's TW x TH tiles (compile-time sizes: shifts, not divisions)."""
-    return _bin_boxes(order, box, n_tx, n_ty, TW, TH)
+def _bin_live(order, rec, box, n_tx, n_ty):
+    """The visible Gaussians' records and boxes permuted into depth order (srec [M,_REC], sbox [M,4]) and binned
+    into the live rasteriser's TW x TH tiles by depth rank: (tile_start [T+1], tile_list [I] of ranks, srec, sbox).
+    A tile's list is increasing ranks, so the rasteriser reads srec forwards."""
+    m = order.shape[0]
+    srec = np.empty((m, _REC), np.float32)
+    sbox = np.empty((m, 4), np.int32)
+    for j in range(m):
+        g = order[j]
+        for c in range(_REC):
+            srec[j, c] = rec[g, c]
+        for c in range(4):
+            sbox[j, c] = box[g, c]
+    ident = np.arange(m).astype(np.int32)
+    counts, lst = _bin_boxes(ident, sbox, n_tx, n_ty, TW, TH)
+    return counts, lst, srec, sbox
 
 
 @numba.njit(inline="always", fastmath=True)
@@ -290,7 +304,10 @@ def _blend_run(buf, k0, lanes, dx0, dy, hA, B, c0, cr, cg, cb, z, with_depth):
     """Composite one Gaussian over the ``lanes`` pixels buf[k0 ...] of a tile row (a compile-time 8 or 16;
     branch-free, vectorised). dx0: Gaussian centre x minus the first pixel's x; c0: log(opacity) - C dy^2 / 2.
     buf: T, then r, g, b (and depth) sums, _CH floats apart. As in the reference, a pixel skips alpha < 1/255 and
-    stops before the Gaussian that would take its transmittance to <= T_MIN (it stores -T from then on)."""
+    stops before the Gaussian that would take its transmittance to <= T_MIN (it stores -T from then on).
+    Returns the number of pixels that stopped here (a float32 sum: an integer count would keep LLVM from using
+    8-float vectors)."""
+    nd = _f(0.0)
     for i in range(lanes):
         k = k0 + np.uint64(i)
         dx = dx0 - _f(i)
@@ -308,41 +325,69 @@ def _blend_run(buf, k0, lanes, dx0, dy, hA, B, c0, cr, cg, cb, z, with_depth):
         if with_depth:
             buf[k + np.uint64(4 * _CH)] += w * z
         buf[k] = nT if live else -abs(Tk)
+        nd += _f(1.0) if (Tk > _f(0.0)) and not live else _f(0.0)
+    return nd
+
+
+@numba.njit(inline="always")
+def _run_bits(lanes, col):
+    """The bits of a ``lanes``-pixel run from tile column col in a row's stopped mask (lanes past TW: none)."""
+    return np.uint64((1 << lanes) - 1) << np.uint64(col)
+
+
+@numba.njit(inline="always")
+def _stopped_bits(buf, row, col, lanes):
+    """Bit mask of the stopped pixels (T stored negative) among a run's lanes inside the tile."""
+    m = np.uint64(0)
+    for i in range(lanes):
+        c = col + i
+        if c < TW and buf[row * _RS + c] < _f(0.0):
+            m |= np.uint64(1) << np.uint64(c)
+    return m
 
 
 @numba.njit(inline="always", fastmath=True)
-def _fixed_runs(buf, ra, rb, ca, lanes, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
-    """One ``lanes``-pixel run (compile-time 8 or 16) from column ca on each tile row ra..rb."""
-    k0 = np.uint64(ra * _RS + ca)
-    dx0 = mx - _f(ca)
-    for r in range(ra, rb + 1):
-        dy = my - _f(r)
-        _blend_run(buf, k0, lanes, dx0, dy, hA, B, log_o - hC * dy * dy, cr, cg, cb, z, with_depth)
-        k0 += np.uint64(_RS)
+def _masked_run(buf, stopped, r, u, lanes, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
+    """``_blend_run`` over ``lanes`` pixels from column u of tile row r unless all of them have stopped; returns
+    the number of pixels that stopped here and marks them in stopped [TH] (uint64 bit masks)."""
+    want = _run_bits(lanes, u)
+    if (stopped[r] & want) == want:
+        return 0
+    dy = my - _f(r)
+    nd = _blend_run(buf, np.uint64(r * _RS + u), lanes, mx - _f(u), dy, hA, B, log_o - hC * dy * dy, cr, cg, cb,
+                    z, with_depth)
+    if nd > _f(0.0):
+        stopped[r] |= _stopped_bits(buf, r, u, lanes)
+        return int(nd + _f(0.5))
+    return 0
 
 
 @numba.njit(inline="always", fastmath=True)
-def _composite(buf, g, rec, box, x0, y0, with_depth):
-    """Composite Gaussian g over the tile at (x0, y0). Pixels outside its ellipse at opacity 1/255 have
-    alpha < 1/255 and are skipped by ``_blend_run`` anyway, so a run may reach past the ellipse: a Gaussian whose
-    box is at most 8 (16) pixels wide in the tile takes one 8 (16)-pixel run per row from the box's left edge
-    (no per-row span, no branches); a wider one takes 8-pixel runs over each row's analytic span."""
-    ra, rb = max(box[g, 2], y0) - y0, min(box[g, 3], y0 + TH - 1) - y0
-    ca, cb_ = max(box[g, 0], x0) - x0, min(box[g, 1], x0 + TW - 1) - x0
-    mx, my = rec[g, 0] - _f(x0), rec[g, 1] - _f(y0)
-    A, B, C = rec[g, 2], rec[g, 3], rec[g, 4]
+def _composite(buf, stopped, j, srec, sbox, x0, y0, with_depth):
+    """Composite the Gaussian of depth rank j over the tile at (x0, y0); returns how many pixels stopped.
+    Pixels outside its ellipse at opacity 1/255 have alpha < 1/255 and are skipped by ``_blend_run`` anyway, so
+    a run may reach past the ellipse: a Gaussian whose box is at most 8 (16) pixels wide in the tile takes one
+    8 (16)-pixel run per row from the box's left edge (no per-row span); a wider one takes 8-pixel runs over each
+    row's analytic span. A run whose pixels have all stopped is skipped."""
+    ra, rb = max(sbox[j, 2], y0) - y0, min(sbox[j, 3], y0 + TH - 1) - y0
+    ca, cb_ = max(sbox[j, 0], x0) - x0, min(sbox[j, 1], x0 + TW - 1) - x0
+    mx, my = srec[j, 0] - _f(x0), srec[j, 1] - _f(y0)
+    A, B, C = srec[j, 2], srec[j, 3], srec[j, 4]
     hA, hC = _f(0.5) * A, _f(0.5) * C
-    log_o = rec[g, 5]
-    cr, cg, cb, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
+    log_o = srec[j, 5]
+    cr, cg, cb, z = srec[j, 7], srec[j, 8], srec[j, 9], srec[j, 10]
     width = cb_ - ca
+    done = 0
     if width < 8:
-        _fixed_runs(buf, ra, rb, ca, 8, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
-        return
+        for r in range(ra, rb + 1):
+            done += _masked_run(buf, stopped, r, ca, 8, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
+        return done
     if width < 16:
-        _fixed_runs(buf, ra, rb, ca, 16, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
-        return
+        for r in range(ra, rb + 1):
+            done += _masked_run(buf, stopped, r, ca, 16, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
+        return done
     det = A * C - B * B
-    lim = _f(2.0) * A * rec[g, 6]  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
+    lim = _f(2.0) * A * srec[j, 6]  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
     inv_a = _f(1.0) / A
     fa, fb = _f(ca), _f(cb_)
     for r in range(ra, rb + 1):
@@ -361,29 +406,39 @@ def _composite(buf, g, rec, box, x0, y0, with_depth):
         if _f(u0) < left:
             u0 += 1
         u1 = int(right)
-        row = r * _RS
-        c0 = log_o - hC * dy * dy
         for u in range(u0, u1 + 1, 8):
-            _blend_run(buf, np.uint64(row + u), 8, mx - _f(u), dy, hA, B, c0, cr, cg, cb, z, with_depth)
+            done += _masked_run(buf, stopped, r, u, 8, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
+    return done
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, out_alpha, out_depth, out_u8,
+def _raster(tile_start, tile_list, srec, sbox, width, height, n_tx, bg, out_rgb, out_alpha, out_depth, out_u8,
             want_float):
-    """Composite every TW x TH tile, Gaussian-major in depth order (``_composite``). Writes out_rgb [H,W,3],
-    out_alpha [H,W], out_depth [H,W] (float32) when want_float, else out_u8 [H,W,3] uint8 (rgb clamped to 0..1,
-    rounded)."""
+    """Composite every TW x TH tile, Gaussian-major in depth order (``_composite``) until all its pixels have
+    stopped. Writes out_rgb [H,W,3], out_alpha [H,W], out_depth [H,W] (float32) when want_float, else
+    out_u8 [H,W,3] uint8 (rgb clamped to 0..1, rounded)."""
     n_tiles = tile_start.shape[0] - 1
     for t in numba.prange(n_tiles):
         ty, tx = t // n_tx, t % n_tx
         x0, y0 = tx * TW, ty * TH
         buf = np.zeros(5 * _CH, np.float32)
-        buf[:_CH] = _f(1.0)
+        stopped = np.zeros(TH, np.uint64)
+        live = 0
+        for r in range(TH):  # pixels outside the image start stopped
+            for c in range(TW):
+                if y0 + r < height and x0 + c < width:
+                    buf[r * _RS + c] = _f(1.0)
+                    live += 1
+                else:
+                    buf[r * _RS + c] = _f(-1.0)
+                    stopped[r] |= np.uint64(1) << np.uint64(c)
         for j in range(tile_start[t], tile_start[t + 1]):
             if want_float:
-                _composite(buf, tile_list[j], rec, box, x0, y0, True)
+                live -= _composite(buf, stopped, tile_list[j], srec, sbox, x0, y0, True)
             else:
-                _composite(buf, tile_list[j], rec, box, x0, y0, False)
+                live -= _composite(buf, stopped, tile_list[j], srec, sbox, x0, y0, False)
+            if live <= 0:
+                break
         for v in range(y0, min(y0 + TH, height)):
             for u in range(x0, min(x0 + TW, width)):
                 k = (v - y0) * _RS + (u - x0)
@@ -452,16 +507,16 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
         _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
         order = _depth_order(rec, visible)
         n_tx, n_ty = (W + TW - 1) // TW, (H + TH - 1) // TH
-        tile_start, tile_list = _bin_live(order, box, n_tx, n_ty)
+        tile_start, tile_list, srec, sbox = _bin_live(order, rec, box, n_tx, n_ty)
         if uint8:
             out_u8 = np.empty((H, W, 3), np.uint8)
             dummy3, dummy2 = np.empty((1, 1, 3), np.float32), np.empty((1, 1), np.float32)
-            _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, dummy3, dummy2, dummy2, out_u8, False)
+            _raster(tile_start, tile_list, srec, sbox, W, H, n_tx, bg, dummy3, dummy2, dummy2, out_u8, False)
             return out_u8
         rgb = np.empty((H, W, 3), np.float32)
         alpha = np.empty((H, W), np.float32)
         depth = np.empty((H, W), np.float32)
-        _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, rgb, alpha, depth, np.empty((1, 1, 3), np.uint8),
+        _raster(tile_start, tile_list, srec, sbox, W, H, n_tx, bg, rgb, alpha, depth, np.empty((1, 1, 3), np.uint8),
                 True)
         return rgb, alpha, depth
     finally:
