@@ -12,7 +12,8 @@ mean absolute difference.
 
 Old vs new rasteriser (``--baseline REF``, default: the last revision before issue #9's rasteriser work): loads ``render/cpu_tiles.py`` as it is at git revision REF
 into a throwaway module and times both rasterisers in the same run, frames interleaved, on the shipped avatars
-(every level found) and the benchmark avatar of the first count: median time per frame, the ratio, and each
+(every level found; ``--compare-only`` picks some) and the benchmark avatar of the first count: median wall-clock
+and CPU time per frame (CPU time is less sensitive to other processes; use ``--threads 1``), the ratios, and each
 one's mean difference from the torch reference (in 1/255 units, on a 128 x 128 frame of the same camera: the dense
 reference takes minutes at 512 x 512 on a busy core). ``--baseline ""`` skips it. Prints the machine load next to the figures. On a busy machine, OpenMP threads spin
 while they wait; ``OMP_WAIT_POLICY=PASSIVE`` or ``--threading-layer workqueue`` lowers that cost.
@@ -123,27 +124,36 @@ def _compare_rasterisers(ref: str, subjects, verts, cam: Camera, frames: int) ->
         return
     bg = np.ones(3, np.float32)
     print(f"rasteriser {ref} (old) vs this checkout (new), {cam.width}x{cam.height}, 8-bit frames, interleaved:")
-    ratios = []
+    ratios, cpu_ratios = [], []
     for name, av in subjects:
         binder = FastBinder(av)
         inputs = [_cpu_inputs(binder(verts[i % len(verts)])) for i in range(min(frames, len(verts)))]
         small = cam.with_size(128, 128)
         with torch.no_grad():
             ref_img = render(bind(av, torch.as_tensor(verts[0])), small, background=bg, backend="torch").image.numpy()
-        diffs = [float(np.abs(f(*inputs[0], small, bg, uint8=True) / 255.0 - ref_img.clip(0, 1)).mean()) * 255
-                 for f in (old, render_cpu)]
-        t_old, t_new = [], []
+        errors = [np.abs(f(*inputs[0], small, bg, uint8=True) / 255.0 - ref_img.clip(0, 1)) * 255
+                  for f in (old, render_cpu)]
+        diffs, maxes = [float(e.mean()) for e in errors], [float(e.max()) for e in errors]
+        for f in (old, render_cpu):  # compiled, warm
+            f(*inputs[0], cam, bg, uint8=True)
+        t_old, t_new, c_old, c_new = [], [], [], []
         for i in tqdm(range(frames), desc=f"old vs new {name}", leave=False):
             x = inputs[i % len(inputs)]
-            for f, out in ((old, t_old), (render_cpu, t_new)):
-                t0 = time.perf_counter()
+            for f, out, cpu in ((old, t_old, c_old), (render_cpu, t_new, c_new)):
+                c0, t0 = time.process_time(), time.perf_counter()
                 f(*x, cam, bg, uint8=True)
                 out.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         m_old, m_new = 1e3 * float(np.median(t_old)), 1e3 * float(np.median(t_new))
+        p_old, p_new = 1e3 * float(np.median(c_old)), 1e3 * float(np.median(c_new))
         ratios.append(m_old / m_new)
+        cpu_ratios.append(p_old / p_new)
         print(f"  {name:28s} {len(av):6d} Gaussians: old {m_old:6.2f} ms, new {m_new:6.2f} ms -> {m_old / m_new:.2f}x; "
-              f"mean difference from the torch reference old {diffs[0]:.3f}/255, new {diffs[1]:.3f}/255")
-    print(f"  speed-up new / old: {', '.join(f'{r:.2f}x' for r in ratios)} (median {np.median(ratios):.2f}x)")
+              f"CPU time old {p_old:6.2f} ms, new {p_new:6.2f} ms -> {p_old / p_new:.2f}x; mean difference from the "
+              f"torch reference old {diffs[0]:.3f}/255, new {diffs[1]:.3f}/255 (max {maxes[0]:.1f}, {maxes[1]:.1f})")
+    print(f"  speed-up new / old, wall clock: {', '.join(f'{r:.2f}x' for r in ratios)} (median {np.median(ratios):.2f}x);"
+          f" CPU time: {', '.join(f'{r:.2f}x' for r in cpu_ratios)} (median {np.median(cpu_ratios):.2f}x); load "
+          f"average now {os.getloadavg()[0]:.2f}")
 
 
 def main(argv=None):
@@ -160,6 +170,8 @@ def main(argv=None):
     ap.add_argument("--baseline", default=BASELINE, help="git revision whose rasteriser is timed against this one "
                     "(old vs new, same run; default: the one before issue #9); '' skips")
     ap.add_argument("--compare-frames", type=int, default=30, help="interleaved frames per avatar, old vs new")
+    ap.add_argument("--compare-only", default="", help="old vs new only on the avatars whose name contains this "
+                    "text (e.g. 'default_older full'); default: every shipped level and the benchmark avatar")
     args = ap.parse_args(argv)
     if args.avatars:
         capacity_main(args)
@@ -223,6 +235,10 @@ def main(argv=None):
                 for level in available_levels(head):
                     subjects.append((f"{head} {level}", load_level(head, level, faces=faces)))
         subjects.append((f"benchmark avatar {args.counts[0]}", results[args.counts[0]][0]))
+        subjects = [(n, av) for n, av in subjects if args.compare_only in n]
+        if not subjects:
+            raise SystemExit(f"--compare-only {args.compare_only!r} matches no avatar; names are 'default_older "
+                             f"full', 'default_younger 6k', 'benchmark avatar {args.counts[0]}', ...")
         _compare_rasterisers(args.baseline, subjects, verts, cam, args.compare_frames)
     if args.save:
         _save_examples(Path(args.save), results[args.counts[0]][1], verts, cam)

@@ -3,10 +3,11 @@
 
 Pipeline per frame (no Python-level per-Gaussian work, no torch):
 1. ``_project`` (one thread): EWA projection, conic, SH colour, opacity-aware pixel box, culling; all float32
-   (one log per Gaussian, no libm ceil/floor);
-2. ``_depth_order``: LSD radix sort of the visible Gaussians by depth (stable, 3 passes of 11 bits);
-3. ``_bin_live``: counting sort of (tile, Gaussian) pairs by tile (compile-time tile sizes); every tile's list
-   stays in depth order;
+   (one log per Gaussian, no libm ceil/floor; no viewing direction for degree-0 colours);
+2. ``_depth_order``: LSD radix sort of the visible Gaussians by depth (stable; keys are the float bit patterns less
+   the smallest, 11 bits a pass, only as many passes as the largest key needs: 2 for a head, not 3);
+3. ``_bin_live``: the records and boxes permuted into depth order (so every tile reads them forwards) and a counting
+   sort of (tile, depth rank) pairs by tile (compile-time tile sizes), gathering and counting in one pass;
 4. ``_raster`` (parallel over tiles): front-to-back compositing, Gaussian-major inside each tile
    (``_composite``): a Gaussian whose box is under 8 (16) pixels wide in the tile takes one fixed 8 (16)-pixel
    run per row from the box's left edge (no per-row span test, no data-dependent branches, vectorised); a wider
@@ -16,29 +17,44 @@ Pipeline per frame (no Python-level per-Gaussian work, no torch):
    (a stopped pixel stores -T). Writes float images or the 8-bit RGB image directly.
 exp is a polynomial (``_exp_neg``, absolute error < 1e-5), far below the 8-bit resolution.
 
-Issue #9 item 1 (target 3x over 73e3930). Before this round (16 x 16 tiles, every (Gaussian, tile row) evaluated
-on all 16 pixels after a per-row sqrt/span test): 117k pairs, 1.02M row tests, 12.3M pixel evaluations for 4.9M
-real blends; ~12.5 ms blending, ~7.7 ms per-row bookkeeping, ~5 ms projection/sort/binning (load 1.6).
-This round, measured as one-thread CPU time (process_time, so less sensitive to the 10-30 load the shared 2-core
-machine had), variants interleaved in one process, default_older full (26.7k Gaussians), 512 x 512:
-- 64 x 16 tiles: 70.7k pairs; rows 630k; pairs by box width in the tile < 8 / < 16 / wider: 25k / 22k / 24k.
-- Gaussian-major with per-row analytic spans and 8-pixel runs everywhere (first try): no faster than 16 x 16
-  (raster 27 vs 26 ms): with the blend replaced by a trivial store the raster still took 18 ms: the per-row
-  span and the data-dependent run count (1-3 runs per row, mispredicted) cost as much as the blending.
-- Fixed runs for Gaussians under 16 pixels wide (this module): raster 17.7-19.8 ms vs 22.4-26.9 ms for the
-  16 x 16 design (~1.25x); tile shapes 64 x 32, 32 x 32, 128 x 16, 32 x 16 were 0.9-1.05x of 64 x 16.
-- Stage split at one load (ms, project / sort / bin / raster): 73e3930 2.9 / 0.5 / 3.2 / 34.8;
-  16 x 16 (before this round) 3.0 / 0.6 / 3.1 / 26.9; this module (before the float32 projection) 2.3-3.0 / 0.5 /
-  2.5-2.8 / 17.7-19.8.
-- Final run (load 10, 5 frames, one thread): 73e3930 project 2.25 / sort 0.43 / bin 2.24 / raster 24.0 ms
-  (render_cpu 29.9 ms); this module 1.90 / 0.38 / 1.50 / 19.6 ms (render_cpu 23.1 ms): 1.2-1.3x over 73e3930 in
-  that run (the old raster itself varied 24-35 ms between runs at loads 10-30, so the ratio is uncertain).
-Not reached: 3x. Where the rest is: the remaining raster cost is about 2/3 loop structure (per-pair set-up,
-per-row loops and, for wide Gaussians, the span loop) and 1/3 blend arithmetic; projection + sort + binning are
-~6 ms, a quarter of the frame now. Next levers, not tried yet: vectorised structure-of-arrays projection fused
-with the depth key, 16-pixel runs over spans for wide Gaussians (one run for most rows), skipping runs whose pixels
-all stopped (a per-row bit mask), permuting rec into depth order so tile lists read memory in order.
-Earlier rounds, measured and not kept: listing a Gaussian only in the tiles its ellipse meets; 8-pixel half rows;
+Issue #9 item 1 (target 3x over 73e3930). Frame statistics (default_older full, 27.9k Gaussians, 512 x 512, front
+view): 11.1M box pixels; of those, 4.9M blends (alpha >= 1/255 on a live pixel), 2.5M below the alpha threshold,
+3.7M on pixels that had already stopped (52k of the 88k covered pixels stop; 56 blends per covered pixel on
+average, not the issue's ~20); box width / height median 12 / 13 px, 90th percentile 32 / 38; colours degree 0.
+This round (one thread, process_time per stage, median of 8 frames, variants interleaved in one process; the
+shared 2-core machine at load 1-35), ms project / sort / bin / raster (total):
+- run A (load 34 -> 18): 73e3930 2.96 / 0.54 / 3.05 / 30.4 (36.9); masks (below) 2.23 / 0.44 / 3.02 / 41.7 (47.4)
+  with an `and` in the blend loop that stopped LLVM vectorising it;
+- run B (load 5-15): 73e3930 2.33 / 0.39 / 2.58 / 26.0 (31.3); masks, vectorised 2.32 / 0.45 / 2.51 / 24.9 (30.2);
+  the previous round's raster with only the projection and sort changes 2.05 / 0.33 / 2.28 / 20.3 (25.0);
+- run C (load 1.3): 73e3930 2.90 / 0.56 / 2.92 / 29.7 (36.0); previous raster + projection/sort 2.29 / 0.46 /
+  2.21 / 21.7 (26.7: 1.35x); the same + records permuted into depth order (this module) 2.43 / 0.52 / 2.82 / 19.9
+  (25.7: 1.40x);
+- run D (load 1.8): 73e3930 38.6 ms; this module 2.37 / 0.47 / 2.87 / 22.4 (28.1: 1.38x); 16-pixel runs over
+  spans 27.7 ms (1.39x, kept out: no gain); 32 x 16 tiles 31.0 ms (1.24x).
+- run E, whole ``render_cpu`` 8-bit frames (load 1.9 -> 2.8, 20 frames): 73e3930 30.6 ms, this module 23.2 ms:
+  1.32x. Difference from the torch reference (128 x 128, same camera): mean 0.088/255, max 0.81/255 (73e3930:
+  0.088 / 0.91). One and two threads give identical images.
+- ``bench_render --threads 1 --compare-only 'default_older full' --compare-frames 10`` (load 11 -> 8): old 42.6 ms,
+  new 30.7 ms CPU time per frame: 1.39x (wall clock 1.42x); mean difference 0.088/255 both, max 0.9 / 0.8.
+Tried this round and not kept: per-row 64-bit masks of stopped pixels (a run whose pixels have all stopped is
+skipped, a tile ends when all its pixels have stopped; each run then sums its newly stopped pixels): the 3.7M
+evaluations on stopped pixels are spread thinly (a run is rarely all stopped), so the per-run test and count cost
+more than they saved (raster 24.9 vs 20.3 ms in run B); 16-pixel span runs (no change); 32 x 16 tiles (slower).
+Not reached: 3x (1.4x at best here). Where the rest is: the raster is ~80 % of the frame and is bound by the
+number of (Gaussian, tile row) runs (~630k) and ~45 vector operations per 8-pixel blend (the polynomial exp is a
+third); the next levers are a cheaper exp (exponent-bit construction needs integer/float reinterpretation that
+numba does not vectorise), pixel-major compositing with the colour sums in registers (numba gives no fixed-size
+register arrays), and a vectorised projection (math.log has no vector form without SVML).
+Earlier round (one thread, process_time, interleaved, load 10-30; the old raster itself varied 24-35 ms):
+- 16 x 16 tiles, every (Gaussian, tile row) on all 16 pixels after a per-row span test: 117k pairs, 1.02M row
+  tests, 12.3M pixel evaluations; 64 x 16 tiles: 70.7k pairs, 630k rows.
+- Gaussian-major with per-row spans and 8-pixel runs everywhere: no faster than 16 x 16 (the per-row span and the
+  data-dependent run count cost as much as the blending); fixed runs for Gaussians under 16 pixels wide: ~1.25x;
+  tile shapes 64 x 32, 32 x 32, 128 x 16, 32 x 16: 0.9-1.05x of 64 x 16.
+- That round's final run (load 10): 73e3930 project 2.25 / sort 0.43 / bin 2.24 / raster 24.0 ms (29.9 ms);
+  fixed runs 1.90 / 0.38 / 1.50 / 19.6 ms (23.1 ms): 1.2-1.3x.
+Measured and not kept (earlier rounds): listing a Gaussian only in the tiles its ellipse meets; 8-pixel half rows;
 a parallel projection; 64-byte records; 8 x 8 tiles; row-major tiles with gathered structure-of-arrays scratch.
 """
 
@@ -191,8 +207,9 @@ def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, widt
         rec[i, 5] = lo - log255
         rec[i, 6] = lo
         dx, dy, dz = px - campos[0], py - campos[1], pz - campos[2]
-        dn = one / max(math.sqrt(dx * dx + dy * dy + dz * dz), _f(1e-12))
-        dx, dy, dz = dx * dn, dy * dn, dz * dn
+        if degree > 0:  # the viewing direction (degree-0 colours do not depend on it)
+            dn = one / max(math.sqrt(dx * dx + dy * dy + dz * dz), _f(1e-12))
+            dx, dy, dz = dx * dn, dy * dn, dz * dn
         rec[i, 7] = _sh_colour(sh, i, degree, dx, dy, dz, 0)
         rec[i, 8] = _sh_colour(sh, i, degree, dx, dy, dz, 1)
         rec[i, 9] = _sh_colour(sh, i, degree, dx, dy, dz, 2)
@@ -204,7 +221,8 @@ def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, widt
 @numba.njit(cache=True)
 def _depth_order(rec, visible):
     """Indices of the visible Gaussians sorted by depth rec[:, 10] (> 0), stable: LSD radix sort on the float
-    bit patterns (positive floats order like their bits), 3 passes of 11 bits."""
+    bit patterns (positive floats order like their bits) less the smallest, passes of 11 bits (up to 3) until the
+    largest is covered."""
     n = 0
     for i in range(visible.shape[0]):
         if visible[i]:
@@ -218,9 +236,15 @@ def _depth_order(rec, visible):
             idx[j] = i
             key[j] = d[i]
             j += 1
+    kmin = key.min() if n > 0 else np.uint32(0)
+    for j in range(n):  # depths of one head span few bit patterns: fewer passes
+        key[j] -= kmin
+    span = key.max() if n > 0 else np.uint32(0)
     idx2 = np.empty_like(idx)
     key2 = np.empty_like(key)
     for shift in (0, 11, 22):
+        if shift > 0 and (span >> np.uint32(shift)) == 0:
+            break
         count = np.zeros(2049, np.int32)
         for j in range(n):
             count[((key[j] >> shift) & 2047) + 1] += 1
@@ -280,9 +304,35 @@ def _bin(order, box, n_tx, n_ty):
 
 
 @numba.njit(cache=True)
-def _bin_live(order, box, n_tx, n_ty):
-    """``_bin_boxes`` for the live rasteriser's TW x TH tiles (compile-time sizes: shifts, not divisions)."""
-    return _bin_boxes(order, box, n_tx, n_ty, TW, TH)
+def _bin_live(order, rec, box, n_tx, n_ty):
+    """The visible Gaussians' records and boxes permuted into depth order (srec [M,_REC], sbox [M,4]) and binned
+    into the live rasteriser's TW x TH tiles by depth rank: (tile_start [T+1], tile_list [I] of ranks, srec, sbox).
+    A tile's list is increasing ranks, so the rasteriser reads srec forwards. Two passes: gather and count, fill."""
+    m = order.shape[0]
+    srec = np.empty((m, _REC), np.float32)
+    sbox = np.empty((m, 4), np.int32)
+    n_tiles = n_tx * n_ty
+    counts = np.zeros(n_tiles + 1, np.int32)
+    for j in range(m):
+        g = order[j]
+        for c in range(_REC):
+            srec[j, c] = rec[g, c]
+        u0, u1, v0, v1 = box[g, 0], box[g, 1], box[g, 2], box[g, 3]
+        sbox[j, 0], sbox[j, 1], sbox[j, 2], sbox[j, 3] = u0, u1, v0, v1
+        for ty in range(v0 // TH, v1 // TH + 1):
+            for tx in range(u0 // TW, u1 // TW + 1):
+                counts[ty * n_tx + tx + 1] += 1
+    for t in range(n_tiles):
+        counts[t + 1] += counts[t]
+    fill = counts[:n_tiles].copy()
+    lst = np.empty(counts[n_tiles], np.int32)
+    for j in range(m):
+        for ty in range(sbox[j, 2] // TH, sbox[j, 3] // TH + 1):
+            for tx in range(sbox[j, 0] // TW, sbox[j, 1] // TW + 1):
+                t = ty * n_tx + tx
+                lst[fill[t]] = j
+                fill[t] += 1
+    return counts, lst, srec, sbox
 
 
 @numba.njit(inline="always", fastmath=True)
@@ -452,16 +502,16 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
         _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
         order = _depth_order(rec, visible)
         n_tx, n_ty = (W + TW - 1) // TW, (H + TH - 1) // TH
-        tile_start, tile_list = _bin_live(order, box, n_tx, n_ty)
+        tile_start, tile_list, srec, sbox = _bin_live(order, rec, box, n_tx, n_ty)
         if uint8:
             out_u8 = np.empty((H, W, 3), np.uint8)
             dummy3, dummy2 = np.empty((1, 1, 3), np.float32), np.empty((1, 1), np.float32)
-            _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, dummy3, dummy2, dummy2, out_u8, False)
+            _raster(tile_start, tile_list, srec, sbox, W, H, n_tx, bg, dummy3, dummy2, dummy2, out_u8, False)
             return out_u8
         rgb = np.empty((H, W, 3), np.float32)
         alpha = np.empty((H, W), np.float32)
         depth = np.empty((H, W), np.float32)
-        _raster(tile_start, tile_list, rec, box, W, H, n_tx, bg, rgb, alpha, depth, np.empty((1, 1, 3), np.uint8),
+        _raster(tile_start, tile_list, srec, sbox, W, H, n_tx, bg, rgb, alpha, depth, np.empty((1, 1, 3), np.uint8),
                 True)
         return rgb, alpha, depth
     finally:
