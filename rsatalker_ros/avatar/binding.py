@@ -192,7 +192,7 @@ def bind_fused(vertices: torch.Tensor, faces_flat: torch.Tensor, parent: torch.T
 # numba path (float32, single thread: ~1 ms for 20k Gaussians, cheaper than a parallel region) for the live renderer
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _frame_of(vertices, faces, f, out_R):
     """Fill out_R [3,3] with the frame of triangle f; return (k, Tx, Ty, Tz)."""
     i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
@@ -226,7 +226,7 @@ def _frame_of(vertices, faces, f, out_R):
     return k, tx, ty, tz
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _matrix_to_quat_nb(R, out, i):
     m00, m01, m02 = R[0, 0], R[0, 1], R[0, 2]
     m10, m11, m12 = R[1, 0], R[1, 1], R[1, 2]
@@ -249,7 +249,7 @@ def _matrix_to_quat_nb(R, out, i):
     out[i, 0], out[i, 1], out[i, 2], out[i, 3] = w, x, y, z
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _face_frames_nb(vertices, faces, R_out, kT_out, q_out):
     for f in range(faces.shape[0]):
         k, tx, ty, tz = _frame_of(vertices, faces, f, R_out[f])
@@ -257,7 +257,7 @@ def _face_frames_nb(vertices, faces, R_out, kT_out, q_out):
         _matrix_to_quat_nb(R_out[f], q_out, f)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _bind_nb(R, kT, qf, parent, means, scales_local, quats_local, out_means, out_scales, out_quats):
     for i in range(parent.shape[0]):
         f = parent[i]

@@ -118,7 +118,7 @@ def _sh_colour(sh, i, degree, x, y, z, c):
     return max(v + 0.5, 0.0)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, width, height, rec, box, visible):
     """means [N,3], quats [N,4] wxyz, scales [N,3], opacities [N], sh [N,K,3] float32; campos [3] camera centre;
     view [3,4] world->cam; intr (fx, fy, cx, cy); lims (xn, xp, yn, yp) clamp limits for J.
@@ -218,7 +218,7 @@ def _project(means, quats, scales, opacities, sh, campos, view, intr, lims, widt
         visible[i] = True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _depth_order(rec, visible):
     """Indices of the visible Gaussians sorted by depth rec[:, 10] (> 0), stable: LSD radix sort on the float
     bit patterns (positive floats order like their bits) less the smallest, passes of 11 bits (up to 3) until the
@@ -297,13 +297,13 @@ def _bin_boxes(order, box, n_tx, n_ty, tile_w, tile_h):
     return counts, lst
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _bin(order, box, n_tx, n_ty):
     """``_bin_boxes`` for TILE x TILE tiles (the training rasteriser's binning, ``train/raster_grad``)."""
     return _bin_boxes(order, box, n_tx, n_ty, TILE, TILE)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _bin_live(order, rec, box, n_tx, n_ty):
     """The visible Gaussians' records and boxes permuted into depth order (srec [M,_REC], sbox [M,4]) and binned
     into the live rasteriser's TW x TH tiles by depth rank: (tile_start [T+1], tile_list [I] of ranks, srec, sbox).
@@ -417,7 +417,7 @@ def _composite(buf, g, rec, box, x0, y0, with_depth):
             _blend_run(buf, np.uint64(row + u), 8, mx - _f(u), dy, hA, B, c0, cr, cg, cb, z, with_depth)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=True)
+@numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, out_alpha, out_depth, out_u8,
             want_float):
     """Composite every TW x TH tile, Gaussian-major in depth order (``_composite``). Writes out_rgb [H,W,3],
