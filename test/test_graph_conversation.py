@@ -81,8 +81,14 @@ def test_images_have_the_right_size_encoding_and_audio_clock_stamps(running):
         last = img[-1]
         assert (last.width, last.height, last.encoding, last.step) == (SIZE, SIZE, "rgb8", 3 * SIZE)
         assert last.header.frame_id == f"{pid}/camera_optical_frame"
-        mesh = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in probe.messages(f"/rsatalker/{pid}/mesh")]
         img_stamps = np.array([m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in img], np.int64)
+
+        def mesh_stamps():
+            return [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in probe.messages(f"/rsatalker/{pid}/mesh")]
+        # the probe's mesh subscription may be a few frames behind its image subscription (two topics, no order
+        # between them): the mesh of the newest image has been published, so it arrives
+        assert probe.spin_for(60, lambda: max(mesh_stamps()) >= img_stamps.max()), probe.summary()
+        mesh = mesh_stamps()
         # every image carries the audio-clock stamp of the motion frame it shows: a 40 ms frame grid
         assert np.all((img_stamps - mesh[0]) % 40_000_000 == 0)
         assert mesh[0] <= img_stamps.min() and img_stamps.max() <= max(mesh)
