@@ -81,8 +81,12 @@ class StreamingDyad:
     def set_relation(self, relation: Relation | None) -> None:
         """Change the relationship live (None = unknown); applies from the next computed frame on."""
         self._query_list = list(query_indices_for(relation, *self.participants))
-        self.queries = torch.tensor(self._query_list)
         self.relation = relation
+
+    @property
+    def queries(self) -> torch.Tensor:
+        """[2] the query-set indices of participants a and b (for the torch model)."""
+        return torch.tensor(self._query_list)
 
     def reset(self) -> None:
         """Start a new conversation: forget all audio and motion so far."""

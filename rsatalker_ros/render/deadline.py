@@ -145,9 +145,7 @@ class DeadlineController:
         self._current = 0                          # index into options
         self._fit_streak = 0                       # frames in a row the next finer option fitted
         self._renders = collections.deque(maxlen=config.window)    # (option index, render seconds) per frame
-        self._previous = None                      # the last rendered frame's (option index, render seconds)
         self._per_cost_q = None                    # cached quantile of seconds per unit of cost (None: recompute)
-        self._render = collections.deque(maxlen=config.window)     # render seconds
         self._latency = collections.deque(maxlen=config.window)    # stamp -> publish seconds
         self._ages = collections.deque(maxlen=config.window)       # stamp -> taken by the render loop, ms
         self._publish = collections.deque(maxlen=config.window)    # render end -> publish, ms
@@ -221,16 +219,14 @@ class DeadlineController:
         if math.isfinite(choice.age_ms):
             self._publish.append(max(0.0, 1e3 * (now_s - stamp_s - render_s) - choice.age_ms))
         i = self.options.index((choice.level, choice.scale))
-        if self._previous is not None and self._previous[0] != i and self._previous[1] > 0 and render_s > 0:
-            j, t_j = self._previous                # back to back: the ratio of the two is the ratio of their costs
+        j, t_j = self._renders[-1] if self._renders else (i, 0.0)     # the frame rendered just before
+        if j != i and t_j > 0 and render_s > 0:    # back to back: the ratio of the two is the ratio of their costs
             shown = self.costs[j] * render_s / t_j
             finer = min(self.costs[:i], default=float("inf"))      # options run from the finest to the coarsest
             coarser = max(self.costs[i + 1:], default=0.0)
             self.costs[i] = min(finer, max(coarser, shown))
-        self._previous = (i, render_s)
         self._renders.append((i, render_s))
         self._per_cost_q = None
-        self._render.append(render_s)
         self._latency.append(now_s - stamp_s)
         self._published_at.append(now_s)
         self._offered.append(1)
@@ -256,7 +252,7 @@ class DeadlineController:
         lv, sc = self.options[self._current]
         nan = float("nan")
         lat = 1e3 * percentile(sorted(self._latency), 0.95) if self._latency else nan
-        ren = 1e3 * percentile(sorted(self._render), 0.95) if self._render else nan
+        ren = 1e3 * percentile(sorted(t for _, t in self._renders), 0.95) if self._renders else nan
         t = self._published_at
         rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else nan
         published_fraction = sum(self._offered) / len(self._offered) if self._offered else 1.0
@@ -270,8 +266,9 @@ class DeadlineController:
             problems.append(f"p95 latency {lat:.0f} ms over the {cfg.budget_ms:g} ms budget")
         if len(self._offered) >= 5 and published_fraction < cfg.min_rate_fraction:
             problems.append(f"rate not held: {100 * published_fraction:.0f} % of offered frames published")
+        age = percentile(sorted(self._ages), cfg.age_quantile) if self._ages else nan
         if self._upstream_late and self._ages:
-            problems.append(f"frames reach the render loop {percentile(sorted(self._ages), cfg.age_quantile):.0f} ms "
+            problems.append(f"frames reach the render loop {age:.0f} ms "
                             f"after their audio stamp (p{100 * cfg.age_quantile:g}): no time is left for a render "
                             "within the budget (upstream is late)")
         elif self._too_coarse:
@@ -281,6 +278,5 @@ class DeadlineController:
             state = WARN
         message = "; ".join(problems) if problems else (f"level {lv} at scale {sc:g} holds the "
                                                           f"{cfg.budget_ms:g} ms budget")
-        age = percentile(sorted(self._ages), cfg.age_quantile) if self._ages else nan
         return Status(state, message, lv, sc, cfg.budget_ms, lat, ren, rate, self.published, dict(self.drops), age,
                       self.publish_ms())
