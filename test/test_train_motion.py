@@ -104,7 +104,7 @@ def test_lip_closure_loss_closes_the_lips_where_the_target_is_closed(data, tmp_p
     from rsatalker_ros.eval.metrics import LipOpening
     from rsatalker_ros.face.head_model import load_head
     from rsatalker_ros.train.data import fixed_batches, load_split, silence_features
-    from rsatalker_ros.train.motion_trainer import lip_closure_loss, make_inputs
+    from rsatalker_ros.train.motion_trainer import lip_losses, make_inputs
     base = dict(stage=1, data=str(data), batch_size=4, window_frames=50, lr=3e-3, warmup_steps=2,
                 eval_every=100, checkpoint_every=100, partner_inputs=False, relation_queries=False)
     init = train(TrainConfig(**base, model=TINY, out=str(tmp_path / "init"), steps=15), progress=False)
@@ -118,8 +118,8 @@ def test_lip_closure_loss_closes_the_lips_where_the_target_is_closed(data, tmp_p
     with torch.no_grad():
         for w, m in runs.items():
             m.eval()
-            closure[w] = float(np.mean([float(lip_closure_loss(opening, m(*make_inputs(m, b, cfg, silence, False)),
-                                                               b["motion"], 1.0)) for b in batches]))
+            closure[w] = float(np.mean([float(lip_losses(opening, m(*make_inputs(m, b, cfg, silence, False)),
+                                                         b["motion"], 1.0)[0]) for b in batches]))   # closure term
     assert closure[0.5] < 0.8 * closure[0.0], closure
     h = __import__("json").loads((tmp_path / "w0.5" / "history.json").read_text())
     assert any("lip_closure_mm2" in e for e in h)

@@ -90,11 +90,6 @@ def lip_losses(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: flo
     return closure, torch.mean((gp - gt) ** 2)
 
 
-def lip_closure_loss(opening, pred: torch.Tensor, target: torch.Tensor, closed_mm: float) -> torch.Tensor:
-    """The closure term of ``lip_losses`` (mm^2)."""
-    return lip_losses(opening, pred, target, closed_mm)[0]
-
-
 def make_inputs(model, batch: dict, cfg: TrainConfig, silence: torch.Tensor, train: bool,
                 gen: torch.Generator | None = None):
     """(own_feats, partner_feats, partner_motion, query_index, partner_known) for one batch."""
