@@ -70,7 +70,7 @@ def draw_views(head, appearance, n: int, data: dict, seed: int, close_share: flo
             kw = dict(_view_kwargs(data), distance=dist)
             sets.append(synthetic_views(head, appearance, count, seed=s, show_progress=False,
                                         motions=open_mouth_motions(count, head.layout, rng), **kw))
-    return ViewSet(*(np.concatenate([getattr(v, k) for v in sets]) for k in ("images", "motions", "world_to_cam", "K")))
+    return ViewSet.concat(sets)
 
 
 def lips_center(head) -> np.ndarray:
@@ -269,8 +269,7 @@ def refit_mouth(head, avatar_name: str, cfg, data: dict, n_views: int, iteration
         parts = (draw_views(head, appearance, n_views - n_plain - n_close, data, seed + 7),
                  mouth_closeups(head, appearance, n_close, data, seed + 9),
                  synthetic_views(head, appearance, n_plain, seed=seed + 11, show_progress=False, **_view_kwargs(data)))
-        sets = {"train": ViewSet(*(np.concatenate([getattr(v, k) for v in parts])
-                                   for k in ("images", "motions", "world_to_cam", "K"))),
+        sets = {"train": ViewSet.concat(parts),
                 "heldout": synthetic_views(head, appearance, int(data["n_eval"]), seed=seed + 1000,
                                            show_progress=False, **_view_kwargs(data)),
                 "heldout_open": draw_views(head, appearance, 8, data, seed + 2000, close_share=0.0),

@@ -94,9 +94,7 @@ def _views_in_parallel(head_spec: str, data: dict, workers: int, show_progress: 
                       desc=f"drawing views ({workers} processes)", disable=not show_progress):
             pass
         sets = {name: [f.result() for f in fs] for name, fs in futures.items()}
-    join = lambda vs: ViewSet(*(np.concatenate([getattr(v, k) for v in vs])  # noqa: E731
-                                for k in ("images", "motions", "world_to_cam", "K")))
-    return join(sets["train"]), join(sets["held"])
+    return ViewSet.concat(sets["train"]), ViewSet.concat(sets["held"])
 
 
 def make_views(head, data: dict, show_progress: bool = True, head_spec: str | None = None):

@@ -137,6 +137,12 @@ class ViewSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    @staticmethod
+    def concat(sets) -> "ViewSet":
+        """One ViewSet of the views of ``sets`` (same image size), in order."""
+        return ViewSet(*(np.concatenate([getattr(v, k) for v in sets])
+                         for k in ("images", "motions", "world_to_cam", "K")))
+
     def camera(self, i: int) -> Camera:
         K = self.K[i]
         h, w = self.images.shape[1:3]
