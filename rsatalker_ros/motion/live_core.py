@@ -3,7 +3,9 @@
 two frames a live dyad computes at a time, at a fraction of the cost.
 
 A live frame is ~40 small matrix products and ~200 small element-wise ops on [2, 1, 128]-sized arrays; torch
-spends several microseconds dispatching each (and as many again on the views between them), numpy about one. The
+spends several microseconds dispatching each (and as many again on the views between them), numpy about one.
+``LiveCore`` runs each Transformer block as one compiled numba kernel instead (rsatalker_ros.motion.live_kernels,
+~16 calls a frame; ``compiled=False``: the numpy ops, kept as the reference the compiled step is timed against). The
 weights are copied once from the model (``LiveCore(model)``): a LiveCore serves the weights its model had then.
 The cache layout follows rsatalker_ros.motion.blocks (the last W - 1 keys and values of every attention layer).
 Shapes: B streams, k new frames, d model width, h heads, dh = d / h, W window, Nq query tokens, D motion.

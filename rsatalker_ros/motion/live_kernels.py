@@ -81,6 +81,20 @@ def feed_forward_block(x, ln_w, ln_b, eps, w1, b1, w2, b2):
 
 
 @numba.njit(cache=True, nogil=True)
+def _softmax_(s, n):
+    """Softmax over s[:n] in place (s float64)."""
+    top = -np.inf
+    for j in range(n):
+        top = max(top, s[j])
+    total = 0.0
+    for j in range(n):
+        s[j] = math.exp(s[j] - top)
+        total += s[j]
+    for j in range(n):
+        s[j] /= total
+
+
+@numba.njit(cache=True, nogil=True)
 def window_attend(q, K, V, rel_bias, c, scale):
     """Windowed attention with a learned bias by distance. q [B, k, Q, d] (Q queries per new frame), K, V
     [B, c + k, d] (c cached frames first), rel_bias [h, W]. New frame i (position c + i) attends to keys j with
@@ -98,22 +112,15 @@ def window_attend(q, K, V, rel_bias, c, scale):
             for qq in range(Q):
                 for hh in range(h):
                     col = hh * dh
-                    top = -np.inf
                     for j in range(n):
                         acc = np.float32(0.0)
                         for e in range(dh):
                             acc += q[bb, i, qq, col + e] * K[bb, lo + j, col + e]
-                        sc = acc * scale + rel_bias[hh, p - lo - j]
-                        s[j] = sc
-                        top = max(top, sc)
-                    total = 0.0
+                        s[j] = acc * scale + rel_bias[hh, p - lo - j]
+                    _softmax_(s, n)
                     for j in range(n):
-                        s[j] = math.exp(s[j] - top)
-                        total += s[j]
-                    for j in range(n):
-                        wj = s[j] / total
                         for e in range(dh):
-                            out[bb, i, qq, col + e] += wj * V[bb, lo + j, col + e]
+                            out[bb, i, qq, col + e] += s[j] * V[bb, lo + j, col + e]
     return out
 
 
@@ -179,19 +186,13 @@ def frame_cross_block(y, z, ln_w, ln_b, eps, wq, bq, wkv, bkv, wo, bo, h):
     for r in range(B * k):
         for hh in range(h):
             col = hh * dh
-            top = -np.inf
             for j in range(Nq):
                 acc = np.float32(0.0)
                 for e in range(dh):
                     acc += q[r, col + e] * kv[r, j, col + e]
                 s[j] = acc * inv
-                top = max(top, s[j])
-            total = 0.0
+            _softmax_(s, Nq)
             for j in range(Nq):
-                s[j] = math.exp(s[j] - top)
-                total += s[j]
-            for j in range(Nq):
-                wj = s[j] / total
                 for e in range(dh):
-                    att[r, col + e] += wj * kv[r, j, d + col + e]
+                    att[r, col + e] += s[j] * kv[r, j, d + col + e]
     return y + linear(att, wo, bo).reshape(B, k, d)
