@@ -38,16 +38,18 @@ load 7-11), ms project / depth sort / bin / composite / buffer set-up + 8-bit ou
   6k 1.49x / 1.45x; median 1.49x wall, 1.45x CPU; mean difference from the torch reference 0.089/255 (old and new).
 Tried this round and not kept: (a) exp by recurrence down each pixel column (sigma is quadratic in the row, so
 e(r+1) = e(r) R(r), R(r+1) = R(r) exp(-C): two multiplies per pixel and row instead of the exp, guarded so every
-exponent stays within +-85): slower (0.86-0.96x of the previous module) because the per-lane e and R live in a
-scratch array that LLVM cannot prove apart from the tile buffer, so the blend loop no longer vectorises; (b) 4-
-and 12-pixel runs for boxes under 4 and 12 pixels wide (fewer wasted lanes): 0.88-0.90x (the 4-lane SSE and
-8 + 4 code is slower and the composite grows). Where the remaining time goes (full level): compositing ~14 ms is
-~15M pixel evaluations (11.1M box pixels plus the fixed runs' overreach) of ~35 vector operations each, of which
-only 4.9M are blends; the rest of the frame (projection, binning, set-up and output, ~4.7 ms) alone is a quarter
-of the 3x budget (~10 ms). 3x needs both: compositing pixel-major with the colour sums in registers (no loads and
-stores of T, r, g, b per Gaussian, early termination per 8-pixel group; numba needs per-lane scalars written out
-for that) and a branch-free vectorised projection (math.log and the culling branches keep it scalar, ~70 ns per
-Gaussian). Earlier rounds follow.
+exponent stays within +-85): slower; with the segment skip, 1.24x / 1.32x over 73e3930 (full / 6k at 256) against
+1.37x / 1.60x for the skip alone in the run before (load 7-8); likely because the per-lane e and R live in a scratch
+array that LLVM cannot prove apart from the tile buffer, so the blend loop no longer vectorises; (b) 4- and
+12-pixel runs for boxes under 4 and 12 pixels wide (fewer wasted lanes): 0.88-0.90x of the previous module (the
+4-lane and 8 + 4-lane code is slower and the composite grows); (c) a scan every 16 Gaussians instead of 32:
+0.97-0.99x. Where the remaining time goes (full level): compositing (~14 ms) evaluates the 11.1M box pixels plus
+the fixed runs' overreach with ~35 vector operations per pixel, and only 4.9M of those are blends; the rest of the
+frame (projection, binning, set-up and output, ~4.7 ms) alone is half of the 3x budget (~10 ms CPU in the run
+above). 3x needs both: compositing pixel-major with the colour sums in registers (no loads and stores of T, r, g,
+b per Gaussian, early termination per 8-pixel group; numba needs per-lane scalars written out for that) and a
+branch-free vectorised projection and binning (math.log and the culling branches keep the projection scalar,
+~70 ns per Gaussian). Earlier rounds follow.
 Frame statistics (default_older full, 27.9k Gaussians, 512 x 512, front
 view): 11.1M box pixels; of those, 4.9M blends (alpha >= 1/255 on a live pixel), 2.5M below the alpha threshold,
 3.7M on pixels that had already stopped (52k of the 88k covered pixels stop; 56 blends per covered pixel on
