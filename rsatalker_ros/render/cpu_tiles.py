@@ -35,6 +35,9 @@ load 7-11), ms project / depth sort / bin / composite / buffer set-up + 8-bit ou
   output: against the module with the two changes above (load 7-10), bin 3.52 -> 2.68 ms (full) and 0.51 -> 0.37
   (6k at 256), set-up 1.83 -> 1.66 and 0.47 -> 0.42; whole frame 1.07x / 1.10x (compositing, unchanged, moved
   by +-5 % with the load).
+- final ``bench_render`` run, the same command as below (load 5.6 -> 5.2; wall clock about 1.5x the CPU time from
+  the contention): full CPU time 41.2 -> 27.7 ms (1.49x; wall 1.39x), 12k 1.44x (1.49x), 6k 1.50x (1.50x); median
+  1.49x CPU time and wall clock; mean difference from the torch reference 0.089/255 for old and new.
 - exp: exp(x/32)^32 with a degree-3 polynomial (10 operations) instead of exp(x/16)^16 with degree 5 (12):
   1.03-1.04x on its own, same 8-bit images (mean difference from the previous module 0.0005/255).
 - ``bench_render --threads 1 --counts 20000 --compare-only default_older --compare-frames 16`` (load 6.4 -> 5.6,
