@@ -45,6 +45,7 @@ setup(
         "rsatalker-make-demo-audio=rsatalker_ros.cli.make_demo_audio:main",
         "rsatalker-train-motion=rsatalker_ros.cli.train:main",
         "rsatalker-evaluate-motion=rsatalker_ros.cli.evaluate:main",
+        "rsatalker-average-checkpoints=rsatalker_ros.cli.average_checkpoints:main",
         "rsatalker-bench-motion=rsatalker_ros.cli.bench_motion:main",
         "rsatalker-bench-render=rsatalker_ros.cli.bench_render:main",
         "rsatalker-render=rsatalker_ros.cli.render:main",

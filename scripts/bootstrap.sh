@@ -124,13 +124,13 @@ if [ -z "${ROS_DISTRO:-}" ]; then
   log "colcon: test interfaces"
   scripts/build_test_interfaces.sh "$VENV"
 fi
-# 6. numba's compiled kernels (live rasteriser, Gaussian binding) into their on-disk cache (__pycache__, cache=True),
-#    so that the first renderers of a fresh clone (make demo, the graph tests) load them instead of all compiling at
-#    once while they start; takes a few seconds when the cache is current
+# 6. numba's compiled kernels (live rasteriser, Gaussian binding, the motion model's live step) into their on-disk
+#    cache (__pycache__, cache=True), so that the first renderers and motion nodes of a fresh clone (make demo, the
+#    graph tests) load them instead of all compiling at once while they start; a few seconds when the cache is current
 #    (kernels only; a failure stops the bootstrap with the reason)
-log "numba: compiling the live render kernels"
+log "numba: compiling the live render and motion kernels"
 "$PY" -c "import sys; from rsatalker_ros.ros.warm_spare import compile_kernels_main; sys.exit(compile_kernels_main())" \
-  || { echo "bootstrap: step 6 (numba render kernels) failed, see above" >&2; exit 1; }
+  || { echo "bootstrap: step 6 (numba kernels) failed, see above" >&2; exit 1; }
 #    and the stage-3 training kernels (differentiable compositing, mesh rasteriser for the training views): about
 #    40 s of CPU once, which each first stage-3 process of a fresh clone (and each test process) would pay otherwise
 log "numba: compiling the stage-3 training kernels"

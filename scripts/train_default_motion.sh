@@ -4,11 +4,13 @@
 # #12) into docs/eval_motion.md. Three steps, each on 1 CPU thread:
 #   1. stage 1 (speech -> own motion) and stage 2 (dyadic, social queries) on clean espeak-ng speech (runs/motion_data),
 #      ~15-20 min each on an idle core: the model shipped before issue #12;
-#   2. stage 2 again (config/train_stage2_rooms.yaml: 1200 steps at lr 4e-4 from that model) on speech from espeak-ng
-#      and Festival in simulated noisy rooms with noise-only stretches (runs/motion_data_v2) plus 240 clips in babble
-#      (other voices) at 0-20 dB SNR (runs/motion_data_babble), with the lip-closure (0.003) and lip-opening (0.01)
-#      losses; flite stays out of training: it is the evaluation's held-out synthesizer. ~15 min: the shipped model
-#      (docs/eval_motion.md compares the candidates tried);
+#   2. stage 2 again, twice from that model (1200 steps at lr 4e-4 each, ~15 min each), on speech from espeak-ng and
+#      Festival in simulated noisy rooms with noise-only stretches (runs/motion_data_v2), with the lip-closure (0.003)
+#      and lip-opening losses: config/train_stage2_rooms.yaml adds 240 clips in babble (other voices) at 0-20 dB SNR
+#      (runs/motion_data_babble) and the 480 clean clips, lip-opening weight 0.03; config/train_stage2_rooms_clean.yaml
+#      adds 240 clean clips, lip-opening weight 0.01. The shipped model is the mean of the two fine-tunes' weights
+#      (rsatalker_ros.cli.average_checkpoints; docs/eval_motion.md compares the candidates). flite stays out of
+#      training: it is the evaluation's held-out synthesizer;
 #   3. the evaluations, ~25 min.
 #   scripts/train_default_motion.sh [RUNS_DIR]          (default runs)
 #   SKIP_ABLATION=1 ... (no ablation)   SKIP_EVAL=1 ... (no evaluation)   N_BABBLE=... (babble clips; default N_TRAIN/2)
@@ -41,10 +43,16 @@ if [ "${SKIP_ABLATION:-0}" != "1" ]; then
   $NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage2.yaml --data "$CLEAN_DATA" --out "$RUNS/motion_shared" \
     --init "$RUNS/motion_stage1/model.safetensors" --set model.share_queries=true "${SET[@]}"
 fi
-# 2. noisy rooms and two synthesizers (+ babble), from the clean model (its relationship queries kept)
+# 2. noisy rooms and two synthesizers: two fine-tunes of the clean model (its relationship queries kept), averaged
 $NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage2_rooms.yaml --data "$NOISY_DATA" \
-  --out "$RUNS/motion_noisy" --init "$RUNS/motion_stage2/model.safetensors" --set mix_data="$BABBLE_DATA" \
-  "${COPY[@]}" "${SET[@]}"
+  --out "$RUNS/motion_noisy_babble" --init "$RUNS/motion_stage2/model.safetensors" \
+  --set mix_data="$BABBLE_DATA,$CLEAN_DATA" "${SET[@]}"
+$NICE "$PY" -m rsatalker_ros.cli.train --config config/train_stage2_rooms_clean.yaml --data "$NOISY_DATA" \
+  --out "$RUNS/motion_noisy_clean" --init "$RUNS/motion_stage2/model.safetensors" --set mix_data="$CLEAN_DATA" \
+  "${SET[@]}"
+"$PY" -m rsatalker_ros.cli.average_checkpoints "$RUNS/motion_noisy_babble/model.safetensors" \
+  "$RUNS/motion_noisy_clean/model.safetensors" --weights 0.5 0.5 --out "$RUNS/motion_noisy/model.safetensors" \
+  "${COPY[@]}"
 # 3. evaluations: clean held-out table (shipped, clean-only model, ablation) and robustness (shipped vs clean-only)
 if [ "${SKIP_EVAL:-0}" != "1" ]; then
   MODEL=${COPY_TO:-$RUNS/motion_noisy/model.safetensors}

@@ -101,6 +101,37 @@ def test_core_chunks_equal_whole_sequence():
     np.testing.assert_allclose(torch.cat(outs, 1).numpy(), full.numpy(), atol=1e-5)
 
 
+def test_compiled_live_core_equals_the_torch_core():
+    """The live step's compiled blocks (numba) give model.core's motion, frame by frame and two at a time, past
+    the attention window (the caches trimmed), for arkit52 (clipped) and FLAME layouts; so does the numpy step."""
+    from rsatalker_ros.motion.live_core import LiveCore
+    for basis, D in (("arkit52", 64), ("flame100", 112)):
+        model = small_model(seed=5, basis=basis, motion_dim=D)
+        B, T, d = 2, 21, model.cfg.d_model
+        rng = np.random.default_rng(6)
+        own, par = (rng.standard_normal((B, T, d)).astype(np.float32) for _ in range(2))
+        past = rng.standard_normal((B, T, D)).astype(np.float32)
+        known = np.arange(T)[None].repeat(B, 0) >= 2
+        q = [0, 5]
+        compiled, numpy_step, state, ref, got, got_np = LiveCore(model), LiveCore(model, compiled=False), \
+            CoreState(), [], [], []
+        steps = [1, 2, 1, 1, 2, 2, 1, 1, 2, 1, 1, 2, 1, 3]              # new frames per step (the live 1 or 2, ...)
+        for i, k in zip(np.cumsum([0] + steps[:-1]), steps):
+            args = (own[:, i:i + k], par[:, i:i + k], past[:, i:i + k], known[:, i:i + k])
+            with torch.no_grad():
+                ref.append(model.core(*map(torch.from_numpy, args), torch.tensor(q), state).numpy())
+            got.append(compiled(*args, q))
+            got_np.append(numpy_step(*args, q))
+            assert got[-1].dtype == np.float32 and got[-1].shape == (B, k, D)
+        ref, got, got_np = (np.concatenate(x, 1) for x in (ref, got, got_np))
+        assert ref.shape == (B, T, D) and ref.std() > 1e-2
+        np.testing.assert_allclose(got, ref, atol=2e-5)
+        np.testing.assert_allclose(got_np, ref, atol=2e-5)
+        compiled.reset()                                       # a new stream: the same first frames again
+        np.testing.assert_allclose(compiled(own[:, :3], par[:, :3], past[:, :3], known[:, :3], q), got[:, :3],
+                                   atol=1e-6)
+
+
 @pytest.mark.parametrize("lookahead", [0, 1, 2])
 def test_live_speech_encoder_equals_the_torch_encoder(lookahead):
     """The stream's numpy speech encoder gives model.encode_audio's frames, chunk by chunk and at the flush."""

@@ -66,7 +66,8 @@ def test_stage1_then_stage2_lower_loss_change_weights_and_resume(data, tmp_path)
 
 
 def test_shipped_configs_parse_and_every_key_is_commented():
-    for name, stage in (("train_stage1.yaml", 1), ("train_stage2.yaml", 2), ("train_stage2_rooms.yaml", 2)):
+    for name, stage in (("train_stage1.yaml", 1), ("train_stage2.yaml", 2), ("train_stage2_rooms.yaml", 2),
+                        ("train_stage2_rooms_clean.yaml", 2)):
         path = ROOT / "config" / name
         cfg = TrainConfig.from_yaml(path)
         assert cfg.stage == stage

@@ -57,7 +57,7 @@ def test_bootstrap_compiles_the_render_kernels_and_fails_loudly_when_it_cannot(m
     capsys.readouterr()
     assert warm_spare.compile_kernels_main() == 1
     err = capsys.readouterr().err
-    assert "compiling the numba render kernels failed: RuntimeError" in err and "no tile kernel" in err
+    assert "compiling the numba kernels failed: RuntimeError" in err and "no tile kernel" in err
     warm_spare.warm_up()
     assert "warm spare: warm-up failed" in capsys.readouterr().err
 

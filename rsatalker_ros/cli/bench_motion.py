@@ -74,7 +74,8 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     """The motion node's per-frame work without DDS: the ROS-free MotionStage fed the demo conversation in 20 ms
     chunks of both streams (as the node receives them), and the three messages the node builds per frame. Prints
     process CPU per second of audio (cores per participant) split by part, and the torch reference of the
-    parts that have a live numpy path (speech encoder, model step, skinning) on the same frames, timed in this run."""
+    parts that have a live path (speech encoder, model step, skinning) on the same frames, timed in this run, and
+    the model step's numpy ops (before it was compiled) against its compiled blocks, interleaved."""
     from rsatalker_ros.audio.wav_io import read_wav
     from rsatalker_ros.stages import params
     from rsatalker_ros.stages.motion import MotionConfig, MotionStage
@@ -93,7 +94,7 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     dyad = stage.stream._dyad
     parts = [(stage.aligner, "push", "audio alignment"), (stage.aligner, "pop", "audio alignment"),
              (stage.voice, "push", "voice activity"), (dyad._feat, "push", "log-mel features"),
-             (dyad, "_speech", "speech encoder (numpy)"), (dyad, "_core", "motion step (numpy)"),
+             (dyad, "_speech", "speech encoder (numpy)"), (dyad, "_core", "motion step (compiled)"),
              (stage, "skin", "skinning")]
     chunk, t0, frames = rate // 50, 10**12, []
 
@@ -137,17 +138,23 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     past = torch.from_numpy(np.stack([np.stack([f.motion for f in frames[:T]])] * 2))
     known = torch.ones(2, 1, dtype=torch.bool)
     motion = torch.from_numpy(np.stack([f.motion for f in frames[:T]]))
-    live, timings, queries = type(dyad._core)(dyad.model), {}, dyad.queries.tolist()
+    core_type, timings, queries = type(dyad._core), {}, dyad.queries.tolist()
+    compiled, numpy_step = core_type(dyad.model), core_type(dyad.model, compiled=False)
     with torch.inference_mode():
         state = CoreState()
-        for label, step in (("torch", lambda i: dyad.model.core(enc[:, i:i + 1], enc.flip(0)[:, i:i + 1],
-                                                                   past[:, i:i + 1], known, dyad.queries, state)),
-                            ("numpy", lambda i: live(enc[:, i:i + 1].numpy(), enc.flip(0)[:, i:i + 1].numpy(),
-                                                     past[:, i:i + 1].numpy(), known.numpy(), queries))):
-            c0 = time.process_time()
-            for i in range(T):
+        steps = {"torch": lambda i: dyad.model.core(enc[:, i:i + 1], enc.flip(0)[:, i:i + 1], past[:, i:i + 1],
+                                                    known, dyad.queries, state),
+                 "numpy": lambda i: numpy_step(enc[:, i:i + 1].numpy(), enc.flip(0)[:, i:i + 1].numpy(),
+                                               past[:, i:i + 1].numpy(), known.numpy(), queries),
+                 "compiled": lambda i: compiled(enc[:, i:i + 1].numpy(), enc.flip(0)[:, i:i + 1].numpy(),
+                                                past[:, i:i + 1].numpy(), known.numpy(), queries)}
+        for label in steps:
+            timings[f"step {label}"] = 0.0
+        for i in range(T):                    # interleaved frame by frame: other load on the machine hits all three
+            for label, step in steps.items():
+                c0 = time.process_time()
                 step(i)
-            timings[f"step {label}"] = (time.process_time() - c0) / T
+                timings[f"step {label}"] += (time.process_time() - c0) / T
         for label, pose in (("torch", lambda i: stage.head.from_motion(motion[i:i + 1])),
                             ("numpy", lambda i: stage.skin(motion[i:i + 1].numpy()))):
             c0 = time.process_time()
@@ -166,9 +173,12 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     names = {"speech": "speech encoder (encode_audio)", "step": "motion step (model.core)",
              "skin": "skinning (from_motion)"}
     for part, name in names.items():
-        ref, new = timings[f"{part} torch"], timings[f"{part} numpy"]
+        ref, new = timings[f"{part} torch"], timings[f"{part} compiled" if part == "step" else f"{part} numpy"]
         print(f"    reference {name}: torch {1000 * ref:.3f} ms/frame, live path {1000 * new:.3f} ms/frame "
               f"({ref / new:.1f}x)")
+    before, after = timings["step numpy"], timings["step compiled"]
+    print(f"    motion step, numpy ops (before) vs compiled blocks (live path): {1000 * before:.3f} vs "
+          f"{1000 * after:.3f} ms/frame ({before / after:.2f}x; interleaved frame by frame)")
 
 
 def main(argv=None) -> int:

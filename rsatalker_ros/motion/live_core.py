@@ -3,7 +3,9 @@
 two frames a live dyad computes at a time, at a fraction of the cost.
 
 A live frame is ~40 small matrix products and ~200 small element-wise ops on [2, 1, 128]-sized arrays; torch
-spends several microseconds dispatching each (and as many again on the views between them), numpy about one. The
+spends several microseconds dispatching each (and as many again on the views between them), numpy about one.
+``LiveCore`` runs each Transformer block as one compiled numba kernel instead (rsatalker_ros.motion.live_kernels,
+~16 calls a frame; ``compiled=False``: the numpy ops, kept as the reference the compiled step is timed against). The
 weights are copied once from the model (``LiveCore(model)``): a LiveCore serves the weights its model had then.
 The cache layout follows rsatalker_ros.motion.blocks (the last W - 1 keys and values of every attention layer).
 Shapes: B streams, k new frames, d model width, h heads, dh = d / h, W window, Nq query tokens, D motion.
@@ -78,6 +80,7 @@ class _WindowAttention:
         self.h, self.dh, self.window = att.h, att.dh, att.window
         self.q, self.kv, self.o = _Linear(att.q), _Linear(att.kv), _Linear(att.o)
         self.rel_bias = att.rel_bias.detach().clone()
+        self.bias = _np(att.rel_bias)                                                     # [h, W]
         self.scale = np.float32(att.dh ** -0.5)
         self._masks: dict = {}
 
@@ -105,7 +108,8 @@ class _SocialAttention:
     def __init__(self, att):
         self.h, self.dh, self.window = att.h, att.dh, att.window
         self.q, self.kv, self.o = _Linear(att.q), _Linear(att.kv), _Linear(att.o)
-        self.bias_by_slot = np.ascontiguousarray(_np(att.rel_bias)[:, ::-1])    # slot w: distance W-1-w [h, W]
+        self.bias = _np(att.rel_bias)                                          # distance 0 .. W-1 [h, W]
+        self.bias_by_slot = np.ascontiguousarray(self.bias[:, ::-1])           # slot w: distance W-1-w [h, W]
         self.scale = np.float32(att.dh ** -0.5)
 
     def project(self, queries: np.ndarray) -> np.ndarray:
@@ -212,10 +216,13 @@ class LiveSpeechEncoder:
 class LiveCore:
     """``core(a_own, a_par, partner_past, partner_known, query_index) -> motion [B, k, D]`` float32 numpy, the
     numbers of ``model.core`` with its own cache (``reset`` empties it). Arguments as model.core, as numpy:
-    a_own, a_par [B, k, d]; partner_past [B, k, D]; partner_known [B, k] bool; query_index [B] ints."""
+    a_own, a_par [B, k, d]; partner_past [B, k, D]; partner_known [B, k] bool; query_index [B] ints.
+    ``compiled`` (the default) runs each block as one numba kernel (rsatalker_ros.motion.live_kernels, ~16 calls
+    a step); False runs the same weights through numpy ops (~400 calls a step: the reference it replaced)."""
 
-    def __init__(self, model):
+    def __init__(self, model, compiled: bool = True):
         cfg = model.cfg
+        self.compiled = compiled
         self.cfg = cfg
         self.motion_mean, self.motion_std = _np(model.motion_mean), _np(model.motion_std)
         self.enc1, self.enc2 = _Linear(model.motion_enc[0]), _Linear(model.motion_enc[2])
@@ -233,12 +240,14 @@ class LiveCore:
         self.out_norm, self.out = _LayerNorm(model.out_norm), _Linear(model.out)
         self._model_queries = model        # query_indices (its checks and share_queries) and the query tokens
         self._queries: dict = {}           # query indices -> (tokens [B, Nq, d], projected [B, h, Nq, dh])
+        self._args = None                  # the compiled blocks' weight arguments (_compiled_args)
         self.reset()
 
     def reset(self) -> None:
         self.fusion = self.social = None
         self.encoder_cache = [None] * len(self.encoder)
         self.decoder_cache = [None] * len(self.decoder)
+        self._kv = None       # the compiled step's K, V [B, c, d] per attention: fusion, encoder, social, decoder
 
     def _query_tokens(self, query_index) -> tuple[np.ndarray, np.ndarray]:
         key = tuple(int(i) for i in query_index)
@@ -249,6 +258,8 @@ class LiveCore:
         return self._queries[key]
 
     def __call__(self, a_own, a_par, partner_past, partner_known, query_index) -> np.ndarray:
+        if self.compiled:
+            return self._denormalise(self._step_compiled(a_own, a_par, partner_past, partner_known, query_index))
         known = partner_known.astype(np.float32)[..., None]
         m = (partner_past - self.motion_mean) / self.motion_std * known
         menc = self.enc2(gelu_tanh(self.enc1(np.concatenate([m, known], -1))))
@@ -273,8 +284,82 @@ class LiveCore:
             y = y + a
             y = y + cross(n2(y), z)
             y = y + ff(n3(y))
-        motion = self.out(self.out_norm(y)) * self.motion_std + self.motion_mean
+        return self._denormalise(self.out(self.out_norm(y)))
+
+    def _denormalise(self, out: np.ndarray) -> np.ndarray:
+        motion = out * self.motion_std + self.motion_mean
         if self.cfg.basis == "arkit52":                  # blendshape weights are 0..1 (as model.core when live)
             n = self.cfg.motion_dim - 12
             np.clip(motion[..., :n], 0.0, 1.0, out=motion[..., :n])
         return motion
+
+    def _compiled_args(self) -> dict:
+        """The weights of each compiled block as its kernel's argument tuple (built once)."""
+        L = lambda lin: (lin.wt, lin.b)                               # noqa: E731
+        N = lambda norm: (norm.w, norm.b, float(norm.eps))            # noqa: E731
+        FF = lambda norm, ff: (*N(norm), *L(ff.l1), *L(ff.l2))        # noqa: E731
+        ATT = lambda nq, nkv, at: (*N(nq), *N(nkv), *L(at.q), *L(at.kv), *L(at.o), at.bias)  # noqa: E731
+        sa = self.social_att
+        return {"enc": (*L(self.enc1), *L(self.enc2)), "partner": L(self.partner_proj), "own": L(self.own_proj),
+                "merge": L(self.merge), "fuse": ATT(self.fuse_nq, self.fuse_nkv, self.fuse_att),
+                "fuse_ff": FF(self.fuse_nf, self.fuse_ff),
+                "encoder": [(ATT(n1, n1, at), FF(n2, ff)) for n1, at, n2, ff in self.encoder],
+                "social": (*N(self.social_norm), *L(sa.kv), *L(sa.o), sa.bias),
+                "social_ff": FF(self.social_fnorm, self.social_ff),
+                "decoder": [(ATT(n1, n1, at), (*N(n2), *L(c.q), *L(c.kv), *L(c.o), c.h), FF(n3, ff))
+                            for n1, at, n2, c, n3, ff in self.decoder],
+                "out": (N(self.out_norm), L(self.out))}
+
+    def _step_compiled(self, a_own, a_par, partner_past, partner_known, query_index) -> np.ndarray:
+        """The step of ``__call__`` in compiled blocks -> the output layer's values [B, k, D] (normalised)."""
+        from rsatalker_ros.motion import live_kernels as K
+        B, k, d = a_own.shape
+        if self._args is None:
+            self._args = self._compiled_args()
+        w = self._args
+        if self._kv is None:
+            n_att = 2 + len(self.encoder) + len(self.decoder)
+            self._kv = [(np.zeros((B, 0, d), np.float32),) * 2 for _ in range(n_att)]
+        kv = self._kv                                     # kv[i] = (K, V) of attention i, replaced each step
+        rows = lambda x: np.ascontiguousarray(x, np.float32).reshape(-1, x.shape[-1])  # noqa: E731
+        known = partner_known.astype(np.float32)[..., None]
+        m = (partner_past - self.motion_mean) / self.motion_std * known
+        menc = K.mlp(rows(np.concatenate([m, known], -1)), *w["enc"]).reshape(B, k, d)
+        ap = K.linear(rows(a_par), *w["partner"]).reshape(B, k, d)
+        f, *kv[0] = K.attention_block(ap, menc, *w["fuse"], *kv[0])
+        f = K.feed_forward_block(f.reshape(B * k, d), *w["fuse_ff"])
+        h = K.linear(np.concatenate([f, K.linear(rows(a_own), *w["own"])], -1), *w["merge"]).reshape(B, k, d)
+        for i, (att, ff) in enumerate(w["encoder"]):
+            h, *kv[1 + i] = K.attention_block(h, h, *att, *kv[1 + i])
+            h = K.feed_forward_block(h.reshape(B * k, d), *ff).reshape(B, k, d)
+        tokens, q = self._query_rows(query_index)
+        s, Nq = 1 + len(self.encoder), tokens.shape[1]
+        z, *kv[s] = K.social_block(tokens, q, h, *w["social"], *kv[s])
+        z = K.feed_forward_block(z.reshape(B * k * Nq, d), *w["social_ff"]).reshape(B, k, Nq, d)
+        y = h
+        for i, (att, cross, ff) in enumerate(w["decoder"]):
+            y, *kv[s + 1 + i] = K.attention_block(y, y, *att, *kv[s + 1 + i])
+            y = K.frame_cross_block(y, z, *cross)
+            y = K.feed_forward_block(y.reshape(B * k, d), *ff).reshape(B, k, d)
+        norm, out = w["out"]
+        return K.linear(K.layer_norm(y.reshape(B * k, d), *norm), *out).reshape(B, k, -1)
+
+    def _query_rows(self, query_index) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens [B, Nq, d], their social-attention query projection [B, Nq, d], heads interleaved)."""
+        key = ("rows",) + tuple(int(i) for i in query_index)
+        if key not in self._queries:
+            tokens, q = self._query_tokens(query_index)
+            B, h, Nq, dh = q.shape
+            self._queries[key] = (tokens, np.ascontiguousarray(q.transpose(0, 2, 1, 3)).reshape(B, Nq, h * dh))
+        return self._queries[key]
+
+
+def compile_kernels() -> None:
+    """The compiled step's numba kernels into their on-disk cache (or loaded from it when current): one step of
+    a tiny random model (the kernels depend on array types only, not sizes). scripts/bootstrap.sh runs it."""
+    from rsatalker_ros.motion.config import MotionModelConfig
+    from rsatalker_ros.motion.model import SocialMotionModel
+    model = SocialMotionModel(MotionModelConfig(d_model=8, n_heads=2, window=2, n_query_tokens=1)).eval()
+    core, d, D = LiveCore(model), model.cfg.d_model, model.cfg.motion_dim
+    x = np.zeros((2, 1, d), np.float32)
+    core(x, x, np.zeros((2, 1, D), np.float32), np.ones((2, 1), bool), [0, 1])

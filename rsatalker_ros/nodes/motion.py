@@ -11,7 +11,7 @@ one arrives) or from the relation_* parameters only (``relation_source: paramete
 Publishes, per 40 ms frame, stamped with the audio-clock time of the frame's centre:
   /rsatalker/<p>/motion (SocialMotion), /rsatalker/<p>/mesh (FaceMesh in frame "<p>/head"),
   /rsatalker/<p>/head_pose (geometry_msgs/TransformStamped world_frame -> <p>/head);
-and /rsatalker/<p>/mesh_marker (visualization_msgs/Marker TRIANGLE_LIST, at most marker_rate_hz),
+and /rsatalker/<p>/mesh_marker (visualization_msgs/Marker TRIANGLE_LIST, at most marker_rate_hz, while subscribed),
 /rsatalker/<p>/mesh_topology (FaceTopology, latched), /tf_static (world_frame -> <p>/head, where tf2_msgs exists;
 frame conventions in rsatalker_ros.stages.frames), /diagnostics (frame rate, latency, compute time, audio gaps).
 """
@@ -136,7 +136,8 @@ class MotionNode(StageNode):
             self.rate.tick()
             self.latency.add((self.get_clock().now().nanoseconds - f.stamp_ns) / 1e6)
         last = frames[-1]
-        if last.vertices is not None and stage.marker_due(now_mono):
+        # the marker (~0.1 s of CPU each) only while someone shows it (rviz2, a bag recorder)
+        if last.vertices is not None and self.pub_marker.get_subscription_count() and stage.marker_due(now_mono):
             self._publish_marker(last.vertices, last.stamp_ns)
 
     def _publish_marker(self, verts, stamp: int) -> None:

@@ -14,14 +14,54 @@ Pipeline per frame (no Python-level per-Gaussian work, no torch):
    one takes 8-pixel runs over each row's analytic span where its ellipse reaches opacity 1/255. Pixels of a run
    outside the ellipse have alpha < 1/255 and are skipped as in the reference, so runs may overreach (into the
    row buffer's 16-float padding at the tile's right edge). Per-pixel early termination as in the reference
-   (a stopped pixel stores -T). Writes float images or the 8-bit RGB image directly.
-exp is a polynomial (``_exp_neg``, absolute error < 1e-5), far below the 8-bit resolution.
+   (a stopped pixel stores -T); every 32 Gaussians of a tile a scan marks the 8-pixel segments of each row whose
+   pixels have all stopped (``_scan_live``): runs over stopped segments only are skipped, and a tile whose pixels
+   have all stopped ends. Writes float images or the 8-bit RGB image directly.
+exp is a polynomial (``_exp_neg``, absolute error < 7e-6), far below the 8-bit resolution.
 
-Issue #9 item 1 (target 3x over 73e3930). Frame statistics (default_older full, 27.9k Gaussians, 512 x 512, front
+Issue #9 item 1 (target 3x over 73e3930). Latest round (``scripts/profile_cpu_tiles.py``: each kernel timed
+separately, one thread, process_time, median of 20 frames, interleaved with the previous module in one process,
+load 7-11), ms project / depth sort / bin / composite / buffer set-up + 8-bit output (sum):
+- default_older full, 512 x 512: previous module 2.01 / 0.30 / 1.59 / 16.5 / 1.10 (21.5); this module 2.01 /
+  0.30 / 1.45 / 14.0 / 0.90 (18.7): 1.14x, all of it in compositing (the stopped-segment skip and the 10-operation
+  exp); compositing is 75 % of the frame, projection 11 %, binning 8 %, set-up and output 5 %, sort 2 %.
+- default_older 6k at 0.5 scale, 256 x 256 (the graph's typical level): previous 0.51 / 0.10 / 0.39 / 2.84 / 0.45
+  (4.3), this module 0.51 / 0.10 / 0.39 / 2.97 / 0.39 (4.4): no change (few pixels stop at 6k: the skip and the
+  scans do not pay there, the cheaper exp does).
+- the same script against 73e3930 (load 6), full 512 x 512: 73e3930 2.88 / 0.51 / 2.80 / 32.9 / 1.82 (40.9), this
+  module 2.30 / 0.45 / 3.05 / 21.7 / 1.71 (29.2): 1.40x; 6k 256 x 256: 73e3930 0.51 / 0.09 / 0.33 / 3.99 / 0.34
+  (5.26), this module 0.43 / 0.08 / 0.27 / 2.33 / 0.35 (3.46): 1.52x (compositing 1.7x; the other stages ~1.1x).
+- binning with shifts instead of floor division (boxes are >= 0) and no zeroing of the depth sums for 8-bit
+  output: against the module with the two changes above (load 7-10), bin 3.52 -> 2.68 ms (full) and 0.51 -> 0.37
+  (6k at 256), set-up 1.83 -> 1.66 and 0.47 -> 0.42; whole frame 1.07x / 1.10x (compositing, unchanged, moved
+  by +-5 % with the load).
+- final ``bench_render`` run, the same command as below (load 5.6 -> 5.2; wall clock about 1.5x the CPU time from
+  the contention): full CPU time 41.2 -> 27.7 ms (1.49x; wall 1.39x), 12k 1.44x (1.49x), 6k 1.50x (1.50x); median
+  1.49x CPU time and wall clock; mean difference from the torch reference 0.089/255 for old and new.
+- exp: exp(x/32)^32 with a degree-3 polynomial (10 operations) instead of exp(x/16)^16 with degree 5 (12):
+  1.03-1.04x on its own, same 8-bit images (mean difference from the previous module 0.0005/255).
+- ``bench_render --threads 1 --counts 20000 --compare-only default_older --compare-frames 16`` (load 6.4 -> 5.6,
+  512 x 512): full 29.4 -> 20.5 ms wall (1.44x), CPU time 29.3 -> 20.3 ms (1.45x); 12k 1.84x wall / 1.51x CPU;
+  6k 1.49x / 1.45x; median 1.49x wall, 1.45x CPU; mean difference from the torch reference 0.089/255 (old and new).
+Tried this round and not kept: (a) exp by recurrence down each pixel column (sigma is quadratic in the row, so
+e(r+1) = e(r) R(r), R(r+1) = R(r) exp(-C): two multiplies per pixel and row instead of the exp, guarded so every
+exponent stays within +-85): slower; with the segment skip, 1.24x / 1.32x over 73e3930 (full / 6k at 256) against
+1.37x / 1.60x for the skip alone in the run before (load 7-8); likely because the per-lane e and R live in a scratch
+array that LLVM cannot prove apart from the tile buffer, so the blend loop no longer vectorises; (b) 4- and
+12-pixel runs for boxes under 4 and 12 pixels wide (fewer wasted lanes): 0.88-0.90x of the previous module (the
+4-lane and 8 + 4-lane code is slower and the composite grows); (c) a scan every 16 Gaussians instead of 32:
+0.97-0.99x. Where the remaining time goes (full level): compositing (~14 ms) evaluates the 11.1M box pixels plus
+the fixed runs' overreach with ~35 vector operations per pixel, and only 4.9M of those are blends; the rest of the
+frame (projection, binning, set-up and output, ~4.7 ms) alone is half of the 3x budget (~10 ms CPU in the run
+above). 3x needs both: compositing pixel-major with the colour sums in registers (no loads and stores of T, r, g,
+b per Gaussian, early termination per 8-pixel group; numba needs per-lane scalars written out for that) and a
+branch-free vectorised projection and binning (math.log and the culling branches keep the projection scalar,
+~70 ns per Gaussian). Earlier rounds follow.
+Frame statistics (default_older full, 27.9k Gaussians, 512 x 512, front
 view): 11.1M box pixels; of those, 4.9M blends (alpha >= 1/255 on a live pixel), 2.5M below the alpha threshold,
 3.7M on pixels that had already stopped (52k of the 88k covered pixels stop; 56 blends per covered pixel on
 average, not the issue's ~20); box width / height median 12 / 13 px, 90th percentile 32 / 38; colours degree 0.
-This round (one thread, process_time per stage, median of 8 frames, variants interleaved in one process; the
+Previous round (one thread, process_time per stage, median of 8 frames, variants interleaved in one process; the
 shared 2-core machine at load 1-35), ms project / sort / bin / raster (total):
 - run A (load 34 -> 18): 73e3930 2.96 / 0.54 / 3.05 / 30.4 (36.9); masks (below) 2.23 / 0.44 / 3.02 / 41.7 (47.4)
   with an `and` in the blend loop that stopped LLVM vectorising it;
@@ -37,11 +77,12 @@ shared 2-core machine at load 1-35), ms project / sort / bin / raster (total):
   0.088 / 0.91). One and two threads give identical images.
 - ``bench_render --threads 1 --compare-only 'default_older full' --compare-frames 10`` (load 11 -> 8): old 42.6 ms,
   new 30.7 ms CPU time per frame: 1.39x (wall clock 1.42x); mean difference 0.088/255 both, max 0.9 / 0.8.
-Tried this round and not kept: per-row 64-bit masks of stopped pixels (a run whose pixels have all stopped is
-skipped, a tile ends when all its pixels have stopped; each run then sums its newly stopped pixels): the 3.7M
+Tried that round and not kept: per-row 64-bit masks of stopped pixels updated by every run (a run whose pixels
+have all stopped is skipped, a tile ends when all its pixels have stopped; each run then sums its newly stopped
+pixels; the periodic scan of 8-pixel segments kept in the latest round has no per-run count): the 3.7M
 evaluations on stopped pixels are spread thinly (a run is rarely all stopped), so the per-run test and count cost
 more than they saved (raster 24.9 vs 20.3 ms in run B); 16-pixel span runs (no change); 32 x 16 tiles (slower).
-Not reached: 3x (1.4x at best here). Where the rest is: the raster is ~80 % of the frame and is bound by the
+Not reached then: 3x (1.4x at best). Where the rest was: the raster is ~80 % of the frame and is bound by the
 number of (Gaussian, tile row) runs (~630k) and ~45 vector operations per 8-pixel blend (the polynomial exp is a
 third); the next levers are a cheaper exp (exponent-bit construction needs integer/float reinterpretation that
 numba does not vectorise), pixel-major compositing with the colour sums in registers (numba gives no fixed-size
@@ -86,12 +127,12 @@ _SH_C3 = np.array([-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 
 
 @numba.njit(inline="always", fastmath=True)
 def _exp_neg(x):
-    """exp(x) for x <= 0, float32, no branches: exp(x/16)^16 with a degree-5 Taylor polynomial (Estrin form, short
-    dependency chain), absolute error < 1e-5. x is clamped at -6: exp(-6) < 1/255, so anything at or below the
-    clamp stays below the alpha threshold and is skipped, as exp(x) would be."""
-    y = max(x, _f(-6.0)) * _f(0.0625)
-    y2 = y * y
-    p = (_f(1.0) + y) + y2 * ((_f(0.5) + y * _f(1.0 / 6.0)) + y2 * (_f(1.0 / 24.0) + y * _f(1.0 / 120.0)))
+    """exp(x) for x <= 0, float32, no branches: exp(x/32)^32 with a degree-3 Taylor polynomial (Horner), 10
+    operations; absolute error < 7e-6 on [-6, 0] (relative < 0.2 %, at x = -6). x is clamped at -6: exp(-6) < 1/255,
+    so anything at or below the clamp stays below the alpha threshold and is skipped, as exp(x) would be."""
+    y = max(x, _f(-6.0)) * _f(1.0 / 32.0)
+    p = _f(1.0) + y * (_f(1.0) + y * (_f(0.5) + y * _f(1.0 / 6.0)))
+    p = p * p
     p = p * p
     p = p * p
     p = p * p
@@ -265,6 +306,7 @@ def _depth_order(rec, visible):
 TW = 64
 TH = 16
 _RS = TW + 16
+_TW_BITS, _TH_BITS = 6, 4  # TW = 2 ** _TW_BITS, TH = 2 ** _TH_BITS
 _CH = TH * _RS
 
 
@@ -319,16 +361,16 @@ def _bin_live(order, rec, box, n_tx, n_ty):
             srec[j, c] = rec[g, c]
         u0, u1, v0, v1 = box[g, 0], box[g, 1], box[g, 2], box[g, 3]
         sbox[j, 0], sbox[j, 1], sbox[j, 2], sbox[j, 3] = u0, u1, v0, v1
-        for ty in range(v0 // TH, v1 // TH + 1):
-            for tx in range(u0 // TW, u1 // TW + 1):
+        for ty in range(v0 >> _TH_BITS, (v1 >> _TH_BITS) + 1):  # boxes are >= 0: shifts, not floor division
+            for tx in range(u0 >> _TW_BITS, (u1 >> _TW_BITS) + 1):
                 counts[ty * n_tx + tx + 1] += 1
     for t in range(n_tiles):
         counts[t + 1] += counts[t]
     fill = counts[:n_tiles].copy()
     lst = np.empty(counts[n_tiles], np.int32)
     for j in range(m):
-        for ty in range(sbox[j, 2] // TH, sbox[j, 3] // TH + 1):
-            for tx in range(sbox[j, 0] // TW, sbox[j, 1] // TW + 1):
+        for ty in range(sbox[j, 2] >> _TH_BITS, (sbox[j, 3] >> _TH_BITS) + 1):
+            for tx in range(sbox[j, 0] >> _TW_BITS, (sbox[j, 1] >> _TW_BITS) + 1):
                 t = ty * n_tx + tx
                 lst[fill[t]] = j
                 fill[t] += 1
@@ -342,37 +384,69 @@ def _blend_run(buf, k0, lanes, dx0, dy, hA, B, c0, cr, cg, cb, z, with_depth):
     buf: T, then r, g, b (and depth) sums, _CH floats apart. As in the reference, a pixel skips alpha < 1/255 and
     stops before the Gaussian that would take its transmittance to <= T_MIN (it stores -T from then on)."""
     for i in range(lanes):
-        k = k0 + np.uint64(i)
         dx = dx0 - _f(i)
-        e = _exp_neg(c0 - (hA * dx + B * dy) * dx)          # opacity * exp(-sigma)
-        alpha = min(e, _f(0.999))
-        alpha = alpha if alpha >= ALPHA_MIN else _f(0.0)
-        Tk = buf[k]
-        Tp = max(Tk, _f(0.0))                               # a stopped pixel (T stored as -T) takes nothing
-        nT = Tp - Tp * alpha
-        live = nT > T_MIN
-        w = alpha * Tp if live else _f(0.0)
-        buf[k + np.uint64(_CH)] += w * cr
-        buf[k + np.uint64(2 * _CH)] += w * cg
-        buf[k + np.uint64(3 * _CH)] += w * cb
-        if with_depth:
-            buf[k + np.uint64(4 * _CH)] += w * z
-        buf[k] = nT if live else -abs(Tk)
+        _blend_pixel(buf, k0 + np.uint64(i), _exp_neg(c0 - (hA * dx + B * dy) * dx), cr, cg, cb, z, with_depth)
 
 
 @numba.njit(inline="always", fastmath=True)
-def _fixed_runs(buf, ra, rb, ca, lanes, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
-    """One ``lanes``-pixel run (compile-time 8 or 16) from column ca on each tile row ra..rb."""
+def _blend_pixel(buf, k, e, cr, cg, cb, z, with_depth):
+    """Composite a Gaussian whose opacity * exp(-sigma) at pixel buf[k] is e (see ``_blend_run``)."""
+    alpha = min(e, _f(0.999))
+    alpha = alpha if alpha >= ALPHA_MIN else _f(0.0)
+    Tk = buf[k]
+    Tp = max(Tk, _f(0.0))                               # a stopped pixel (T stored as -T) takes nothing
+    nT = Tp - Tp * alpha
+    live = nT > T_MIN
+    w = alpha * Tp if live else _f(0.0)
+    buf[k + np.uint64(_CH)] += w * cr
+    buf[k + np.uint64(2 * _CH)] += w * cg
+    buf[k + np.uint64(3 * _CH)] += w * cb
+    if with_depth:
+        buf[k + np.uint64(4 * _CH)] += w * z
+    buf[k] = nT if live else -abs(Tk)
+
+
+@numba.njit(inline="always", fastmath=True)
+def _fixed_runs(buf, live, ra, rb, ca, lanes, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth):
+    """One ``lanes``-pixel run (compile-time 8 or 16) from column ca on each tile row ra..rb whose 8-pixel
+    segments under the run are not all stopped (``live``: per row, a bit per segment with a live pixel)."""
     k0 = np.uint64(ra * _RS + ca)
     dx0 = mx - _f(ca)
+    seg = np.uint32(ca >> 3)
+    msk = np.uint32(3 if lanes == 8 else 7)  # the 8-pixel segments under the run
     for r in range(ra, rb + 1):
-        dy = my - _f(r)
-        _blend_run(buf, k0, lanes, dx0, dy, hA, B, log_o - hC * dy * dy, cr, cg, cb, z, with_depth)
+        if (live[r] >> seg) & msk:
+            dy = my - _f(r)
+            _blend_run(buf, k0, lanes, dx0, dy, hA, B, log_o - hC * dy * dy, cr, cg, cb, z, with_depth)
         k0 += np.uint64(_RS)
 
 
+_SEGS = TW // 8
+_ALL_LIVE = (1 << _SEGS) - 1  # bits of the tile's 8-pixel segments (the row buffer's padding has none: never live)
+_SCAN = 32  # Gaussians composited between two scans for stopped segments
+
+
 @numba.njit(inline="always", fastmath=True)
-def _composite(buf, g, rec, box, x0, y0, with_depth):
+def _scan_live(buf, live):
+    """live[r] = a bit per 8-pixel segment of tile row r that has a pixel still live (T > 0; a stopped pixel stores
+    -T); returns the OR over rows (0: the whole tile has stopped)."""
+    any_live = np.uint32(0)
+    for r in range(TH):
+        m = np.uint32(0)
+        for s in range(_SEGS):
+            k = r * _RS + s * 8
+            t = buf[k]
+            for i in range(1, 8):
+                t = max(t, buf[k + i])
+            if t > _f(0.0):
+                m |= np.uint32(1) << np.uint32(s)
+        live[r] = m
+        any_live |= m
+    return any_live
+
+
+@numba.njit(inline="always", fastmath=True)
+def _composite(buf, live, g, rec, box, x0, y0, with_depth):
     """Composite Gaussian g over the tile at (x0, y0). Pixels outside its ellipse at opacity 1/255 have
     alpha < 1/255 and are skipped by ``_blend_run`` anyway, so a run may reach past the ellipse: a Gaussian whose
     box is at most 8 (16) pixels wide in the tile takes one 8 (16)-pixel run per row from the box's left edge
@@ -386,10 +460,10 @@ def _composite(buf, g, rec, box, x0, y0, with_depth):
     cr, cg, cb, z = rec[g, 7], rec[g, 8], rec[g, 9], rec[g, 10]
     width = cb_ - ca
     if width < 8:
-        _fixed_runs(buf, ra, rb, ca, 8, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
+        _fixed_runs(buf, live, ra, rb, ca, 8, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
         return
     if width < 16:
-        _fixed_runs(buf, ra, rb, ca, 16, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
+        _fixed_runs(buf, live, ra, rb, ca, 16, mx, my, hA, B, hC, log_o, cr, cg, cb, z, with_depth)
         return
     det = A * C - B * B
     lim = _f(2.0) * A * rec[g, 6]  # a row meets the ellipse sigma <= s_max iff det dy^2 <= 2 A s_max
@@ -413,8 +487,10 @@ def _composite(buf, g, rec, box, x0, y0, with_depth):
         u1 = int(right)
         row = r * _RS
         c0 = log_o - hC * dy * dy
+        lv = live[r]
         for u in range(u0, u1 + 1, 8):
-            _blend_run(buf, np.uint64(row + u), 8, mx - _f(u), dy, hA, B, c0, cr, cg, cb, z, with_depth)
+            if (lv >> np.uint32(u >> 3)) & np.uint32(3):
+                _blend_run(buf, np.uint64(row + u), 8, mx - _f(u), dy, hA, B, c0, cr, cg, cb, z, with_depth)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
@@ -427,13 +503,18 @@ def _raster(tile_start, tile_list, rec, box, width, height, n_tx, bg, out_rgb, o
     for t in numba.prange(n_tiles):
         ty, tx = t // n_tx, t % n_tx
         x0, y0 = tx * TW, ty * TH
-        buf = np.zeros(5 * _CH, np.float32)
+        buf = np.empty(5 * _CH, np.float32)
         buf[:_CH] = _f(1.0)
-        for j in range(tile_start[t], tile_start[t + 1]):
+        buf[_CH:(5 if want_float else 4) * _CH] = _f(0.0)  # the depth sums only for float output
+        live = np.full(TH, np.uint32(_ALL_LIVE), np.uint32)
+        j0, j1 = tile_start[t], tile_start[t + 1]
+        for j in range(j0, j1):
             if want_float:
-                _composite(buf, tile_list[j], rec, box, x0, y0, True)
+                _composite(buf, live, tile_list[j], rec, box, x0, y0, True)
             else:
-                _composite(buf, tile_list[j], rec, box, x0, y0, False)
+                _composite(buf, live, tile_list[j], rec, box, x0, y0, False)
+            if (j - j0) % _SCAN == _SCAN - 1 and _scan_live(buf, live) == 0:
+                break  # every pixel of the tile has stopped
         for v in range(y0, min(y0 + TH, height)):
             for u in range(x0, min(x0 + TW, width)):
                 k = (v - y0) * _RS + (u - x0)

@@ -41,8 +41,8 @@ class MotionConfig(RelationFields, InputLimits):
     relation_source: str = param("conversation", "conversation: follow ConversationState.relation (the relation_* "
                                  "parameters until one arrives); parameters: the relation_* parameters only",
                                  choices=("conversation", "parameters"), runtime=True)
-    marker_rate_hz: float = param(0.2, "rviz2 TRIANGLE_LIST marker rate; 0 = no marker (one marker costs ~0.1 s "
-                                  "of CPU)", units="Hz", low=0.0, high=25.0, runtime=True)
+    marker_rate_hz: float = param(0.2, "rviz2 TRIANGLE_LIST marker rate while the marker topic has a subscriber; "
+                                  "0 = no marker (one marker costs ~0.1 s of CPU)", units="Hz", low=0.0, high=25.0, runtime=True)
     publish_mesh: bool = param(True, "publish the posed mesh (FaceMesh, the renderer's input) every frame",
                                runtime=True)
     world_frame: str = param("world", "parent frame of <participant>/head on /tf_static and head_pose",
