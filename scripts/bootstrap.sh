@@ -131,4 +131,9 @@ fi
 log "numba: compiling the live render and motion kernels"
 "$PY" -c "import sys; from rsatalker_ros.ros.warm_spare import compile_kernels_main; sys.exit(compile_kernels_main())" \
   || { echo "bootstrap: step 6 (numba kernels) failed, see above" >&2; exit 1; }
+#    and the stage-3 training kernels (differentiable compositing, mesh rasteriser for the training views): about
+#    40 s of CPU once, which each first stage-3 process of a fresh clone (and each test process) would pay otherwise
+log "numba: compiling the stage-3 training kernels"
+"$PY" -c "from rsatalker_ros.train.raster_grad import compile_kernels; compile_kernels()" \
+  || { echo "bootstrap: step 6 (numba training kernels) failed, see above" >&2; exit 1; }
 log "done"

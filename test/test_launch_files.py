@@ -201,3 +201,42 @@ def test_bringup_respawns_a_dead_process_with_back_off_and_gives_up_when_it_keep
     assert "[renderer_alice] ended (signal SIGTERM); not respawned" in lines
     assert sum("[motion_alice] died (exit code 3); respawning" in line for line in lines) == 2
     assert "giving up" in lines[-1] and lines[-1].startswith("[motion_alice]")
+
+
+def test_bringup_starts_the_next_warm_spare_only_after_the_respawned_group_has_started(monkeypatch):
+    """A respawn that uses the warm spare does not start the next spare at once (its imports and warm-up would take
+    CPU from the respawned group's start-up): supervise starts it SPARE_DELAY_S later, as it does the first one after
+    the graph's start. Stand-ins for the spare and the processes (no child is started)."""
+    import time
+
+    class Proc:
+        def poll(self):
+            return None                                # running
+
+    class Spare:
+        def __init__(self, *args):
+            self.became = []
+
+        def ready(self):
+            return True
+
+        def usable(self):
+            return True
+
+        def become(self, argv, log):
+            self.became.append(argv)
+            return Proc()
+    started = []
+    monkeypatch.setattr(bringup.WarmSpare, "start", lambda *args: started.append(Spare()) or started[-1])
+    g = bringup.Graph(graph.describe(participants=["alice"]), warm_spare=True)
+    try:
+        g.spare = first = Spare()                      # the spare started after the graph, ready
+        assert g.start_group("motion_alice") is not None and first.became       # the group starts in the spare
+        assert g.spare is None and not started                                  # and no new spare yet
+        now = time.monotonic()
+        assert g.supervise(now, print) and not started
+        g.supervise(now + bringup.SPARE_DELAY_S + 1.0, print)
+        assert len(started) == 1 and g.spare is started[0]
+    finally:
+        g.spare, g.procs = None, {}                    # (the stand-ins have nothing to stop)
+        g.stop()

@@ -27,7 +27,11 @@ def ros_pair():
     node.destroy_node()
     rclpy.try_shutdown()
     echo.terminate()
-    echo.wait(timeout=10)
+    try:                                   # (bounded for a hang only: on a loaded machine it can take seconds)
+        echo.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        echo.kill()
+        echo.wait()
 
 
 @pytest.mark.parametrize("name", ["AudioFrame", "SocialRelation", "ConversationState", "FlameParams",

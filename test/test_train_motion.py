@@ -35,8 +35,8 @@ def history(out):
 @pytest.mark.slow
 def test_stage1_then_stage2_lower_loss_change_weights_and_resume(data, tmp_path):
     s1 = TrainConfig(stage=1, data=str(data), out=str(tmp_path / "s1"), model=TINY, steps=60, batch_size=4,
-                     window_frames=50, lr=3e-3, warmup_steps=5, eval_every=20, checkpoint_every=20,
-                     partner_inputs=False, relation_queries=False)
+                     window_frames=50, lr=3e-3, warmup_steps=5, eval_every=20, checkpoint_every=60,
+                     partner_inputs=False, relation_queries=False)    # (stage 2 below saves a mid-run checkpoint)
     p1 = train(s1, progress=False)
     tr, va = history(s1.out)
     assert np.mean(tr[-2:]) < 0.8 * tr[0], tr          # tr[0]: the first step's loss

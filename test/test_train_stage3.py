@@ -1,5 +1,7 @@
 """Stage-3 training: the fast rasteriser's gradients, PSNR going up on a tiny scene, configs and view files."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -290,3 +292,12 @@ def test_recolouring_from_views_sets_seen_focus_gaussians_to_the_pixels_under_th
     seen_colour = sums[moved] / counts[moved, None]
     assert np.abs(colour[moved] - seen_colour).mean() < 0.05
     assert np.abs(0.5 - seen_colour).mean() > 0.1                           # the views are not grey
+
+
+def test_bootstrap_compiles_the_training_kernels():
+    """scripts/bootstrap.sh puts the stage-3 kernels into numba's cache (a fresh clone's first stage-3 processes,
+    the tests among them, would otherwise each compile them: about 40 s of CPU); the call it makes works."""
+    from rsatalker_ros.train.raster_grad import compile_kernels
+    with open(Path(__file__).resolve().parents[1] / "scripts" / "bootstrap.sh") as f:
+        assert "from rsatalker_ros.train.raster_grad import compile_kernels; compile_kernels()" in f.read()
+    compile_kernels()

@@ -10,8 +10,9 @@ other than SIGINT / SIGTERM: rsatalker_ros.ros.respawn, as the launch files) is 
 RESPAWN_DELAY_S, doubled for each further death within a minute; after --respawn-max deaths within a minute the
 graph is stopped and the exit code is 1. A process that exits with code 0 (a finished wav) or is stopped with
 SIGINT / SIGTERM is not restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a
-process, started 30 s after the graph, that has already imported torch, numba, rclpy and the nodes and warmed up), so
-it skips most of its start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
+process, started 30 s after the graph and 30 s after a respawn used the last one, so that it never competes with
+their start-up, that has already imported torch, numba, rclpy and the nodes and warmed up), so it skips most of its
+start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
 ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
 """
 
@@ -92,7 +93,8 @@ def process_commands(specs, params_file: str) -> list[tuple[str, list[str]]]:
     return cmds
 
 
-SPARE_DELAY_S = 30.0    # the warm spare starts this long after the graph (not competing with its start-up)
+SPARE_DELAY_S = 30.0    # the warm spare starts this long after the graph, or after a respawn used the last one (not
+                        # competing with their start-up)
 
 
 class Graph:
@@ -104,7 +106,7 @@ class Graph:
         self.specs = specs
         self.warm_spare = warm_spare                   # keep a pre-imported process for respawns
         self.spare: WarmSpare | None = None
-        self._started_at = float("inf")                # monotonic time of start()
+        self._spare_due = float("inf")                 # monotonic time at which supervise starts the next spare
         self.respawn = respawn or Respawn()
         self.finished: set = set()                     # groups that ended without dying (not respawned)
         self._due: dict = {}                           # group -> monotonic time of its respawn
@@ -123,8 +125,9 @@ class Graph:
         self._logs = []
 
     def start_group(self, grp: str, warm: bool = True) -> subprocess.Popen:
-        """Start process group ``grp``: in the warm spare when there is one and ``warm`` (then a new spare is
-        started for the next time), else as a new process."""
+        """Start process group ``grp``: in the warm spare when there is one and ``warm`` (then ``supervise`` starts
+        a new spare for the next time SPARE_DELAY_S later, once this group's start-up is over), else as a new
+        process."""
         argv = dict(process_commands(self.specs, self.params_file))[grp]
         log = None
         if self.log_dir:
@@ -137,7 +140,8 @@ class Graph:
                     p = self.spare.become(argv, log)
                 except OSError:                        # the spare died just now: start the group cold
                     p = None
-            self.spare = WarmSpare.start(self.env, self.tmp.name)     # a fresh one for the next respawn
+            self.spare = None
+            self._spare_due = time.monotonic() + SPARE_DELAY_S    # a fresh one for the next respawn
         if p is None:
             out = open(log, "a") if log else None
             if out:
@@ -157,7 +161,7 @@ class Graph:
         for grp, _ in process_commands(self.specs, self.params_file):
             if grp not in skip:
                 self.start_group(grp, warm=False)
-        self._started_at = time.monotonic()
+        self._spare_due = time.monotonic() + SPARE_DELAY_S
         return self
 
     def start_spare(self) -> WarmSpare:
@@ -178,7 +182,7 @@ class Graph:
     def supervise(self, now: float | None = None, say=print) -> bool:
         """Respawn dead processes when due (call it every ~0.2 s); False once one died too often (given up)."""
         now = time.monotonic() if now is None else now
-        if self.warm_spare and self.spare is None and now - self._started_at >= SPARE_DELAY_S:
+        if self.warm_spare and self.spare is None and now >= self._spare_due:
             self.start_spare()
         for grp, p in list(self.procs.items()):
             if p.poll() is None or grp in self._due or grp in self.finished:

@@ -103,7 +103,12 @@ class AudioCaptureNode(StageNode):
             pub = pubs.get(pid)
             if pub is None or not self.context.ok():
                 return                                   # deactivated or shutting down
-            pub.publish(audio_to_msg(block[:, i], AUDIO_RATE, pid, stamp_ns, self.fmt, f"{pid}/{suffix}"))
+            try:
+                pub.publish(audio_to_msg(block[:, i], AUDIO_RATE, pid, stamp_ns, self.fmt, f"{pid}/{suffix}"))
+            except Exception:  # noqa: BLE001 - RCLError "publisher's context is invalid"
+                if self.context.ok():
+                    raise
+                return           # Ctrl-C / SIGTERM shut the context down between the check above and the publish
 
     def _on_end(self) -> None:
         self.get_logger().info("wav source finished (loop is false)")

@@ -264,3 +264,20 @@ def render_train(gaussians: WorldGaussians,  # means [N,3], scales [N,3], quats 
     img, alpha, depth = _RasterizeFn.apply(mean2d, p["conic"], g.opacities, colors, order, p["extent"].detach(),
                                            p["depth"].detach(), bg, camera.width, camera.height)
     return RenderResult(img, alpha, depth), mean2d
+
+
+def compile_kernels() -> None:
+    """numba's stage-3 training kernels compiled into their on-disk cache (cache=True), or loaded from it when
+    current: this module's compositing forward and backward and the mesh rasteriser that draws the training views,
+    on a tiny scene (with the argument types real training passes). scripts/bootstrap.sh runs it, so that the first
+    stage-3 runs of a fresh clone (train_avatar, the photo avatar, the tests) load the kernels instead of each
+    compiling them (about 40 s of CPU)."""
+    from rsatalker_ros.render.mesh_raster import rasterize_triangles
+    rasterize_triangles(np.array([[1.0, 1.0, 1.0], [6.0, 1.0, 1.0], [1.0, 6.0, 1.0]]), np.array([[0, 1, 2]]), 8, 8)
+    rng = np.random.default_rng(0)
+    f = lambda a: torch.tensor(a, dtype=torch.float32, requires_grad=True)  # noqa: E731
+    g = WorldGaussians(means=f(rng.uniform(-0.05, 0.05, (16, 3))), scales=f(np.full((16, 3), 0.02)),
+                       quats=f(np.tile([1.0, 0.0, 0.0, 0.0], (16, 1))), opacities=f(np.full(16, 0.8)),
+                       sh=f(rng.uniform(0.0, 1.0, (16, 1, 3))))
+    out, _ = render_train(g, Camera.look_at([0.0, 0.0, 0.5], [0.0, 0.0, 0.0], width=16, height=16), (0.2, 0.3, 0.4))
+    (out.image.sum() + out.alpha.sum()).backward()
