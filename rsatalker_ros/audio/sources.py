@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,45 @@ class SourceStats:
     overruns: int = 0           # device buffer overruns reported by PortAudio
     reanchors: int = 0          # times the sample clock was re-aligned to the wall clock (lost samples)
     errors: list = field(default_factory=list)
+
+
+class CaptureClock:
+    """Stamps of a device's chunks: the count of samples delivered since the first chunk, anchored at that chunk's
+    arrival minus its duration. The count is the truth while no sample is lost, however late a starved process gets
+    the chunks (a stall delivers them in a burst of callbacks, all with nearly the same arrival time).
+
+    The clock is pulled forward to the wall clock only when samples were lost: right after the device reported an
+    overflow, or when every chunk that arrived over the last ``settle_s`` of wall clock was more than ``max_late_s``
+    late (a device that dropped audio silently, or runs slower than the system clock). A burst after a stall spans
+    no wall-clock time and ends with chunks on time, so it never moves the clock.
+    """
+
+    def __init__(self, max_late_s: float = 0.1, settle_s: float = 0.5):
+        self.max_late_ns, self.settle_ns = int(max_late_s * 1e9), int(settle_s * 1e9)
+        self.anchor_ns: int | None = None
+        self.n_out = 0                                   # samples stamped so far, at 16 kHz
+        self._late: deque = deque()                      # (arrival_ns, lateness_ns) over the last settle_s
+        self.reanchors = 0
+
+    def stamp(self, n: int, end_arrival_ns: int, device_frames: int, device_rate: int, lost: bool = False) -> int:
+        """Stamp [ns] of the first of ``n`` new 16 kHz samples, from a device block of ``device_frames`` frames at
+        ``device_rate`` Hz whose callback ran at ``end_arrival_ns``; ``lost``: the device reported an overflow."""
+        first_ns = end_arrival_ns - int(device_frames * 1e9 / device_rate)
+        if self.anchor_ns is None:
+            self.anchor_ns = first_ns
+        stamp = self.anchor_ns + int(self.n_out * 1e9 / AUDIO_RATE)
+        late = first_ns - stamp
+        self._late.append((end_arrival_ns, late))
+        while self._late[0][0] < end_arrival_ns - self.settle_ns:
+            self._late.popleft()
+        settled = self._late[0][0] <= end_arrival_ns - self.settle_ns // 2
+        if late > self.max_late_ns and (lost or (settled and min(x for _, x in self._late) > self.max_late_ns)):
+            self.anchor_ns += late
+            stamp = first_ns
+            self._late.clear()
+            self.reanchors += 1
+        self.n_out += n
+        return stamp
 
 
 def list_input_devices() -> list[str]:
@@ -100,8 +140,8 @@ class DeviceSource:
         self._stream = None
         self._worker = None
         self._stop = threading.Event()
-        self._anchor_ns = None
-        self._n_out = 0
+        self._clock = CaptureClock()
+        self._lost = False                # an overflow since the last chunk was stamped
 
     def describe(self) -> dict:
         return {"source": "device", "device": self.name, "device_index": self.index, "device_rate": self.rate,
@@ -110,10 +150,12 @@ class DeviceSource:
     def _callback(self, indata, frames, time_info, status):  # PortAudio thread: copy and hand over
         if status and status.input_overflow:
             self.stats.overruns += 1
+            self._lost = True
         try:
             self._q.put_nowait((indata.copy(), self.now_ns()))
         except queue.Full:
             self.stats.overruns += 1
+            self._lost = True
 
     def _work(self, stop: threading.Event):
         while not stop.is_set():
@@ -126,17 +168,9 @@ class DeviceSource:
             n = min(c.shape[0] for c in cols)
             if n == 0:
                 continue
-            # capture clock: sample count since the stream started, anchored at the first block's arrival minus
-            # its duration; re-anchored only when the device fell behind the wall clock by > 100 ms (lost audio)
-            first_ns = t_ns - int(x.shape[0] * 1e9 / self.rate)
-            if self._anchor_ns is None:
-                self._anchor_ns = first_ns
-            stamp = self._anchor_ns + int(self._n_out * 1e9 / AUDIO_RATE)
-            if first_ns - stamp > 100_000_000:
-                self._anchor_ns += first_ns - stamp
-                stamp = first_ns
-                self.stats.reanchors += 1
-            self._n_out += n
+            lost, self._lost = self._lost, False
+            stamp = self._clock.stamp(n, t_ns, x.shape[0], self.rate, lost)
+            self.stats.reanchors = self._clock.reanchors
             self.stats.chunks += 1
             self.stats.samples += n
             self.on_chunk(np.stack([c[:n] for c in cols], 1), stamp)

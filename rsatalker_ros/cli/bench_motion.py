@@ -220,9 +220,9 @@ def main(argv=None) -> int:
     rss1 = rss_mb()
     weights_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2 ** 20
     print("\n== memory ==")
-    print(f"  weights {weights_mb:.1f} MB; process RSS {rss1:.0f} MB (torch and Python included); "
-          f"added by loading and running the model {rss1 - rss0:.0f} MB "
-          f"[{'OK ' if rss1 < 300 else 'HIGH'} target < 300 MB]")
+    print(f"  weights {weights_mb:.1f} MB; process RSS {rss1:.0f} MB (torch and Python included) "
+          f"[{'OK ' if rss1 < 300 else 'HIGH'} target: process RSS < 300 MB]; "
+          f"added by loading and running the model {rss1 - rss0:.0f} MB")
     if args.robustness_clips > 0:
         print("\n== robustness (issue #12 targets) ==")
         from rsatalker_ros.eval.robustness import RobustnessConfig, evaluate_robustness, make_heldout, targets_table
