@@ -12,7 +12,7 @@ set +e
 # Two pytest-xdist workers (RSATALKER_TEST_WORKERS, default 2), so that while one waits on real-time DDS traffic the other
 # computes; each module's tests stay on one worker, the whole-graph tests one after another (test/conftest.py:
 # xdist_units), each worker in its own ROS domain. RSATALKER_TEST_WORKERS=0 runs the suite in this process.
-python -m pytest -n "${RSATALKER_TEST_WORKERS:-2}" --dist loadfile --timeout=900 --junitxml="$report" "$@"
+python -m pytest -n "${RSATALKER_TEST_WORKERS:-2}" --dist loadfile --timeout=900 --durations=15 --junitxml="$report" "$@"
 rc=$?
 set -e
 passed=$(python - "$report" <<'PY'
