@@ -136,8 +136,9 @@ class MotionNode(StageNode):
             self.rate.tick()
             self.latency.add((self.get_clock().now().nanoseconds - f.stamp_ns) / 1e6)
         last = frames[-1]
-        # the marker (~0.1 s of CPU each) only while someone shows it (rviz2, a bag recorder)
-        if last.vertices is not None and self.pub_marker.get_subscription_count() and stage.marker_due(now_mono):
+        # the marker (~0.1 s of CPU each) only while someone shows it (rviz2, a bag recorder); the subscriber count
+        # is asked only when a marker is due (marker_rate_hz), not on every frame
+        if last.vertices is not None and stage.marker_due(now_mono) and self.pub_marker.get_subscription_count():
             self._publish_marker(last.vertices, last.stamp_ns)
 
     def _publish_marker(self, verts, stamp: int) -> None:
