@@ -45,3 +45,13 @@ def test_a_reported_overflow_moves_the_clock_at_once():
     stamp = clock.stamp(BLOCK, T0 + 31 * BLOCK_NS, BLOCK, RATE, lost=True)   # 20 blocks lost, overflow reported
     assert stamp == T0 + 30 * BLOCK_NS and clock.reanchors == 1
     assert clock.stamp(BLOCK, T0 + 32 * BLOCK_NS, BLOCK, RATE) == T0 + 31 * BLOCK_NS
+
+
+def test_a_restarted_stream_is_anchored_anew_without_counting_lost_audio():
+    clock = CaptureClock()
+    for k in range(10):
+        clock.stamp(BLOCK, T0 + (k + 1) * BLOCK_NS, BLOCK, RATE)
+    clock.restart()                                          # deactivated for 3 s, then activated again
+    t1 = T0 + 3_000_000_000
+    stamps = [clock.stamp(BLOCK, t1 + (k + 1) * BLOCK_NS, BLOCK, RATE) for k in range(5)]
+    assert stamps == [t1 + k * BLOCK_NS for k in range(5)] and clock.reanchors == 0

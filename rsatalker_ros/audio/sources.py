@@ -41,10 +41,14 @@ class CaptureClock:
 
     def __init__(self, max_late_s: float = 0.1, settle_s: float = 0.5):
         self.max_late_ns, self.settle_ns = int(max_late_s * 1e9), int(settle_s * 1e9)
+        self.reanchors = 0                               # over the clock's life, restarts included
+        self.restart()
+
+    def restart(self) -> None:
+        """A new stream: its first chunk anchors the clock (a pause between streams is not lost audio)."""
         self.anchor_ns: int | None = None
-        self.n_out = 0                                   # samples stamped so far, at 16 kHz
+        self.n_out = 0                                   # samples stamped since the anchor, at 16 kHz
         self._late: deque = deque()                      # (arrival_ns, lateness_ns) over the last settle_s
-        self.reanchors = 0
 
     def stamp(self, n: int, end_arrival_ns: int, device_frames: int, device_rate: int, lost: bool = False) -> int:
         """Stamp [ns] of the first of ``n`` new 16 kHz samples, from a device block of ``device_frames`` frames at
@@ -179,6 +183,8 @@ class DeviceSource:
         if self._stream is not None:      # already capturing: one stream and one worker only
             return
         self._stop = threading.Event()
+        self._clock.restart()             # a restarted stream's first chunk anchors the clock again
+        self._lost = False
         self._stream = self.sd.InputStream(device=self.index, samplerate=self.rate, channels=self.channels,
                                            dtype="int16", blocksize=self.block, callback=self._callback)
         self._stream.start()
