@@ -112,6 +112,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="", help="folder for timings.npz and latency.png ('' = print only)")
     ap.add_argument("--cpus", type=int, default=0, help="pin the whole graph to this many cores (0 = all)")
     ap.add_argument("--load", type=int, default=0, help="busy competitor processes during the run")
+    ap.add_argument("--renderer-nice", type=int, default=None, help="the renderer processes' CPU niceness 0..19 "
+                    "(default: config/graph.yaml's renderer_nice; 0 = as the other nodes)")
     ap.add_argument("--kill", nargs="+", default=[], metavar="GROUP", help="after the run, kill these process "
                     "groups (e.g. renderer_alice motion_bob) one by one and time their respawn to the first output")
     ap.add_argument("--no-warm-spare", dest="warm_spare", action="store_false", help="as rsatalker-bringup "
@@ -136,8 +138,11 @@ def main(argv=None) -> None:
     overrides = render_overrides(pids, args.size, args.checkpoint, args.avatars)
     for k, v in parse_overrides(args.set).items():
         overrides.setdefault(k, {}).update(v)
-    specs = graph.describe(participants=pids, source="wav", loop=True, processes=args.processes,
-                           overrides=overrides)
+    try:
+        specs = graph.describe(participants=pids, source="wav", loop=True, processes=args.processes,
+                               overrides=overrides, renderer_nice=args.renderer_nice)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
     unknown = sorted(set(args.kill) - set(graph.groups(specs)))
     if unknown:
         raise SystemExit(f"error: --kill {unknown}: expected process groups of this graph {sorted(graph.groups(specs))}")
@@ -188,7 +193,7 @@ def main(argv=None) -> None:
     print(f"graph: 2 participants, {args.size} x {args.size}, processes={args.processes} "
           f"({len(graph.groups(specs))} processes), {args.seconds:.0f} s measured; machine: {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; graph pinned to {len(cpus)} core(s) {cpus}, "
-          f"{args.load} busy competitor process(es)")
+          f"{args.load} busy competitor process(es); renderer niceness {max(s.nice for s in specs)}")
     print(format_summary(summary))
     print("\nrenderer diagnostics (audio stamp -> image publish, every image of the measured span):")
     ok = all(alive.values())
