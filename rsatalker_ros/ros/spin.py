@@ -139,6 +139,7 @@ def run(node_classes, args=None, multithreaded: bool | None = None, exit_process
                 # a signal shut the context down while the executor was building its wait set (RCLError "context
                 # is not valid"): that is the normal end of the spin, not a failure
             finally:
+                watchdog.step = "executor shutdown (callbacks still running on its threads)"
                 ex.shutdown(timeout_sec=2.0)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
@@ -164,8 +165,8 @@ def run(node_classes, args=None, multithreaded: bool | None = None, exit_process
             context.destroy()            # the DDS participant goes now, not in a C++ static destructor at exit
         except Exception:  # noqa: BLE001 - still in use somewhere: then it goes at exit as before
             pass
+        watchdog.done()                  # (an uncaught exception then ends the process with its own exit code)
     if exit_process:                     # (not after an uncaught exception: that one propagates, traceback and all)
         flush_all()
         os._exit(code)
-    watchdog.done()
     return code
