@@ -1,9 +1,9 @@
 """CPU priority of the graph's processes (Linux; elsewhere only the process niceness). No ROS.
 
 The renderers are the graph's elastic consumers: short of CPU they pick a cheaper level of detail and drop stale
-frames, while audio capture, the conversation and the motion nodes must keep the audio clock. So the renderers run
-at a higher niceness (config/graph.yaml ``renderer_nice``): on a busy or small machine the meshes stay on time and the
-renderers take what is left. With autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled, the default of
+frames, while audio capture, the conversation and the motion nodes must keep the audio clock. So the renderers can
+run at a higher niceness (config/graph.yaml ``renderer_nice``, 0 as shipped): on a small machine the meshes then
+stay on time and the renderers take what is left (and yield to any other work of the machine too). With autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled, the default of
 most distributions) niceness only ranks the processes of one session; rsatalker-bringup starts each process in a
 session of its own, so there the niceness of the process's autogroup (/proc/PID/autogroup) is what counts, and
 ``lower_priority`` sets both. ``ros2 launch`` keeps its nodes in its own session: the launch files prefix the
