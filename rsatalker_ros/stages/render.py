@@ -351,6 +351,7 @@ class RenderStage:
         tick = renderer.render_tick(items)
         if tick.rejected:
             raise RuntimeError(f"warm-up render failed: {tick.rejected}")
+        self.resize(tick.frames[0].image, 48, 48)     # the upscale of scaled renders, compiled now too
         for name, cam in kept.items():
             renderer.set_camera(name, cam)
 
