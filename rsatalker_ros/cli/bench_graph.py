@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import time
 
@@ -132,7 +133,16 @@ def main(argv=None) -> None:
                     "groups (e.g. renderer_alice motion_bob) one by one and time their respawn to the first output")
     ap.add_argument("--no-warm-spare", dest="warm_spare", action="store_false", help="as rsatalker-bringup "
                     "--no-warm-spare: no pre-imported spare process for respawns (its memory is in the graph's)")
+    ap.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the benchmarked graph, 0..101 "
+                    "(default: one picked at random from 30..101, so that the benchmark neither hears nor disturbs "
+                    "another graph on this host, e.g. a running bringup in domain 0)")
     args = ap.parse_args(argv)
+    domain = random.SystemRandom().randint(30, 101) if args.domain_id is None else args.domain_id
+    if not 0 <= domain <= 101:
+        raise SystemExit(f"error: --domain-id {domain}: expected 0..101 (the domain IDs whose DDS ports are valid "
+                         "on Linux)")
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    print(f"bench-graph: ROS_DOMAIN_ID={domain}", flush=True)
     allowed = sorted(os.sched_getaffinity(0))          # (before pinning)
     try:
         cpus = pin_to_cpus(args.cpus) if args.cpus else allowed
