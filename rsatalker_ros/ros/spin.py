@@ -10,20 +10,47 @@ stopped (``shutdown``) before any node is destroyed, so nothing publishes throug
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 
 import rclpy
+import rclpy.task
 from rclpy.exceptions import ParameterException
 
 
-def make_executor(n_nodes: int, multithreaded: bool):
-    """MultiThreadedExecutor for several nodes in one process (a component container), else single-threaded.
-    (rclpy.experimental.EventsExecutor delivered nothing to these nodes with the Kilted wheels: not used.)"""
+EXECUTOR_ENV = "RSATALKER_EXECUTOR"
+
+
+def make_executor(n_nodes: int, multithreaded: bool, kind: str | None = None):
+    """MultiThreadedExecutor for several nodes in one process (a component container), else single-threaded:
+    ``kind`` (default: the RSATALKER_EXECUTOR environment variable, else "events") "events" is
+    rclpy.experimental.EventsExecutor (entities and timers handled in C++: the motion node's ~100 audio callbacks
+    a second cost about half the CPU of the Python wait-set loop), "single" rclpy's SingleThreadedExecutor.
+    Spin it with ``spin_forever``."""
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    kind = kind or os.environ.get(EXECUTOR_ENV, "") or "events"
+    if kind not in ("single", "events"):
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}; expected 'single' or 'events'")
     if multithreaded:
         return MultiThreadedExecutor(num_threads=max(2, 2 * n_nodes))
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
     return SingleThreadedExecutor()
+
+
+def spin_forever(ex) -> None:
+    """Spin until the context shuts down (a signal, rclpy.shutdown). rclpy 9.1.2's EventsExecutor busy-waits in
+    ``spin()`` and in ``spin_until_future_complete`` without a timeout (a whole core for an idle node, and
+    SIGINT / SIGTERM never end it); with a timeout it sleeps until the next event, so it runs in 1 s slices."""
+    from rclpy.executors import Executor
+    if isinstance(ex, Executor):
+        ex.spin()
+        return
+    never = rclpy.task.Future()
+    while rclpy.ok():
+        ex.spin_until_future_complete(never, timeout_sec=1.0)
 
 
 def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
@@ -48,7 +75,7 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
             for n in nodes:
                 ex.add_node(n)
             try:
-                ex.spin()
+                spin_forever(ex)
             except Exception:  # noqa: BLE001
                 if rclpy.ok():
                     raise
