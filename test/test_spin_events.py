@@ -1,5 +1,5 @@
 """A one-node process spins rclpy's EventsExecutor (ros.spin's default): it takes audio from its subscriptions,
-publishes from its timer, answers its lifecycle service, and SIGINT / SIGTERM end it with exit code 0.
+publishes from its timer, answers its lifecycle services (a deactivate / activate cycle too), and SIGINT / SIGTERM end it with exit code 0.
 (rclpy 9.1.2's EventsExecutor.spin() never returned on a signal: ros.spin runs it in slices.)"""
 
 import signal
@@ -24,7 +24,8 @@ def test_executor_choice_is_checked():
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_events_executor_node_process_hears_audio_and_ends_on_a_signal(sig):
     import rclpy
-    from lifecycle_msgs.srv import GetState
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
 
     from rsatalker_ros.msg import ConversationState
     from rsatalker_ros.ros import qos
@@ -46,6 +47,14 @@ def test_events_executor_node_process_hears_audio_and_ends_on_a_signal(sig):
                 h.publish_audio("bob", b[k:k + 1600], t0 + k * 62_500)
                 h.spin(0.02)
             assert h.spin_until(lambda: states[-1].active_speaker == "alice", 30), "".join(lines)[-3000:]
+            # deactivate destroys the subscriptions, publishers and timer, activate makes new ones: the executor
+            # lets go of the old ones and serves the new ones
+            change = h.tester.create_client(ChangeState, "/conversation_ev/change_state")
+            for transition in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_ACTIVATE):
+                future = change.call_async(ChangeState.Request(transition=Transition(id=transition)))
+                assert h.spin_until(future.done, 30) and future.result().success, "".join(lines)[-3000:]
+            n = len(states)
+            assert h.spin_until(lambda: len(states) > n + 2, 30), "".join(lines)[-3000:]
         finally:
             h.close()
             rclpy.try_shutdown()
