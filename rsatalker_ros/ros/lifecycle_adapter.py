@@ -166,7 +166,7 @@ class StageNode(LifecycleNode):
         return pub
 
     def subscription(self, msg_type, topic: str, callback, qos):
-        sub = self.create_subscription(msg_type, topic, callback, qos)
+        sub = self.create_subscription(msg_type, topic, self._quiet_at_shutdown(callback), qos)
         self._entities.append(sub)
         return sub
 
@@ -175,9 +175,24 @@ class StageNode(LifecycleNode):
         self.reject(why.cause, f"{what}: {why.detail}")
 
     def timer(self, period_s: float, callback):
-        t = self.create_timer(period_s, callback)
+        t = self.create_timer(period_s, self._quiet_at_shutdown(callback))
         self._entities.append(t)
         return t
+
+    def _quiet_at_shutdown(self, callback):
+        """``callback`` whose errors after the context shut down are dropped: a signal can end the context while a
+        callback publishes ("publisher's context is invalid"); the EventsExecutor would log that as FATAL with its
+        traceback before ros.spin ends quietly. Errors while the context is up still propagate."""
+        context = self.context
+
+        @functools.wraps(callback)
+        def call(*args):
+            try:
+                return callback(*args)
+            except Exception:  # noqa: BLE001
+                if context.ok():
+                    raise
+        return call
 
     def _destroy_entities(self) -> None:
         from rclpy.publisher import Publisher
