@@ -132,7 +132,7 @@ class StageNode(LifecycleNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._heap = HeapTrimmer()       # freed C heap back to the OS every 10 s (rsatalker_ros.ros.heap)
         self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period_s").value,
-                                             self.publish_diagnostics)
+                                             self._quiet_at_shutdown(self.publish_diagnostics))
 
     # ---- what a node defines -----------------------------------------------------------------------------------
     def make_stage(self, cfg):
@@ -180,18 +180,22 @@ class StageNode(LifecycleNode):
         return t
 
     def _quiet_at_shutdown(self, callback):
-        """``callback`` whose errors after the context shut down are dropped: a signal can end the context while a
-        callback publishes ("publisher's context is invalid"); the EventsExecutor would log that as FATAL with its
-        traceback before ros.spin ends quietly. Errors while the context is up still propagate."""
+        """``callback`` that ends quietly when a signal ends the node: Ctrl-C raises KeyboardInterrupt wherever the
+        callback is, and a publish after the context shut down fails ("publisher's context is invalid"); the
+        EventsExecutor logs either as FATAL with a traceback. rclpy's signal handler shuts the context down, which
+        ends ros.spin's loop. Errors while the context is up still propagate."""
         context = self.context
 
         @functools.wraps(callback)
         def call(*args):
             try:
                 return callback(*args)
+            except KeyboardInterrupt:
+                return None
             except Exception:  # noqa: BLE001
                 if context.ok():
                     raise
+                return None
         return call
 
     def _destroy_entities(self) -> None:
