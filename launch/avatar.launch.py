@@ -32,9 +32,11 @@ def nodes_for(context):
     specs = graph.describe(participants=[v("participant")], kinship=v("kinship"), hierarchy=v("hierarchy"),
                            senior=v("senior"), label=v("label"), source=v("source"), device=v("device"),
                            with_conversation=False, config_dir=v("config_dir"))
-    # each node is started again when it dies (not after exit code 0 or SIGINT / SIGTERM): see launch_respawn
+    # each node is started again when it dies (not after exit code 0 or SIGINT / SIGTERM): see launch_respawn;
+    # the renderer at graph.yaml's renderer_nice
     return [action for s in specs for action in respawning_node(
-        package="rsatalker_ros", executable=s.executable, name=s.name, parameters=[s.parameters], output="screen")]
+        package="rsatalker_ros", executable=s.executable, name=s.name, parameters=[s.parameters], output="screen",
+        **s.launch_options)]
 
 
 def generate_launch_description():

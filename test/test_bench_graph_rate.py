@@ -89,3 +89,23 @@ def test_latency_path_prints_each_step_from_the_audio_stamp():
     assert rows["mesh at a subscriber (motion node published)"] == ["70", "/", "70"]
     assert [rows[k][0] for k in ("mesh at the renderer", "render starts (queue wait)", "render done",
                                  "image published", "image at a subscriber")] == ["71", "72", "95", "100", "101"]
+
+
+def test_move_threads_to_moves_every_thread_of_the_process():
+    """bench-graph --cpus N moves its own subscriber (DDS's threads too) off the graph's cores."""
+    import os
+    import threading
+
+    from rsatalker_ros.cli.bench_graph import move_threads_to
+    allowed = sorted(os.sched_getaffinity(0))
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert move_threads_to(allowed[-1:])
+        assert os.sched_getaffinity(other.native_id) == {allowed[-1]}
+        assert os.sched_getaffinity(0) == {allowed[-1]}
+    finally:
+        move_threads_to(allowed)
+        release.set()
+        other.join()

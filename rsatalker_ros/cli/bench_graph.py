@@ -11,7 +11,10 @@ Plays the bundled conversation (looped) through the full graph and prints, once:
   - the machine's CPU count and load (other work on the machine inflates the figures),
   - the level of detail each renderer reports on /diagnostics (key "level"; "-" while the renderer reports none).
 ``--cpus N`` pins the benchmark and the whole graph to N cores (CPU affinity, inherited by every process it starts);
-``--load K`` starts K busy competitor processes on those cores for the run and stops them afterwards.
+``--load K`` starts K busy competitor processes on those cores for the run and stops them afterwards. The
+benchmark's own subscriber (every image, mesh and audio chunk of the graph) moves to the other cores once the
+graph has started, where there are any (not with ``--kill``), so that it does not take the pinned cores' time from
+the graph; its CPU use is printed next to the graph's.
 With ``--out DIR`` it also writes DIR/timings.npz (per topic: receive time and stamp of every message [ns]) and
 DIR/latency.png (latency distribution per stage and the images' arrival intervals).
 
@@ -70,6 +73,17 @@ def pin_to_cpus(n: int) -> list[int]:
     return cpus
 
 
+def move_threads_to(cpus) -> bool:
+    """Every thread of this process (DDS's included) onto ``cpus``; False when one could not be moved."""
+    ok = True
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            ok = False
+    return ok
+
+
 def start_competitors(k: int) -> list:
     """K busy processes (a pure-Python spin loop each, on the CPUs this process may use); stop with
     ``stop_competitors``."""
@@ -112,13 +126,16 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="", help="folder for timings.npz and latency.png ('' = print only)")
     ap.add_argument("--cpus", type=int, default=0, help="pin the whole graph to this many cores (0 = all)")
     ap.add_argument("--load", type=int, default=0, help="busy competitor processes during the run")
+    ap.add_argument("--renderer-nice", type=int, default=None, help="the renderer processes' CPU niceness 0..19 "
+                    "(default: config/graph.yaml's renderer_nice; 0 = as the other nodes)")
     ap.add_argument("--kill", nargs="+", default=[], metavar="GROUP", help="after the run, kill these process "
                     "groups (e.g. renderer_alice motion_bob) one by one and time their respawn to the first output")
     ap.add_argument("--no-warm-spare", dest="warm_spare", action="store_false", help="as rsatalker-bringup "
                     "--no-warm-spare: no pre-imported spare process for respawns (its memory is in the graph's)")
     args = ap.parse_args(argv)
+    allowed = sorted(os.sched_getaffinity(0))          # (before pinning)
     try:
-        cpus = pin_to_cpus(args.cpus) if args.cpus else sorted(os.sched_getaffinity(0))
+        cpus = pin_to_cpus(args.cpus) if args.cpus else allowed
         if args.load < 0:
             raise ValueError(f"--load {args.load}: expected a count >= 0")
     except ValueError as e:
@@ -136,8 +153,11 @@ def main(argv=None) -> None:
     overrides = render_overrides(pids, args.size, args.checkpoint, args.avatars)
     for k, v in parse_overrides(args.set).items():
         overrides.setdefault(k, {}).update(v)
-    specs = graph.describe(participants=pids, source="wav", loop=True, processes=args.processes,
-                           overrides=overrides)
+    try:
+        specs = graph.describe(participants=pids, source="wav", loop=True, processes=args.processes,
+                               overrides=overrides, renderer_nice=args.renderer_nice)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
     unknown = sorted(set(args.kill) - set(graph.groups(specs)))
     if unknown:
         raise SystemExit(f"error: --kill {unknown}: expected process groups of this graph {sorted(graph.groups(specs))}")
@@ -153,6 +173,11 @@ def main(argv=None) -> None:
     try:
         competitors = start_competitors(args.load)
         g.start()
+        # (the graph's processes keep the pinned cores; with --kill the respawns, started from here, need them too)
+        others = [c for c in allowed if c not in cpus and not args.kill]
+        probe_where = "on the graph's cores"
+        if others and move_threads_to(others):
+            probe_where = f"moved to core(s) {others}"
         if not probe.spin_for(120, lambda: all(probe.count(topics.participant(p, "image_raw")) > 0 for p in pids)):
             raise SystemExit("no images within 120 s; see runs/bench_graph_logs")
         probe.spin_for(3.0)
@@ -163,12 +188,14 @@ def main(argv=None) -> None:
         rss, t0 = [], time.monotonic()
         soak = RssSoak()
         cpu0 = {grp: cpu_seconds(p.pid) for grp, p in g.procs.items()}
+        probe_cpu0 = cpu_seconds(os.getpid())
         while time.monotonic() - t0 < args.seconds:
             probe.spin_for(1.0)
             rss.append(rss_mb(g.pids()))
             soak.sample(time.monotonic() - t0, {grp: p.pid for grp, p in g.procs.items()})
         wall = time.monotonic() - t0
         cpu = {grp: (cpu_seconds(p.pid) - cpu0[grp]) / wall for grp, p in g.procs.items()}
+        probe_cpu = (cpu_seconds(os.getpid()) - probe_cpu0) / wall
         summary = probe.summary()
         timings = {topic: (np.asarray(log.recv_ns, np.int64), np.asarray(log.stamp_ns, np.int64))
                    for topic, log in probe.logs.items()}
@@ -188,7 +215,7 @@ def main(argv=None) -> None:
     print(f"graph: 2 participants, {args.size} x {args.size}, processes={args.processes} "
           f"({len(graph.groups(specs))} processes), {args.seconds:.0f} s measured; machine: {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; graph pinned to {len(cpus)} core(s) {cpus}, "
-          f"{args.load} busy competitor process(es)")
+          f"{args.load} busy competitor process(es); renderer niceness {max(s.nice for s in specs)}")
     print(format_summary(summary))
     print("\nrenderer diagnostics (audio stamp -> image publish, every image of the measured span):")
     ok = all(alive.values())
@@ -210,6 +237,7 @@ def main(argv=None) -> None:
     print("\n" + format_latency_path(pids, diag, timings, audio))
     print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
+    print(f"  (the benchmark's own subscriber: {probe_cpu:.2f} cores, {probe_where})")
     print(f"\nresident memory of the graph: max {max(rss):.0f} MB, mean {np.mean(rss):.0f} MB (sum of VmRSS"
           + (f"; rsatalker-bringup's warm spare for respawns adds {spare_mb:.0f} MB)" if spare_mb else ")"))
     print("\nimage rate on the audio clock (images per second of conversation: exactly 25.0 when every 40 ms motion "

@@ -12,7 +12,8 @@ graph is stopped and the exit code is 1. A process that exits with code 0 (a fin
 SIGINT / SIGTERM is not restarted. A respawned group starts in a warm spare (rsatalker_ros.ros.warm_spare: a
 process, started 30 s after the graph and 30 s after a respawn used the last one, so that it never competes with
 their start-up, that has already imported torch, numba, rclpy and the nodes and warmed up), so it skips most of its
-start-up; --no-warm-spare saves that process's memory. DDS stays on this machine unless
+start-up; --no-warm-spare saves that process's memory. The renderer processes run at config/graph.yaml's
+renderer_nice (rsatalker_ros.ros.priority: capture, conversation and motion go first). DDS stays on this machine unless
 ROS_AUTOMATIC_DISCOVERY_RANGE is set otherwise (SUBNET on a robot network).
 """
 
@@ -32,6 +33,7 @@ import yaml
 from rsatalker_ros.files import parse_yaml
 from rsatalker_ros.ros import graph
 from rsatalker_ros.ros.dds import local_dds_defaults
+from rsatalker_ros.ros.priority import lower_priority
 from rsatalker_ros.ros.respawn import Respawn, describe_exit, died
 from rsatalker_ros.ros.warm_spare import WarmSpare
 
@@ -148,6 +150,11 @@ class Graph:
                 self._logs.append(out)
             p = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
                                  start_new_session=True)
+        nice = graph.group_nice(graph.groups(self.specs)[grp])
+        if nice:                                       # the renderers: elastic, after capture and motion
+            why = lower_priority(p.pid, nice)
+            if why:
+                print(f"[{grp}] runs at normal CPU priority ({why})", file=sys.stderr, flush=True)
         self.procs[grp] = p
         return p
 

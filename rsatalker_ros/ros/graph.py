@@ -44,10 +44,17 @@ class NodeSpec:
     name: str                       # ROS node name
     parameters: dict = field(default_factory=dict)
     group: str = ""                 # nodes with the same group may share one process
+    nice: int = 0                   # CPU niceness of its process (0..19; a process's: the lowest of its nodes')
 
     @property
     def module(self) -> str:
         return f"rsatalker_ros.nodes.{self.executable}"
+
+    @property
+    def launch_options(self) -> dict:
+        """launch_ros Node arguments beyond name and parameters: the niceness as a ``nice`` prefix (launch keeps
+        its nodes in one session, where plain niceness ranks them)."""
+        return {"prefix": f"nice -n {self.nice}"} if self.nice else {}
 
 
 def _node_defaults(config_dir: Path, executable: str) -> dict:
@@ -74,13 +81,15 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
              senior: str | None = None, label: str | None = None, source: str | None = None,
              wav_files: list[str] | None = None, device: str | None = None, loop: bool | None = None,
              heads: list[str] | None = None, processes: str | None = None, with_conversation: bool | None = None,
-             overrides: dict | None = None, config_dir: Path | str | None = None) -> list[NodeSpec]:
+             overrides: dict | None = None, config_dir: Path | str | None = None,
+             renderer_nice: int | None = None) -> list[NodeSpec]:
     """The graph for these arguments (None = the value in config/graph.yaml).
 
     participants: ids; the first ones take the head, avatar, placement and wav file of graph.yaml's entries in
     order. with_conversation: run the conversation node (default: with two or more participants).
     wav_files: relative paths are resolved against the current directory (graph.yaml's against the package).
     overrides: {node name or executable: {parameter: value}} applied last (e.g. {"renderer": {"width": 256}}).
+    renderer_nice: the renderers' CPU niceness (graph.yaml's renderer_nice).
     Raises ValueError for an unknown relationship, bad ids, or a senior who is not a participant.
     """
     config_dir = Path(config_dir) if config_dir else default_config_dir()
@@ -114,6 +123,9 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
         if len(heads) != len(ids):
             raise ValueError(f"{len(heads)} heads for {len(ids)} participants")
         people = [dict(e, head=h) for e, h in zip(people, heads)]
+    renderer_nice = int(g.get("renderer_nice", 0) if renderer_nice is None else renderer_nice)
+    if not 0 <= renderer_nice <= 19:
+        raise ValueError(f"renderer_nice {renderer_nice}: expected 0..19 (0 = the priority of the other nodes)")
     grp = (lambda name: "graph") if processes == "single" else \
         (lambda name: name) if processes == "separate" else None
 
@@ -147,7 +159,8 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
         ren = _node_defaults(config_dir, "renderer")
         ren.update(participant=pid, head=e["head"], avatar=e.get("avatar", "") or "")
         specs.append(NodeSpec("motion", f"motion_{pid}", mot, grp(f"motion_{pid}") if grp else f"avatar_{pid}"))
-        specs.append(NodeSpec("renderer", f"renderer_{pid}", ren, grp(f"renderer_{pid}") if grp else f"avatar_{pid}"))
+        specs.append(NodeSpec("renderer", f"renderer_{pid}", ren, grp(f"renderer_{pid}") if grp else f"avatar_{pid}",
+                              nice=renderer_nice))
     if source == "wav":
         # a recording has a beginning: play it once every node that listens to the audio is matched
         listeners = {pid: 0 for pid in ids}
@@ -165,7 +178,7 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
             p = copy.deepcopy(s.parameters)
             for key in (s.executable, s.name):
                 p.update(overrides.get(key, {}))
-            out.append(NodeSpec(s.executable, s.name, p, s.group))
+            out.append(NodeSpec(s.executable, s.name, p, s.group, s.nice))
         specs = out
     return specs
 
@@ -176,6 +189,12 @@ def groups(specs: list[NodeSpec]) -> dict[str, list[NodeSpec]]:
     for s in specs:
         out.setdefault(s.group or s.name, []).append(s)
     return out
+
+
+def group_nice(members: list[NodeSpec]) -> int:
+    """The niceness of a process running ``members``: the lowest of theirs (a renderer sharing its process with a
+    motion node does not slow the motion node down)."""
+    return min(s.nice for s in members)
 
 
 def params_file_dict(specs: list[NodeSpec]) -> dict:
@@ -206,6 +225,9 @@ def check_graph_config(g: dict, path) -> dict:
          "'relation' must map kinship, hierarchy, senior and label to strings (at most 256 characters)")
     need(isinstance(g.get("source"), str), "'source' must be 'device' or 'wav'")
     need(isinstance(g.get("processes", "separate"), str), f"'processes' must be one of {PROCESS_MODES}")
+    nice = g.get("renderer_nice", 0)
+    need(isinstance(nice, int) and not isinstance(nice, bool) and 0 <= nice <= 19,
+         "'renderer_nice' must be an integer 0..19 (the renderers' CPU niceness)")
     return g
 
 

@@ -5,18 +5,94 @@ rclpy's signal handlers shut the context down on SIGINT / SIGTERM, which ends ``
 are ignored (Ctrl-C in a terminal reaches every process of the group, and ``ros2 launch`` forwards it once more:
 a second SIGINT must not interrupt the teardown with a KeyboardInterrupt traceback); the nodes' own threads are
 stopped (``shutdown``) before any node is destroyed, so nothing publishes through a destroyed publisher.
+
+A stop is bounded (``StopWatchdog``): rclpy's signal thread shuts the context down at once, but the main thread
+only notices when its current callback returns, and a KeyboardInterrupt raised inside a ctypes callback (numba's
+compiler, llvmlite's object cache) is printed and swallowed. A node busy for seconds in one callback (a first
+numba kernel load on a loaded machine: 7 s seen) then ignored Ctrl-C, and SIGTERM too (it only shuts the context
+down again), until launch's SIGKILL 15 s later. Now: STOP_LIMIT_S after the stop request the process says on
+stderr what did not finish, dumps every thread's stack and exits (code 0: it was asked to stop). The DDS
+participant is deleted in the teardown (the context destroyed), not by a C++ static destructor at exit, and the
+process then ends with ``os._exit`` (``exit_process``): the interpreter's finalisation would spend seconds of CPU
+freeing a multi-GB heap and running C++ static destructors, with signals still ignored, and nothing is left that
+the operating system does not release.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import signal
 import sys
+import threading
+import time
 
 import rclpy
 import rclpy.task
 from rclpy.exceptions import ParameterException
+
+
+STOP_LIMIT_S = 4.0      # from the stop request (context shut down) to the end of the process; launch sends SIGTERM
+                        # 5 s after SIGINT, SIGKILL 10 s later. RSATALKER_STOP_LIMIT_S overrides it.
+
+
+def stop_limit_s() -> float:
+    """STOP_LIMIT_S, or the environment's RSATALKER_STOP_LIMIT_S [s] (a bad value is said and ignored)."""
+    text = os.environ.get("RSATALKER_STOP_LIMIT_S", "")
+    if text:
+        try:
+            value = float(text)
+            if 0.0 < value < 3600.0:
+                return value
+        except ValueError:
+            pass
+        print(f"[WARN] RSATALKER_STOP_LIMIT_S={text!r}: expected seconds in (0, 3600); using {STOP_LIMIT_S:g}",
+              file=sys.stderr, flush=True)
+    return STOP_LIMIT_S
+
+
+def flush_all() -> None:
+    """Python's and C's buffered output (rcutils logging, libraries' printf), before an ``os._exit``."""
+    import ctypes
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ctypes.CDLL(None).fflush(None)
+
+
+class StopWatchdog:
+    """Bounds the time from a stop request to the end of the process (a daemon thread; ``step`` says what the main
+    thread is doing, for the message). Polls the context every ``poll_s`` (a C call): the request is the context
+    shutting down, which rclpy's signal thread does whatever the main thread is busy with."""
+
+    def __init__(self, context, what: str, limit_s: float, poll_s: float = 0.2):
+        self.context, self.what, self.limit_s, self.poll_s = context, what, limit_s, poll_s
+        self.step = "starting"
+        self.requested_at: float | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, name="stop_watchdog", daemon=True).start()
+
+    def _ok(self) -> bool:
+        try:
+            return self.context.ok()
+        except Exception:  # noqa: BLE001 - a context already destroyed is no longer ok
+            return False
+
+    def _watch(self) -> None:
+        while self._ok():
+            if self._done.wait(self.poll_s):
+                return
+        self.requested_at = time.monotonic()
+        if self._done.wait(self.limit_s):
+            return
+        print(f"[ERROR] [{self.what}]: still running {self.limit_s:g} s after the stop request (Ctrl-C / SIGTERM): "
+              f"{self.step} did not finish; exiting without it. Every thread's stack:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        flush_all()
+        os._exit(0)
+
+    def done(self) -> None:
+        self._done.set()
 
 
 EXECUTOR_ENV = "RSATALKER_EXECUTOR"
@@ -53,16 +129,22 @@ def spin_forever(ex) -> None:
         ex.spin_until_future_complete(never, timeout_sec=1.0)
 
 
-def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
+def run(node_classes, args=None, multithreaded: bool | None = None, exit_process: bool = True) -> int:
     """Construct the nodes, autostart the lifecycle ones (their ``autostart`` parameter), spin until shutdown.
-    Returns the exit code: 1 when a node failed to start (its error is logged), else 0 (also after a signal)."""
+    The exit code: 1 when a node failed to start (its error is logged), else 0 (also after a signal); with
+    ``exit_process`` (a node's ``main``) the process ends with it once the teardown is done, else it is returned."""
     rclpy.init(args=args)
+    context = rclpy.get_default_context()
     nodes = []
     code = 0
+    watchdog = StopWatchdog(context, os.path.basename(sys.argv[0]) or "node", stop_limit_s())
     try:
         for cls in node_classes:
+            watchdog.step = f"constructing {getattr(cls, '__name__', cls)}"
             nodes.append(cls())
+        watchdog.what = ", ".join(n.get_name() for n in nodes)
         for n in nodes:
+            watchdog.step = f"{n.get_name()}: autostart (configure, activate)"
             if hasattr(n, "autostart") and not n.autostart() and rclpy.ok():
                 code = 1                 # (not ok: a signal during startup ended it; that is no failure)
         if code == 0 and rclpy.ok():
@@ -74,6 +156,7 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
             ex = make_executor(len(nodes), len(nodes) > 1 if multithreaded is None else multithreaded)
             for n in nodes:
                 ex.add_node(n)
+            watchdog.step = "a callback of the executor (spin)"
             try:
                 spin_forever(ex)
             except Exception:  # noqa: BLE001
@@ -82,6 +165,7 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
                 # a signal shut the context down while the executor was building its wait set (RCLError "context
                 # is not valid"): that is the normal end of the spin, not a failure
             finally:
+                watchdog.step = "executor shutdown (callbacks still running on its threads)"
                 ex.shutdown(timeout_sec=2.0)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
@@ -93,11 +177,22 @@ def run(node_classes, args=None, multithreaded: bool | None = None) -> int:
             signal.signal(sig, signal.SIG_IGN)
         for n in nodes:                  # threads first: nothing may publish through a destroyed publisher
             if hasattr(n, "shutdown"):
+                watchdog.step = f"{n.get_name()}: shutdown() (its threads)"
                 n.shutdown()
         for n in nodes:
+            watchdog.step = f"{n.get_name()}: destroy_node()"
             try:
                 n.destroy_node()
             except Exception:  # noqa: BLE001 - the context is already gone after a signal: nothing left to free
                 pass
+        watchdog.step = "rclpy shutdown (context, DDS participant)"
         rclpy.try_shutdown()
+        try:
+            context.destroy()            # the DDS participant goes now, not in a C++ static destructor at exit
+        except Exception:  # noqa: BLE001 - still in use somewhere: then it goes at exit as before
+            pass
+        watchdog.done()                  # (an uncaught exception then ends the process with its own exit code)
+    if exit_process:                     # (not after an uncaught exception: that one propagates, traceback and all)
+        flush_all()
+        os._exit(code)
     return code

@@ -110,6 +110,17 @@ class MotionStage:
         self.turn_index = 0
         self._conv_speaking: tuple[bool, float] | None = None   # (speaking, monotonic s) from the conversation
         self._last_marker = -1e9
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """A few frames of silence through the model and the skinning, then a fresh stream: numba's compiled
+        kernels load (seconds on a loaded machine) here, at configure, not in the first audio callback of a live
+        stream (where they held the first frames back, and a Ctrl-C up to the next frame)."""
+        silence = np.zeros(4 * SAMPLES_PER_FRAME, np.float32)
+        frames = self.stream.push(silence, silence)
+        if frames:
+            self.skin(np.stack([m for _, m in frames]).astype(np.float32))
+        self.stream.reset()
 
     @property
     def lookahead_ms(self) -> float:

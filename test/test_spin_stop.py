@@ -1,0 +1,57 @@
+"""rsatalker_ros.ros.spin.run: a stop request (Ctrl-C) ends the process even while a callback outlives it, as a
+first numba kernel load inside an audio callback did (a KeyboardInterrupt raised in llvmlite's ctypes callbacks is
+printed and swallowed; SIGTERM only shuts the context down again): the process then waited for launch's SIGKILL.
+Now the stop watchdog says what did not finish and ends the process (exit code 0: it was asked to stop)."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from support.processes import child_env, spawn
+
+pytestmark = pytest.mark.ros
+
+BUSY_NODE = """
+import signal
+import time
+from rclpy.node import Node
+from rsatalker_ros.ros.spin import run
+
+# Ctrl-C reaches Python as nothing more than this line (rclpy chains to the handler it finds), as a
+# KeyboardInterrupt swallowed by a ctypes callback did; rclpy still shuts the context down
+signal.signal(signal.SIGINT, lambda *_: print("interrupt swallowed", flush=True))
+
+
+class Busy(Node):
+    def __init__(self):
+        super().__init__("busy_callback")
+        self.create_timer(0.01, self.work)
+
+    def work(self):
+        print("busy", flush=True)
+        while True:                      # a callback that never returns
+            time.sleep(0.05)
+
+
+run([Busy])
+"""
+
+
+def test_a_callback_that_outlives_ctrl_c_does_not_keep_the_process_alive():
+    proc = spawn([sys.executable, "-c", BUSY_NODE], env=child_env(RSATALKER_STOP_LIMIT_S="0.5"),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "busy", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)     # bounded only to fail a hang (before: no end at all)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "interrupt swallowed" in out              # the situation the watchdog is for
+    assert proc.returncode == 0, err
+    assert "[ERROR] [busy_callback]: still running 0.5 s after the stop request" in err, err
+    assert "a callback of the executor (spin) did not finish" in err, err
+    assert "in work" in err, err                     # every thread's stack, the busy callback's among them
