@@ -101,9 +101,10 @@ EXECUTOR_ENV = "RSATALKER_EXECUTOR"
 def make_executor(n_nodes: int, multithreaded: bool, kind: str | None = None):
     """MultiThreadedExecutor for several nodes in one process (a component container), else single-threaded:
     ``kind`` (default: the RSATALKER_EXECUTOR environment variable, else "events") "events" is
-    rclpy.experimental.EventsExecutor (entities and timers handled in C++: the motion node's ~100 audio callbacks
-    a second cost about half the CPU of the Python wait-set loop), "single" rclpy's SingleThreadedExecutor.
-    Spin it with ``spin_forever``."""
+    rclpy.experimental.EventsExecutor (entities and timers handled in C++: cheaper per callback than the Python
+    wait-set loop, for the motion node's ~100 audio chunks a second), "single" rclpy's SingleThreadedExecutor.
+    rclpy 9.1.2's EventsExecutor hands a subscription callback that takes (message, MessageInfo) one tuple: a node
+    with such callbacks says EVENTS_EXECUTOR_OK = False. Spin it with ``spin_forever``."""
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     kind = kind or os.environ.get(EXECUTOR_ENV, "") or "events"
     if kind not in ("single", "events"):
@@ -153,7 +154,9 @@ def run(node_classes, args=None, multithreaded: bool | None = None, exit_process
             # for 100+ ms every few seconds
             gc.collect()
             gc.freeze()
-            ex = make_executor(len(nodes), len(nodes) > 1 if multithreaded is None else multithreaded)
+            # a node class may need rclpy's own executor (EVENTS_EXECUTOR_OK = False: callbacks with MessageInfo)
+            ex = make_executor(len(nodes), len(nodes) > 1 if multithreaded is None else multithreaded,
+                               None if all(getattr(n, "EVENTS_EXECUTOR_OK", True) for n in nodes) else "single")
             for n in nodes:
                 ex.add_node(n)
             watchdog.step = "a callback of the executor (spin)"
