@@ -98,3 +98,23 @@ def test_mesh_marker_holds_every_triangle_corner_of_each_new_pose():
         np.testing.assert_array_equal([[p.x, p.y, p.z] for p in got.points], v[f].reshape(-1, 3))
     with pytest.raises(ValueError, match=r"\[10, 3\]"):
         marker.pose(np.zeros((9, 3)), 0)
+
+
+def test_image_round_trip_and_a_reused_message_carries_only_the_new_frame():
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    from rsatalker_ros.ros.convert import image_from_msg, image_to_msg, stamp_to_ns
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(2))
+    m = image_to_msg(a[:, ::-1], 7, "alice/camera_optical_frame")     # a strided view is copied in row order
+    assert (m.height, m.width, m.step, m.encoding) == (24, 32, 96, "rgb8")
+    np.testing.assert_array_equal(image_from_msg(deserialize_message(serialize_message(m), Image)), a[:, ::-1])
+    again = image_to_msg(b, 9, "bob/camera_optical_frame", reuse=m)   # refilled in place: same size
+    assert again is m and stamp_to_ns(m.header.stamp) == 9 and m.header.frame_id == "bob/camera_optical_frame"
+    np.testing.assert_array_equal(image_from_msg(deserialize_message(serialize_message(m), Image)), b)
+    small = image_to_msg(b[:5], 10, "bob/camera_optical_frame", reuse=m)   # another size: a new buffer
+    assert (small.height, len(small.data)) == (5, 5 * 96)
+    np.testing.assert_array_equal(image_from_msg(small), b[:5])
+    with pytest.raises(ValueError, match="uint8"):
+        image_to_msg(a.astype(np.float32), 1, "f")

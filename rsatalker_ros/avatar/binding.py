@@ -189,72 +189,63 @@ def bind_fused(vertices: torch.Tensor, faces_flat: torch.Tensor, parent: torch.T
 
 
 # --------------------------------------------------------------------------------------------------------------
-# numba path (float32, single thread: ~1 ms for 20k Gaussians, cheaper than a parallel region) for the live renderer
+# numba path (float32, single thread: ~1 ms for 20k Gaussians, cheaper than a parallel region) for the live renderer.
+# Every constant is float32: a float64 literal (1.0, 1e-12) turned the frame's arithmetic into float64 with
+# conversions (its sqrt and divisions ~3x slower; the results differed from these by a few float32 ulps).
+_ONE, _TINY, _HALF, _QUARTER, _TWO, _THREE = (np.float32(x) for x in (1.0, 1e-12, 0.5, 0.25, 2.0, 3.0))
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def _frame_of(vertices, faces, f, out_R):
-    """Fill out_R [3,3] with the frame of triangle f; return (k, Tx, Ty, Tz)."""
-    i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
-    e1x = vertices[i1, 0] - vertices[i0, 0]
-    e1y = vertices[i1, 1] - vertices[i0, 1]
-    e1z = vertices[i1, 2] - vertices[i0, 2]
-    e2x = vertices[i2, 0] - vertices[i0, 0]
-    e2y = vertices[i2, 1] - vertices[i0, 1]
-    e2z = vertices[i2, 2] - vertices[i0, 2]
-    l1 = np.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
-    inv = 1.0 / max(l1, 1e-12)
-    a0x, a0y, a0z = e1x * inv, e1y * inv, e1z * inv
-    nx = a0y * e2z - a0z * e2y
-    ny = a0z * e2x - a0x * e2z
-    nz = a0x * e2y - a0y * e2x
-    inv = 1.0 / max(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
-    a1x, a1y, a1z = nx * inv, ny * inv, nz * inv
-    # a2 = -(a1 x a0) = a0 x a1 (unit already, a0 and a1 are orthonormal)
-    a2x = a0y * a1z - a0z * a1y
-    a2y = a0z * a1x - a0x * a1z
-    a2z = a0x * a1y - a0y * a1x
-    inv = 1.0 / max(np.sqrt(a2x * a2x + a2y * a2y + a2z * a2z), 1e-12)
-    a2x, a2y, a2z = a2x * inv, a2y * inv, a2z * inv
-    out_R[0, 0], out_R[1, 0], out_R[2, 0] = a0x, a0y, a0z
-    out_R[0, 1], out_R[1, 1], out_R[2, 1] = a1x, a1y, a1z
-    out_R[0, 2], out_R[1, 2], out_R[2, 2] = a2x, a2y, a2z
-    k = 0.5 * (l1 + abs(a2x * e2x + a2y * e2y + a2z * e2z))
-    tx = (vertices[i0, 0] + vertices[i1, 0] + vertices[i2, 0]) / 3.0
-    ty = (vertices[i0, 1] + vertices[i1, 1] + vertices[i2, 1]) / 3.0
-    tz = (vertices[i0, 2] + vertices[i1, 2] + vertices[i2, 2]) / 3.0
-    return k, tx, ty, tz
-
-
-@numba.njit(cache=True, fastmath=True, nogil=True)
-def _matrix_to_quat_nb(R, out, i):
-    m00, m01, m02 = R[0, 0], R[0, 1], R[0, 2]
-    m10, m11, m12 = R[1, 0], R[1, 1], R[1, 2]
-    m20, m21, m22 = R[2, 0], R[2, 1], R[2, 2]
-    tr = m00 + m11 + m22
-    if tr > 0.0:
-        s = np.sqrt(tr + 1.0) * 2.0
-        w, x, y, z = 0.25 * s, (m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s
-    elif m00 > m11 and m00 > m22:
-        s = np.sqrt(1.0 + m00 - m11 - m22) * 2.0
-        w, x, y, z = (m21 - m12) / s, 0.25 * s, (m01 + m10) / s, (m02 + m20) / s
-    elif m11 > m22:
-        s = np.sqrt(1.0 + m11 - m00 - m22) * 2.0
-        w, x, y, z = (m02 - m20) / s, (m01 + m10) / s, 0.25 * s, (m12 + m21) / s
-    else:
-        s = np.sqrt(1.0 + m22 - m00 - m11) * 2.0
-        w, x, y, z = (m10 - m01) / s, (m02 + m20) / s, (m12 + m21) / s, 0.25 * s
-    if w < 0.0:  # same convention as matrix_to_quat: w >= 0
-        w, x, y, z = -w, -x, -y, -z
-    out[i, 0], out[i, 1], out[i, 2], out[i, 3] = w, x, y, z
-
-
-@numba.njit(cache=True, fastmath=True, nogil=True)
-def _face_frames_nb(vertices, faces, R_out, kT_out, q_out):
+def _face_frames_nb(vertices, faces, R, kT, q):
+    """Per triangle f: R[f] [3, 3] its frame (columns a0 a1 a2), kT[f] = (k, T), q[f] the frame's unit quaternion
+    wxyz with w >= 0 (Shepperd's method, as matrix_to_quat). One loop, written out (no per-triangle array views)."""
     for f in range(faces.shape[0]):
-        k, tx, ty, tz = _frame_of(vertices, faces, f, R_out[f])
-        kT_out[f, 0], kT_out[f, 1], kT_out[f, 2], kT_out[f, 3] = k, tx, ty, tz
-        _matrix_to_quat_nb(R_out[f], q_out, f)
+        i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+        e1x = vertices[i1, 0] - vertices[i0, 0]
+        e1y = vertices[i1, 1] - vertices[i0, 1]
+        e1z = vertices[i1, 2] - vertices[i0, 2]
+        e2x = vertices[i2, 0] - vertices[i0, 0]
+        e2y = vertices[i2, 1] - vertices[i0, 1]
+        e2z = vertices[i2, 2] - vertices[i0, 2]
+        l1 = np.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
+        inv = _ONE / max(l1, _TINY)
+        a0x, a0y, a0z = e1x * inv, e1y * inv, e1z * inv
+        nx = a0y * e2z - a0z * e2y
+        ny = a0z * e2x - a0x * e2z
+        nz = a0x * e2y - a0y * e2x
+        inv = _ONE / max(np.sqrt(nx * nx + ny * ny + nz * nz), _TINY)
+        a1x, a1y, a1z = nx * inv, ny * inv, nz * inv
+        # a2 = -(a1 x a0) = a0 x a1 (unit already, a0 and a1 are orthonormal)
+        a2x = a0y * a1z - a0z * a1y
+        a2y = a0z * a1x - a0x * a1z
+        a2z = a0x * a1y - a0y * a1x
+        inv = _ONE / max(np.sqrt(a2x * a2x + a2y * a2y + a2z * a2z), _TINY)
+        a2x, a2y, a2z = a2x * inv, a2y * inv, a2z * inv
+        R[f, 0, 0], R[f, 1, 0], R[f, 2, 0] = a0x, a0y, a0z
+        R[f, 0, 1], R[f, 1, 1], R[f, 2, 1] = a1x, a1y, a1z
+        R[f, 0, 2], R[f, 1, 2], R[f, 2, 2] = a2x, a2y, a2z
+        kT[f, 0] = _HALF * (l1 + abs(a2x * e2x + a2y * e2y + a2z * e2z))
+        kT[f, 1] = (vertices[i0, 0] + vertices[i1, 0] + vertices[i2, 0]) / _THREE
+        kT[f, 2] = (vertices[i0, 1] + vertices[i1, 1] + vertices[i2, 1]) / _THREE
+        kT[f, 3] = (vertices[i0, 2] + vertices[i1, 2] + vertices[i2, 2]) / _THREE
+        # R = [[m00 m01 m02], [m10 m11 m12], [m20 m21 m22]] -> quaternion
+        m00, m01, m02, m10, m11, m12, m20, m21, m22 = a0x, a1x, a2x, a0y, a1y, a2y, a0z, a1z, a2z
+        tr = m00 + m11 + m22
+        if tr > 0:
+            s = np.sqrt(tr + _ONE) * _TWO
+            w, x, y, z = _QUARTER * s, (m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s
+        elif m00 > m11 and m00 > m22:
+            s = np.sqrt(_ONE + m00 - m11 - m22) * _TWO
+            w, x, y, z = (m21 - m12) / s, _QUARTER * s, (m01 + m10) / s, (m02 + m20) / s
+        elif m11 > m22:
+            s = np.sqrt(_ONE + m11 - m00 - m22) * _TWO
+            w, x, y, z = (m02 - m20) / s, (m01 + m10) / s, _QUARTER * s, (m12 + m21) / s
+        else:
+            s = np.sqrt(_ONE + m22 - m00 - m11) * _TWO
+            w, x, y, z = (m10 - m01) / s, (m02 + m20) / s, (m12 + m21) / s, _QUARTER * s
+        if w < 0:  # same convention as matrix_to_quat: w >= 0
+            w, x, y, z = -w, -x, -y, -z
+        q[f, 0], q[f, 1], q[f, 2], q[f, 3] = w, x, y, z
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)

@@ -30,7 +30,7 @@ from rsatalker_ros.input_limits import check_mesh, check_motion, check_topology
 from rsatalker_ros.msg import FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.ros import qos, topics
 from rsatalker_ros.ros.convert import (camera_info_to_msg, compressed_image_to_msg, flame_params_to_motion,
-                                       image_to_msg, mesh_from_msg, stamp_to_ns, topology_from_msg)
+                                       image_to_msg, mesh_from_msg, ns_to_stamp, stamp_to_ns, topology_from_msg)
 from rsatalker_ros.ros.lifecycle_adapter import StageNode
 from rsatalker_ros.ros.spin import run
 from rsatalker_ros.ros.tf import StaticFrames, transform_msg
@@ -53,6 +53,8 @@ class RendererNode(StageNode):
         self.outputs = {pid: self._open_participant(pid) for pid in self.stage.streams}
         self.tf = StaticFrames(self, self.publisher)
         self._tf_cameras = {}                    # participant -> the cameras last put on /tf_static
+        self._image_msgs = {}                    # (participant, eye) -> its Image, refilled every frame
+        self._info_msgs = {}                     # (participant, eye) -> (Camera, its CameraInfo)
         self.stage.start(self._publish)
 
     def _open_participant(self, pid: str) -> dict:
@@ -123,21 +125,33 @@ class RendererNode(StageNode):
         out = self.outputs[pid]
         img, cam = frame.views[""]
         optical = topics.camera_frame(pid)
-        out["image"].publish(image_to_msg(img, stamp, optical))
-        out["info"].publish(camera_info_to_msg(cam.to_camera_info_dict(), stamp, optical))
-        if cfg.publish_compressed:
+        self._publish_view(out["image"], out["info"], (pid, ""), img, cam, stamp, optical)
+        # JPEG encoding costs milliseconds: only when someone listens
+        if cfg.publish_compressed and out["jpeg"].get_subscription_count() > 0:
             out["jpeg"].publish(compressed_image_to_msg(img, stamp, optical, cfg.jpeg_quality))
         for eye, (pub_img, pub_info) in out["stereo"].items():
             eye_img, eye_cam = frame.views[eye]
-            f = topics.camera_frame(pid, eye)
-            pub_img.publish(image_to_msg(eye_img, stamp, f))
-            pub_info.publish(camera_info_to_msg(eye_cam.to_camera_info_dict(), stamp, f))
+            self._publish_view(pub_img, pub_info, (pid, eye), eye_img, eye_cam, stamp, topics.camera_frame(pid, eye))
         cams = self.stage.streams[pid].cameras  # a new dict whenever the camera is (re-)aimed
         if cams is not self._tf_cameras.get(pid):
             self._tf_cameras[pid] = cams
             head = topics.head_frame(pid)        # StaticFrames keeps the other participants' frames on /tf_static
             self.tf.set(*(transform_msg(head, topics.camera_frame(pid, eye), *camera_pose(c.world_to_cam), stamp)
                           for eye, c in cams.items()))
+
+    def _publish_view(self, pub_image, pub_info, key: tuple, img, cam, stamp: int, frame_id: str) -> None:
+        """One camera's Image and CameraInfo. Both messages are kept per view and filled again each frame (the
+        publishers serialise them in publish): the image's data buffer is overwritten in place, and the
+        CameraInfo is rebuilt only when the camera changed (re-aimed, another render size); only its stamp moves."""
+        image_msg = self._image_msgs.get(key)
+        self._image_msgs[key] = image_msg = image_to_msg(img, stamp, frame_id, reuse=image_msg)
+        pub_image.publish(image_msg)
+        kept = self._info_msgs.get(key)
+        if kept is None or kept[0] is not cam:
+            kept = self._info_msgs[key] = (cam, camera_info_to_msg(cam.to_camera_info_dict(), stamp, frame_id))
+        info = kept[1]
+        ns_to_stamp(stamp, info.header.stamp)
+        pub_info.publish(info)
 
     def status(self) -> list[health.Status]:
         st = health.Status("")

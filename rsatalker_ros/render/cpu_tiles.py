@@ -19,7 +19,35 @@ Pipeline per frame (no Python-level per-Gaussian work, no torch):
    have all stopped ends. Writes float images or the 8-bit RGB image directly.
 exp is a polynomial (``_exp_neg``, absolute error < 7e-6), far below the 8-bit resolution.
 
-Issue #9 item 1 (target 3x over 73e3930). Latest round (``scripts/profile_cpu_tiles.py``: each kernel timed
+Issue #9 item 1 (target 3x over 73e3930). Round 3 (this module unchanged; measured, nothing kept):
+- where it stands (``scripts/profile_cpu_tiles.py --frames 12``, interleaved with 73e3930, load 13.6), ms project /
+  sort / bin / composite / set-up + output (sum): full 512 x 512: 73e3930 2.35 / 0.43 / 2.96 / 27.2 / 1.33 (34.3),
+  this module 2.13 / 0.45 / 2.43 / 18.2 / 1.06 (24.3): 1.41x; 6k at 256 x 256: 73e3930 0.66 / 0.13 / 0.70 / 6.24 /
+  0.55 (8.3), this module 0.55 / 0.13 / 0.54 / 3.51 / 0.47 (5.2): 1.59x. ``bench_render --threads 1 --counts
+  20000 --compare-only default_older --compare-frames 16`` (load 16 -> 9): CPU time full 32.5 -> 22.5 ms (1.44x),
+  12k 1.41x, 6k 1.39x (median 1.41x; wall 1.36x / 1.41x / 1.91x); mean difference from the torch reference
+  0.089/255 old and new.
+- pixel-major compositing, not kept (composite kernel alone, against this module's, one process, load 9-11):
+  (a) 8-pixel row groups, per-tile lists of the groups each box meets (two-pass counting sort in the tile), T/r/g/b
+  of the group in a 40-float state, the group stops when its 8 pixels have: 0.49x full, 0.53x 6k. Building the
+  lists (1.84M group entries at full) alone took ~10 ms; the blending ~25 ms, latency-bound: a group's Gaussians
+  are one loop-carried chain through T (max, fnmadd, compare, select, store-forward per Gaussian), where
+  Gaussian-major rows are independent. Per-lane scalars written out (generated code) are not vectorised by numba:
+  its SLP vectoriser is off by default (NUMBA_SLP_VECTORIZE=0), and turning it on did not vectorise them either.
+  (b) 8 x 4 blocks (0.52M entries, four independent chains): 0.64x / 0.63x; 32 lanes x 4 sums exceed the 16 ymm
+  registers and spill (~300 instructions per block and Gaussian).
+- also not kept: exp(x/16)^16 (9 operations, error < 6e-5): 1.01x (load 9); the analytic per-row span for boxes
+  8-15 px wide (an 8-pixel run where the row's span fits): 0.90x full / 0.92x 6k (load 14).
+- note for the next round: ``inspect_asm`` of a serial njit copy of ``_raster`` shows the blend loop scalar (the
+  nested inline ``_blend_pixel`` blocks LLVM's loop vectoriser there), but the parallel kernel as compiled is
+  vectorised (62 ymm FMAs in both); writing the body out in ``_blend_run`` changed nothing (0.96x / 1.10x, load 25).
+- the lane budget, full level (box-based counts per 64 x 16 tile): today's runs evaluate ~13.7M pixels; blocks
+  aligned to 8 x 1 / 4 x 2 / 4 x 1 / 8 x 4 pixels would evaluate 14.7M / 13.3M / 12.8M / 16.6M, the boxes
+  themselves 11.1M, and the ellipses at opacity 1/255 less the stopped pixels ~5M. At ~36 vector operations per
+  8 pixels, perfect culling and early termination at no cost would give at most ~2.8x on compositing (~1.9x on
+  the frame, ~2.7x over 73e3930), so 3x also needs fewer operations per pixel (an exp recurrence kept in
+  registers), which numba's loop vectoriser does not give; a hand-vectorised kernel is the likely route.
+Round 2 (``scripts/profile_cpu_tiles.py``: each kernel timed
 separately, one thread, process_time, median of 20 frames, interleaved with the previous module in one process,
 load 7-11), ms project / depth sort / bin / composite / buffer set-up + 8-bit output (sum):
 - default_older full, 512 x 512: previous module 2.01 / 0.30 / 1.59 / 16.5 / 1.10 (21.5); this module 2.01 /

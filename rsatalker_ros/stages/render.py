@@ -224,6 +224,8 @@ class RenderStage:
         import torch
 
         from rsatalker_ros.render.participants import Participant, ParticipantRenderer
+        from rsatalker_ros.render.resize import resize_bilinear_uint8
+        self.resize = resize_bilinear_uint8        # scaled renders -> the output size (numba: imported here)
         self.cfg, self.reject, self.now_ns, self.render_clock = cfg, reject, now_ns, render_clock
         self.torch = torch
         self._set_threads()
@@ -349,6 +351,7 @@ class RenderStage:
         tick = renderer.render_tick(items)
         if tick.rejected:
             raise RuntimeError(f"warm-up render failed: {tick.rejected}")
+        self.resize(tick.frames[0].image, 48, 48)     # the upscale of scaled renders, compiled now too
         for name, cam in kept.items():
             renderer.set_camera(name, cam)
 
@@ -441,14 +444,6 @@ class RenderStage:
             for eye, cam in (st.cameras or {}).items():
                 self.renderers[level].set_camera(_eye_name(st.pid, eye), self._scaled(cam, scale))
 
-    def _upscale(self, image: np.ndarray, width: int, height: int) -> np.ndarray:
-        """uint8 [h, w, 3] -> uint8 [height, width, 3], bilinear."""
-        if image.shape[:2] == (height, width):
-            return image
-        t = self.torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-        t = self.torch.nn.functional.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)
-        return t[0].permute(1, 2, 0).round_().clamp_(0, 255).to(self.torch.uint8).numpy()
-
     def _vertices(self, st: Stream, item: np.ndarray) -> np.ndarray:
         """A queued item (mesh [V, 3] or motion [D]) -> vertices [V, 3]; aims the camera at the first one."""
         verts = item
@@ -489,7 +484,7 @@ class RenderStage:
             for f in tick.frames:
                 pid, _, eye = f.name.partition("/")
                 cam = self.streams[pid].cameras[eye]          # the full-size camera the image is published with
-                image = self._upscale(f.image, cam.width, cam.height)
+                image = self.resize(f.image, cam.width, cam.height)   # bilinear, when rendered scaled
                 frames.setdefault(pid, RenderedFrame(f.stamp, {}, pid)).views[eye] = (image, cam)
         out = [fr for pid, fr in frames.items() if pid not in failed]
         return out, failed
