@@ -23,6 +23,9 @@ from rsatalker_ros.stages.health import Status
 class FoxgloveBridgeNode(StageNode):
     config_class = FoxgloveConfig
     hardware_id = "foxglove"
+    # its raw subscriptions take (data, MessageInfo), which rclpy 9.1.2's EventsExecutor passes as one tuple:
+    # ros.spin gives this node rclpy's SingleThreadedExecutor
+    EVENTS_EXECUTOR_OK = False
 
     def __init__(self, name: str = NODE_NAME, **kwargs):
         super().__init__(name, **kwargs)

@@ -132,7 +132,7 @@ class StageNode(LifecycleNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._heap = HeapTrimmer()       # freed C heap back to the OS every 10 s (rsatalker_ros.ros.heap)
         self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period_s").value,
-                                             self.publish_diagnostics)
+                                             self._quiet_at_shutdown(self.publish_diagnostics))
 
     # ---- what a node defines -----------------------------------------------------------------------------------
     def make_stage(self, cfg):
@@ -166,7 +166,7 @@ class StageNode(LifecycleNode):
         return pub
 
     def subscription(self, msg_type, topic: str, callback, qos):
-        sub = self.create_subscription(msg_type, topic, callback, qos)
+        sub = self.create_subscription(msg_type, topic, self._quiet_at_shutdown(callback), qos)
         self._entities.append(sub)
         return sub
 
@@ -175,9 +175,28 @@ class StageNode(LifecycleNode):
         self.reject(why.cause, f"{what}: {why.detail}")
 
     def timer(self, period_s: float, callback):
-        t = self.create_timer(period_s, callback)
+        t = self.create_timer(period_s, self._quiet_at_shutdown(callback))
         self._entities.append(t)
         return t
+
+    def _quiet_at_shutdown(self, callback):
+        """``callback`` that ends quietly when a signal ends the node: Ctrl-C raises KeyboardInterrupt wherever the
+        callback is, and a publish after the context shut down fails ("publisher's context is invalid"); the
+        EventsExecutor logs either as FATAL with a traceback. rclpy's signal handler shuts the context down, which
+        ends ros.spin's loop. Errors while the context is up still propagate."""
+        context = self.context
+
+        @functools.wraps(callback)
+        def call(*args):
+            try:
+                return callback(*args)
+            except KeyboardInterrupt:
+                return None
+            except Exception:  # noqa: BLE001
+                if context.ok():
+                    raise
+                return None
+        return call
 
     def _destroy_entities(self) -> None:
         from rclpy.publisher import Publisher

@@ -29,6 +29,7 @@ import threading
 import time
 
 import rclpy
+import rclpy.task
 from rclpy.exceptions import ParameterException
 
 
@@ -94,13 +95,39 @@ class StopWatchdog:
         self._done.set()
 
 
-def make_executor(n_nodes: int, multithreaded: bool):
-    """MultiThreadedExecutor for several nodes in one process (a component container), else single-threaded.
-    (rclpy.experimental.EventsExecutor delivered nothing to these nodes with the Kilted wheels: not used.)"""
+EXECUTOR_ENV = "RSATALKER_EXECUTOR"
+
+
+def make_executor(n_nodes: int, multithreaded: bool, kind: str | None = None):
+    """MultiThreadedExecutor for several nodes in one process (a component container), else single-threaded:
+    ``kind`` (default: the RSATALKER_EXECUTOR environment variable, else "events") "events" is
+    rclpy.experimental.EventsExecutor (entities and timers handled in C++: cheaper per callback than the Python
+    wait-set loop, for the motion node's ~100 audio chunks a second), "single" rclpy's SingleThreadedExecutor.
+    rclpy 9.1.2's EventsExecutor hands a subscription callback that takes (message, MessageInfo) one tuple: a node
+    with such callbacks says EVENTS_EXECUTOR_OK = False. Spin it with ``spin_forever``."""
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    kind = kind or os.environ.get(EXECUTOR_ENV, "") or "events"
+    if kind not in ("single", "events"):
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}; expected 'single' or 'events'")
     if multithreaded:
         return MultiThreadedExecutor(num_threads=max(2, 2 * n_nodes))
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
     return SingleThreadedExecutor()
+
+
+def spin_forever(ex) -> None:
+    """Spin until the context shuts down (a signal, rclpy.shutdown). rclpy 9.1.2's EventsExecutor busy-waits in
+    ``spin()`` and in ``spin_until_future_complete`` without a timeout (a whole core for an idle node, and
+    SIGINT / SIGTERM never end it); with a timeout it sleeps until the next event, so it runs in 1 s slices."""
+    from rclpy.executors import Executor
+    if isinstance(ex, Executor):
+        ex.spin()
+        return
+    never = rclpy.task.Future()
+    while rclpy.ok():
+        ex.spin_until_future_complete(never, timeout_sec=1.0)
 
 
 def run(node_classes, args=None, multithreaded: bool | None = None, exit_process: bool = True) -> int:
@@ -127,12 +154,14 @@ def run(node_classes, args=None, multithreaded: bool | None = None, exit_process
             # for 100+ ms every few seconds
             gc.collect()
             gc.freeze()
-            ex = make_executor(len(nodes), len(nodes) > 1 if multithreaded is None else multithreaded)
+            # a node class may need rclpy's own executor (EVENTS_EXECUTOR_OK = False: callbacks with MessageInfo)
+            ex = make_executor(len(nodes), len(nodes) > 1 if multithreaded is None else multithreaded,
+                               None if all(getattr(n, "EVENTS_EXECUTOR_OK", True) for n in nodes) else "single")
             for n in nodes:
                 ex.add_node(n)
             watchdog.step = "a callback of the executor (spin)"
             try:
-                ex.spin()
+                spin_forever(ex)
             except Exception:  # noqa: BLE001
                 if rclpy.ok():
                     raise
