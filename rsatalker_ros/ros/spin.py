@@ -37,6 +37,26 @@ STOP_LIMIT_S = 4.0      # from the stop request (context shut down) to the end o
                         # 5 s after SIGINT, SIGKILL 10 s later. RSATALKER_STOP_LIMIT_S overrides it.
 
 
+STOP_RACE_S = 2.0       # an exception out of the spin within this long before the context goes down is part of the
+                        # stop (the signal thread shuts the context down a moment after the executor saw the signal)
+
+
+def stopping(context, within_s: float, poll_s: float = 0.01) -> bool:
+    """True when ``context`` is shut down now or within ``within_s`` (a stop request already under way): the
+    signal thread and the executor's own signal handling race, so an error raised by the stop itself can reach
+    the main thread just before the context says it is down. Bounded: only an error path waits."""
+    end = time.monotonic() + within_s
+    while True:
+        try:
+            if not context.ok():
+                return True
+        except Exception:  # noqa: BLE001 - a context already destroyed is no longer ok
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(poll_s)
+
+
 def stop_limit_s() -> float:
     """STOP_LIMIT_S, or the environment's RSATALKER_STOP_LIMIT_S [s] (a bad value is said and ignored)."""
     text = os.environ.get("RSATALKER_STOP_LIMIT_S", "")
@@ -163,10 +183,11 @@ def run(node_classes, args=None, multithreaded: bool | None = None, exit_process
             try:
                 spin_forever(ex)
             except Exception:  # noqa: BLE001
-                if rclpy.ok():
+                if not stopping(context, STOP_RACE_S):
                     raise
                 # a signal shut the context down while the executor was building its wait set (RCLError "context
-                # is not valid"): that is the normal end of the spin, not a failure
+                # is not valid") or taking a message (the EventsExecutor: RuntimeError "Unable to convert call
+                # argument" from a subscription being torn down): that is the normal end of the spin, not a failure
             finally:
                 watchdog.step = "executor shutdown (callbacks still running on its threads)"
                 ex.shutdown(timeout_sec=2.0)
