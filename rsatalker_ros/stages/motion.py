@@ -7,11 +7,13 @@ streaming model (StreamingMotion: the partner's motion it conditions on is the m
 returns each 40 ms frame once its look-ahead has arrived. Frames are stamped with the audio-clock time of their
 centre; the frame grid starts ``frame_phase_ms`` into the audio clock.
 
-Lateness is bounded: given this node's clock (``now_ns``), a frame whose audio (up to the end of its look-ahead)
-is more than ``max_lag_ms`` old is still stepped through the model, so the motion stays continuous and the same as
+Lateness is bounded: given this node's clock on arrival (``now_ns``), a frame whose audio came more than
+``max_lag_ms`` later than the most punctual frame since the stream (re)started is still stepped through the model, so the motion stays continuous and the same as
 if nothing had been late, but neither skinned nor returned for publishing; ``skipped`` counts such frames by cause.
 Skinning and publishing are most of a frame's cost, so a node that fell behind (its audio queue full after a
-moment without CPU) catches up within a fraction of that backlog instead of staying that late for good.
+moment without CPU) catches up within a fraction of that backlog instead of staying that late for good. The lag
+is relative to that most punctual frame (clock now - frame stamp, its minimum so far), so an offset between the
+capture host's clock and this one, or replayed stamps, are not taken for lateness.
 """
 
 from __future__ import annotations
@@ -64,10 +66,11 @@ class MotionConfig(RelationFields, InputLimits):
                                   "and renders, take turns on the CPU", units="ms", low=0.0, high=FRAME_MS - 1e-3)
     vad_backend: str = param("energy", "own-voice activity for SocialMotion.role when no ConversationState "
                              "arrives", choices=("energy", "silero", "auto"))
-    max_lag_ms: float = param(100.0, "frames whose audio (up to the end of their look-ahead) is older than this "
-                              "on arrival are computed (the motion stays continuous) but not skinned or published, "
-                              "so a node that fell behind catches up (normal lag: 5-30 ms, the chunk and transport); "
-                              "0 = publish every frame however late", units="ms", low=0.0, high=10000.0,
+    max_lag_ms: float = param(100.0, "frames whose audio arrives this much later than the most punctual frame "
+                              "since the stream started (clock now - stamp) are computed (the motion stays "
+                              "continuous) but not skinned or published, so a node that fell behind catches up "
+                              "(normal: 0-25 ms, chunk granularity and transport); 0 = publish every frame however "
+                              "late", units="ms", low=0.0, high=10000.0,
                               runtime=True)
     target_latency_ms: float = param(150.0, "diagnostics: frame stamp (audio capture) to publish, p95 above this "
                                      "is WARN (it includes the model's look-ahead)", units="ms", low=1.0,
@@ -124,6 +127,7 @@ class MotionStage:
         self.frames_computed = 0                      # frames the model stepped through (published or skipped)
         self.skipped = {"late_audio": 0}              # frames computed but not published, by cause
         self.last_skip_lag_ms = 0.0                   # audio lag of the last skipped frame
+        self._delay_floor_ns: int | None = None       # least (clock now - frame stamp) since the stream (re)started
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -183,6 +187,7 @@ class MotionStage:
             self.stream.reset()
             self.voice.reset()
             self._lead_due = True
+            self._delay_floor_ns = None
         if own.shape[0] == 0:
             return [], restarted
         if self._lead_due:
@@ -196,6 +201,9 @@ class MotionStage:
         self.frames_computed += len(frames)
         centre = SAMPLES_PER_FRAME / 2 - self.lead
         stamps = [self.aligner.stamp_of(k * SAMPLES_PER_FRAME + centre) for k, _ in frames]
+        if now_ns is not None and stamps:
+            floor = now_ns - stamps[-1]
+            self._delay_floor_ns = floor if self._delay_floor_ns is None else min(self._delay_floor_ns, floor)
         stale = [now_ns is not None and self._stale(s, now_ns) for s in stamps]
         keep = [i for i, late in enumerate(stale) if not late]
         if len(keep) < len(frames):
@@ -209,8 +217,8 @@ class MotionStage:
         return out, restarted
 
     def audio_lag_ms(self, frame_stamp_ns: int, now_ns: int) -> float:
-        """How old the newest audio a frame needs (the end of its look-ahead) is at now_ns [ms]."""
-        return (now_ns - frame_stamp_ns) / 1e6 - FRAME_MS / 2 - self.lookahead_ms
+        """How much later than the most punctual frame so far a frame's audio arrived at now_ns [ms]."""
+        return (now_ns - frame_stamp_ns - (self._delay_floor_ns or 0)) / 1e6
 
     def _stale(self, frame_stamp_ns: int, now_ns: int) -> bool:
         return self.cfg.max_lag_ms > 0 and self.audio_lag_ms(frame_stamp_ns, now_ns) > self.cfg.max_lag_ms
