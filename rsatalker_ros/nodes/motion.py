@@ -14,7 +14,8 @@ Publishes, per 40 ms frame, stamped with the audio-clock time of the frame's cen
 and /rsatalker/<p>/mesh_marker (visualization_msgs/Marker TRIANGLE_LIST, at most marker_rate_hz, while subscribed),
 /rsatalker/<p>/mesh_topology (FaceTopology, latched), /tf_static (world_frame -> <p>/head, where tf2_msgs exists;
 frame conventions in rsatalker_ros.stages.frames), /diagnostics (frame rate, latency, compute time, audio gaps,
-frames skipped because their audio arrived more than max_lag_ms late: WARN while it skips).
+frames skipped because their audio arrived more than max_lag_ms later than the most punctual frame: counted as
+dropped_late_audio, WARN while it skips).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class MotionNode(StageNode):
             self.get_logger().warning(f"motion stream restarted: {self.stage.aligner.restart_reason}")
         if self.stage.skipped["late_audio"] > skipped:
             self.get_logger().warning(
-                f"skipping frames: their audio arrived {self.stage.last_skip_lag_ms:.0f} ms late (max_lag_ms "
+                f"skipping frames: their audio arrived up to {self.stage.last_skip_lag_ms:.0f} ms late (max_lag_ms "
                 f"{cfg.max_lag_ms:g}); the model still steps through them, skinning and publishing wait until it "
                 f"has caught up ({self.stage.skipped['late_audio']} skipped so far)", throttle_duration_sec=5.0)
         if frames:
