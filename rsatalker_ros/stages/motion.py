@@ -66,12 +66,12 @@ class MotionConfig(RelationFields, InputLimits):
                                   "and renders, take turns on the CPU", units="ms", low=0.0, high=FRAME_MS - 1e-3)
     vad_backend: str = param("energy", "own-voice activity for SocialMotion.role when no ConversationState "
                              "arrives", choices=("energy", "silero", "auto"))
-    max_lag_ms: float = param(100.0, "frames whose audio arrives this much later than the most punctual frame "
+    max_lag_ms: float = param(120.0, "frames whose audio arrives this much later than the most punctual frame "
                               "since the stream started (clock now - stamp) are computed (the motion stays "
                               "continuous) but not skinned or published, so a node that fell behind catches up "
-                              "(normal: 0-25 ms, chunk granularity and transport); 0 = publish every frame however "
-                              "late", units="ms", low=0.0, high=10000.0,
-                              runtime=True)
+                              "(normal: 0-25 ms, chunk granularity and transport; 120 puts a mesh about where the "
+                              "renderer's max_frame_age_ms 200 drops it as stale); 0 = publish every frame however "
+                              "late", units="ms", low=0.0, high=10000.0, runtime=True)
     target_latency_ms: float = param(150.0, "diagnostics: frame stamp (audio capture) to publish, p95 above this "
                                      "is WARN (it includes the model's look-ahead)", units="ms", low=1.0,
                                      high=10000.0, runtime=True)
