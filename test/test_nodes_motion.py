@@ -31,7 +31,9 @@ def make_motion(tmp_path, **params):
     base = dict(participant="alice", partner="bob", head="default_older", checkpoint=motion_checkpoint(tmp_path),
                 relation_source="parameters", vad_backend="energy", max_age_s=600.0,
                 # the first frame brings a marker (~27k points: costly to build and decode), then one each 2 s
-                marker_rate_hz=0.5)
+                marker_rate_hz=0.5,
+                # the tests feed audio at their own pace, not in real time: no frame is skipped as late
+                max_lag_ms=0.0)
     base.update(params)
     node = MotionNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
     assert node.autostart()
