@@ -31,7 +31,9 @@ def make_motion(tmp_path, **params):
     base = dict(participant="alice", partner="bob", head="default_older", checkpoint=motion_checkpoint(tmp_path),
                 relation_source="parameters", vad_backend="energy", max_age_s=600.0,
                 # the first frame brings a marker (~27k points: costly to build and decode), then one each 2 s
-                marker_rate_hz=0.5)
+                marker_rate_hz=0.5,
+                # the tests feed audio at their own pace, not in real time: no frame is skipped as late
+                max_lag_ms=0.0)
     base.update(params)
     node = MotionNode(parameter_overrides=[Parameter(k, value=v) for k, v in base.items()])
     assert node.autostart()
@@ -177,5 +179,50 @@ def test_frames_from_the_far_future_cannot_hold_newer_frames_back(ros, tmp_path)
         ns_to_stamp(node.get_clock().now().nanoseconds, state.header.stamp)
         conv.publish(state)
         assert h.spin_until(lambda: node.stage.relation.relation.label == "father-son", 10)
+    finally:
+        h.close()
+
+
+def test_audio_that_arrives_late_is_skipped_counted_and_reported(ros, tmp_path):
+    """Audio delivered as a microphone does (each chunk once it has been captured), then 0.6 s of it held back and
+    delivered as one burst (a node starved of CPU finds it in its DDS queue): the frames whose audio came more than
+    max_lag_ms late are not published but counted (dropped_late_audio on /diagnostics, WARN), and the node is on
+    time again after the burst instead of staying 0.6 s late."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from rsatalker_ros.msg import FaceMesh
+    from rsatalker_ros.ros import qos
+    from rsatalker_ros.ros.convert import stamp_to_ns
+    node = make_motion(tmp_path, marker_rate_hz=0.0, max_lag_ms=120.0, diagnostics_period_s=0.2)
+    h = Harness(node)
+    try:
+        meshes = h.collect(FaceMesh, "/rsatalker/alice/mesh", qos.FRAMES)
+        diagnostics = h.collect(DiagnosticArray, "/diagnostics", 10)
+        a, b, _ = demo_audio(1.6)
+        now = lambda: node.get_clock().now().nanoseconds  # noqa: E731
+        T0 = now()
+
+        def deliver(k0, k1):           # each chunk once its last sample is in the past, as a microphone would
+            for k in range(k0, k1, 640):
+                end = T0 + (k + 640) * 62_500
+                h.spin_until(lambda: now() >= end, 5)
+                h.publish_audio("alice", a[k:k + 640], T0 + k * 62_500, chunk=640)
+                h.publish_audio("bob", b[k:k + 640], T0 + k * 62_500, chunk=640)
+                al = node.stage.aligner
+                h.spin_until(lambda: min(al.end_index(0), al.end_index(1)) >= k + 640, 5)
+
+        deliver(0, 12 * 640)
+        on_time = len(meshes)
+        held = T0 + 12 * 640 * 62_500 + 600_000_000
+        h.spin_until(lambda: now() >= held, 5)      # the next 0.6 s of audio is held back, then comes at once
+        deliver(12 * 640, a.size)
+        assert on_time >= 8 and node.stage.skipped["late_audio"] >= 5, (on_time, node.stage.skipped)
+        stall_end = T0 + (12 * 640 + 9600) * 62_500
+        assert any(stamp_to_ns(m.header.stamp) > stall_end for m in meshes), "no mesh after the burst"
+
+        def warned():
+            return [s for d in diagnostics for s in d.status if s.name == "motion" and s.level == DiagnosticStatus.WARN
+                    and any(v.key == "dropped_late_audio" and int(v.value) >= 5 for v in s.values)]
+        assert h.spin_until(warned, 10), "the skipped frames are not reported on /diagnostics"
     finally:
         h.close()

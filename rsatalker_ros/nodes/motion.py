@@ -13,7 +13,9 @@ Publishes, per 40 ms frame, stamped with the audio-clock time of the frame's cen
   /rsatalker/<p>/head_pose (geometry_msgs/TransformStamped world_frame -> <p>/head);
 and /rsatalker/<p>/mesh_marker (visualization_msgs/Marker TRIANGLE_LIST, at most marker_rate_hz, while subscribed),
 /rsatalker/<p>/mesh_topology (FaceTopology, latched), /tf_static (world_frame -> <p>/head, where tf2_msgs exists;
-frame conventions in rsatalker_ros.stages.frames), /diagnostics (frame rate, latency, compute time, audio gaps).
+frame conventions in rsatalker_ros.stages.frames), /diagnostics (frame rate, latency, compute time, audio gaps,
+frames skipped because their audio arrived more than max_lag_ms later than the most punctual frame: counted as
+dropped_late_audio, WARN while it skips).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class MotionNode(StageNode):
         self.latency = health.LatencyCheck("stamp_to_publish_ms", cfg.target_latency_ms)
         self.compute = health.LatencyCheck("compute_ms_per_frame", FRAME_MS)
         self._recoveries_reported = stage.stream.recoveries
+        self.skips = health.Drops(warn_fraction=0.0)     # WARN while any frame is skipped
         self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.AUDIO_IN)
         self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.AUDIO_IN)
         self.subscription(ConversationState, topics.CONVERSATION, self._on_conversation, qos.STATE)
@@ -109,14 +112,21 @@ class MotionNode(StageNode):
         pid = cfg.participant if stream == 0 else cfg.partner
         # stamps outside the window are refused: one frame from the far future would restart the stream's clock
         # there and hold every newer frame back as a straggler (stages/stream_align.py)
-        x, why = mono_audio_from_msg(msg, pid, cfg, self.get_clock().now().nanoseconds)
+        now_ns = self.get_clock().now().nanoseconds
+        x, why = mono_audio_from_msg(msg, pid, cfg, now_ns)
         if why is not None:       # e.g. F32LE samples of 1e18 (issue #11, failure 1): refused before the model
             self.refuse(f"AudioFrame on {topics.audio(pid)}", why)
             return
         t0 = time.perf_counter()
-        frames, restarted = self.stage.push_audio(stream, x, stamp_to_ns(msg.header.stamp))
+        skipped = self.stage.skipped["late_audio"]
+        frames, restarted = self.stage.push_audio(stream, x, stamp_to_ns(msg.header.stamp), now_ns)
         if restarted:
             self.get_logger().warning(f"motion stream restarted: {self.stage.aligner.restart_reason}")
+        if self.stage.skipped["late_audio"] > skipped:
+            self.get_logger().warning(
+                f"skipping frames: their audio arrived up to {self.stage.last_skip_lag_ms:.0f} ms late (max_lag_ms "
+                f"{cfg.max_lag_ms:g}); the model still steps through them, skinning and publishing wait until it "
+                f"has caught up ({self.stage.skipped['late_audio']} skipped so far)", throttle_duration_sec=5.0)
         if frames:
             ms = (time.perf_counter() - t0) * 1000.0 / len(frames)
             for _ in frames:
@@ -153,6 +163,7 @@ class MotionNode(StageNode):
             "late_audio_s": al.late_samples / self.config.sample_rate, "relation": str(stage.relation.relation),
             "role": "speaking" if stage.speaking(time.monotonic()) else "listening"})
         self.rate.check(st)
+        self.skips.check(st, stage.frames_computed, stage.skipped)
         self.latency.check(st)
         self.compute.check(st)
         recoveries = stage.stream.recoveries      # the model state reset itself after a non-finite output

@@ -6,6 +6,14 @@ participant's voice activity (for the SPEAKING / LISTENING role when no conversa
 streaming model (StreamingMotion: the partner's motion it conditions on is the model's own live prediction), which
 returns each 40 ms frame once its look-ahead has arrived. Frames are stamped with the audio-clock time of their
 centre; the frame grid starts ``frame_phase_ms`` into the audio clock.
+
+Lateness is bounded: given this node's clock on arrival (``now_ns``), a frame whose audio came more than
+``max_lag_ms`` later than the most punctual frame since the stream (re)started is still stepped through the model, so the motion stays continuous and the same as
+if nothing had been late, but neither skinned nor returned for publishing; ``skipped`` counts such frames by cause.
+Skinning and publishing are most of a frame's cost, so a node that fell behind (its audio queue full after a
+moment without CPU) catches up within a fraction of that backlog instead of staying that late for good. The lag
+is relative to that most punctual frame (clock now - frame stamp, its minimum so far), so an offset between the
+capture host's clock and this one, or replayed stamps, are not taken for lateness.
 """
 
 from __future__ import annotations
@@ -58,6 +66,12 @@ class MotionConfig(RelationFields, InputLimits):
                                   "and renders, take turns on the CPU", units="ms", low=0.0, high=FRAME_MS - 1e-3)
     vad_backend: str = param("energy", "own-voice activity for SocialMotion.role when no ConversationState "
                              "arrives", choices=("energy", "silero", "auto"))
+    max_lag_ms: float = param(120.0, "frames whose audio arrives this much later than the most punctual frame "
+                              "since the stream started (clock now - stamp) are computed (the motion stays "
+                              "continuous) but not skinned or published, so a node that fell behind catches up "
+                              "(normal: 0-25 ms, chunk granularity and transport; 120 puts a mesh about where the "
+                              "renderer's max_frame_age_ms 200 drops it as stale); 0 = publish every frame however "
+                              "late", units="ms", low=0.0, high=10000.0, runtime=True)
     target_latency_ms: float = param(150.0, "diagnostics: frame stamp (audio capture) to publish, p95 above this "
                                      "is WARN (it includes the model's look-ahead)", units="ms", low=1.0,
                                      high=10000.0, runtime=True)
@@ -110,6 +124,10 @@ class MotionStage:
         self.turn_index = 0
         self._conv_speaking: tuple[bool, float] | None = None   # (speaking, monotonic s) from the conversation
         self._last_marker = -1e9
+        self.frames_computed = 0                      # frames the model stepped through (published or skipped)
+        self.skipped = {"late_audio": 0}              # frames computed but not published, by cause
+        self.last_skip_lag_ms = 0.0                   # audio lag of the last skipped frame
+        self._delay_floor_ns: int | None = None       # least (clock now - frame stamp) since the stream (re)started
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -159,14 +177,17 @@ class MotionStage:
         return self.gate.speaking
 
     # ---- audio -> frames ------------------------------------------------------------------------------------
-    def push_audio(self, stream: int, samples: np.ndarray, stamp_ns: int) -> tuple[list[MotionFrame], bool]:
-        """stream 0 = own, 1 = partner; samples [n] float32 (validated). -> (new frames, the audio clock restarted)."""
+    def push_audio(self, stream: int, samples: np.ndarray, stamp_ns: int,
+                   now_ns: int | None = None) -> tuple[list[MotionFrame], bool]:
+        """stream 0 = own, 1 = partner; samples [n] float32 (validated); now_ns: this node's clock on arrival
+        (None = no lateness bound). -> (new frames to publish, the audio clock restarted)."""
         self.aligner.push(stream, samples, stamp_ns)
         own, par, start, restarted = self.aligner.pop()
         if restarted:
             self.stream.reset()
             self.voice.reset()
             self._lead_due = True
+            self._delay_floor_ns = None
         if own.shape[0] == 0:
             return [], restarted
         if self._lead_due:
@@ -177,13 +198,30 @@ class MotionStage:
         for prob, end_s in self.voice.push(own, start / self.cfg.sample_rate):
             self.gate.update(prob, end_s)
         frames = self.stream.push(own, par)
-        if not frames:
+        self.frames_computed += len(frames)
+        centre = SAMPLES_PER_FRAME / 2 - self.lead
+        stamps = [self.aligner.stamp_of(k * SAMPLES_PER_FRAME + centre) for k, _ in frames]
+        if now_ns is not None and stamps:
+            floor = now_ns - stamps[-1]
+            self._delay_floor_ns = floor if self._delay_floor_ns is None else min(self._delay_floor_ns, floor)
+        stale = [now_ns is not None and self._stale(s, now_ns) for s in stamps]
+        keep = [i for i, late in enumerate(stale) if not late]
+        if len(keep) < len(frames):
+            self.skipped["late_audio"] += len(frames) - len(keep)
+            self.last_skip_lag_ms = self.audio_lag_ms(stamps[stale.index(True)], now_ns)   # the oldest skipped
+        if not keep:
             return [], restarted
-        motion = np.stack([m for _, m in frames]).astype(np.float32)
+        motion = np.stack([frames[i][1] for i in keep]).astype(np.float32)
         verts = self.skin(motion) if self.cfg.publish_mesh else None
-        out = [MotionFrame(self.aligner.stamp_of(k * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME / 2 - self.lead),
-                           motion[i], None if verts is None else verts[i]) for i, (k, _) in enumerate(frames)]
+        out = [MotionFrame(stamps[i], motion[j], None if verts is None else verts[j]) for j, i in enumerate(keep)]
         return out, restarted
+
+    def audio_lag_ms(self, frame_stamp_ns: int, now_ns: int) -> float:
+        """How much later than the most punctual frame so far a frame's audio arrived at now_ns [ms]."""
+        return (now_ns - frame_stamp_ns - (self._delay_floor_ns or 0)) / 1e6
+
+    def _stale(self, frame_stamp_ns: int, now_ns: int) -> bool:
+        return self.cfg.max_lag_ms > 0 and self.audio_lag_ms(frame_stamp_ns, now_ns) > self.cfg.max_lag_ms
 
     def marker_due(self, mono_s: float) -> bool:
         """Time for the next rviz2 marker (at most marker_rate_hz)?"""
