@@ -112,6 +112,17 @@ def test_graph_rejects_unknown_relationships_and_bad_ids():
         graph.describe(participants=["Alice", "bob"])
 
 
+def test_a_whole_number_override_of_a_float_parameter_is_a_float():
+    # ROS 2 refuses an integer for a double parameter: "--set audio_capture.chunk_ms=40" stopped the node
+    from rsatalker_ros.cli.bringup import parse_overrides
+    specs = graph.describe(overrides=parse_overrides(["audio_capture.chunk_ms=40", "motion.max_lag_ms=0",
+                                                      "renderer.width=64"]))
+    by_name = {s.name: s.parameters for s in specs}
+    assert by_name["audio_capture"]["chunk_ms"] == 40.0 and type(by_name["audio_capture"]["chunk_ms"]) is float
+    assert type(by_name["motion_alice"]["max_lag_ms"]) is float and by_name["motion_alice"]["max_lag_ms"] == 0.0
+    assert type(by_name["renderer_alice"]["width"]) is int            # an integer parameter stays one
+
+
 def test_process_layouts_group_the_same_nodes():
     for mode, n_proc in (("separate", 6), ("per_participant", 3), ("single", 1)):
         specs = graph.describe(processes=mode)

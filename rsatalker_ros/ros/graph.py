@@ -177,7 +177,12 @@ def describe(participants: list[str] | None = None, kinship: str | None = None, 
         for s in specs:
             p = copy.deepcopy(s.parameters)
             for key in (s.executable, s.name):
-                p.update(overrides.get(key, {}))
+                for name, value in overrides.get(key, {}).items():
+                    # "chunk_ms=40" for a parameter whose default is 20.0: ROS 2 refuses an integer for a double
+                    # parameter, so a whole number given where the default is a float is that float
+                    if isinstance(p.get(name), float) and isinstance(value, int) and not isinstance(value, bool):
+                        value = float(value)
+                    p[name] = value
             out.append(NodeSpec(s.executable, s.name, p, s.group, s.nice))
         specs = out
     return specs
