@@ -140,14 +140,17 @@ class VoiceActivityDetector:
         are copied into the chunk being filled, NaN/inf replaced and clamped to [-1, 1]: no input can poison the
         backend's state."""
         x = np.asarray(samples, np.float32).reshape(-1)
+        # the whole block at once (a 20 ms block is one or two pieces of a chunk): clamp (NaN stays NaN), then NaN
+        # -> 0; ufuncs called directly, np.clip's Python wrapper cost more than the clamping itself
+        y = np.minimum(x, 1.0)
+        np.maximum(y, -1.0, out=y)
+        if np.isnan(y).any():
+            np.nan_to_num(y, copy=False, nan=0.0)
         probs = []
         i = 0
-        while i < x.shape[0]:
-            n = min(CHUNK - self._filled, x.shape[0] - i)
-            part = self._chunk[self._filled:self._filled + n]
-            np.clip(x[i:i + n], -1.0, 1.0, out=part)
-            if not np.isfinite(part).all():
-                np.nan_to_num(part, copy=False, nan=0.0)
+        while i < y.shape[0]:
+            n = min(CHUNK - self._filled, y.shape[0] - i)
+            self._chunk[self._filled:self._filled + n] = y[i:i + n]
             self._filled += n
             i += n
             if self._filled == CHUNK:
