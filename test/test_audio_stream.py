@@ -92,3 +92,24 @@ def test_vad_rejects_wrong_chunk():
         vad.process_chunk(np.zeros(100, np.float32))
     with pytest.raises(ValueError, match="backend"):
         VoiceActivityDetector(VadConfig(backend="magic"))
+
+
+def test_silero_stream_equals_a_plain_model_run():
+    """The silero backend runs the model on buffers it binds once (its recurrent state swaps between two of them):
+    every chunk's probability must be exactly that of a plain onnxruntime run carrying the state along."""
+    import onnxruntime
+    from rsatalker_ros.audio.voice_activity import silero_model_path
+    x = np.concatenate([np.random.default_rng(1).normal(0, 1e-3, 8000).astype(np.float32), _speech()])
+    vad = VoiceActivityDetector(VadConfig(backend="silero"))
+    vad.push(x[:3000])
+    vad.reset()                                          # a reset mid-stream starts from a fresh state again
+    streamed = np.concatenate([vad.push(x[i:i + 320]) for i in range(0, x.shape[0], 320)])
+    session = onnxruntime.InferenceSession(str(silero_model_path()), providers=["CPUExecutionProvider"])
+    state, context, expected = np.zeros((2, 1, 128), np.float32), np.zeros(64, np.float32), []
+    for i in range(0, x.shape[0] - CHUNK + 1, CHUNK):
+        window = np.concatenate([context, x[i:i + CHUNK]])[None]
+        prob, state = session.run(None, {"input": window, "state": state, "sr": np.array(16000, np.int64)})
+        context = x[i + CHUNK - 64:i + CHUNK]
+        expected.append(float(prob[0, 0]))
+    assert streamed.shape[0] == len(expected) and (streamed >= 0.5).any() and (streamed < 0.5).any()
+    np.testing.assert_array_equal(streamed, np.array(expected, np.float32))

@@ -55,15 +55,30 @@ class _SileroBackend:
         self.reset()
 
     def reset(self):
-        self._state = np.zeros((2, 1, 128), np.float32)
-        self._input = np.zeros((1, _CONTEXT + CHUNK), np.float32)   # [context | chunk], reused for every call
-        self._feed = {"input": self._input, "state": self._state, "sr": np.array(SAMPLE_RATE, dtype=np.int64)}
+        # every call reads and writes buffers allocated here (onnxruntime IO binding: no feed dict, no new output
+        # arrays per call): the input [context | chunk], the probability, and two recurrent states that swap roles
+        # each call (one read, the other written)
+        self._input = np.zeros((1, _CONTEXT + CHUNK), np.float32)
+        self._prob = np.zeros((1, 1), np.float32)
+        self._states = (np.zeros((2, 1, 128), np.float32), np.zeros((2, 1, 128), np.float32))
+        self._rate = np.array(SAMPLE_RATE, dtype=np.int64)
+        self._bindings = []
+        for i in range(2):
+            b = self.session.io_binding()
+            b.bind_cpu_input("input", self._input)
+            b.bind_cpu_input("sr", self._rate)
+            b.bind_input("state", "cpu", 0, np.float32, [2, 1, 128], self._states[i].ctypes.data)
+            b.bind_output("output", "cpu", 0, np.float32, [1, 1], self._prob.ctypes.data)
+            b.bind_output("stateN", "cpu", 0, np.float32, [2, 1, 128], self._states[1 - i].ctypes.data)
+            self._bindings.append(b)
+        self._next = 0                            # the binding that reads the newest state
 
     def __call__(self, chunk: np.ndarray) -> float:
         self._input[0, _CONTEXT:] = chunk
-        prob, self._feed["state"] = self.session.run(None, self._feed)
+        self.session.run_with_iobinding(self._bindings[self._next])
+        self._next ^= 1
         self._input[0, :_CONTEXT] = self._input[0, -_CONTEXT:]          # the next call's context
-        return float(prob.reshape(-1)[0])
+        return float(self._prob[0, 0])
 
 
 class _EnergyBackend:
@@ -125,14 +140,17 @@ class VoiceActivityDetector:
         are copied into the chunk being filled, NaN/inf replaced and clamped to [-1, 1]: no input can poison the
         backend's state."""
         x = np.asarray(samples, np.float32).reshape(-1)
+        # the whole block at once (a 20 ms block is one or two pieces of a chunk): clamp (NaN stays NaN), then NaN
+        # -> 0; ufuncs called directly, np.clip's Python wrapper cost more than the clamping itself
+        y = np.minimum(x, 1.0)
+        np.maximum(y, -1.0, out=y)
+        if np.isnan(y).any():
+            np.nan_to_num(y, copy=False, nan=0.0)
         probs = []
         i = 0
-        while i < x.shape[0]:
-            n = min(CHUNK - self._filled, x.shape[0] - i)
-            part = self._chunk[self._filled:self._filled + n]
-            np.clip(x[i:i + n], -1.0, 1.0, out=part)
-            if not np.isfinite(part).all():
-                np.nan_to_num(part, copy=False, nan=0.0)
+        while i < y.shape[0]:
+            n = min(CHUNK - self._filled, y.shape[0] - i)
+            self._chunk[self._filled:self._filled + n] = y[i:i + n]
             self._filled += n
             i += n
             if self._filled == CHUNK:

@@ -93,10 +93,13 @@ class ConversationStage:
     def push_audio(self, pid: str, samples: np.ndarray, stamp_ns: int, mono_s: float) -> bool:
         """samples [n] float32 (already validated), stamp_ns: capture time of samples[0]. True when the decision
         (active speaker, turn index, who is speaking) changed."""
-        before = self.tracker.decision()
-        for prob, end_s in self.voices[pid].push(samples, stamp_ns / 1e9):
-            self.tracker.update(pid, prob, end_s)
+        decisions = self.voices[pid].push(samples, stamp_ns / 1e9)
         self.latest_audio[pid] = (stamp_ns + int(samples.shape[0] * 1e9 / self.cfg.sample_rate), mono_s)
+        if not decisions:                      # a block that completed no 32 ms chunk changes nothing
+            return False
+        before = self.tracker.decision()
+        for prob, end_s in decisions:
+            self.tracker.update(pid, prob, end_s)
         return self.tracker.decision() != before
 
     def audio_now_ns(self, mono_s: float, fallback_ns: int) -> int:
