@@ -104,8 +104,9 @@ def test_stale_frames_are_dropped_not_queued_and_bad_meshes_rejected(ros, tmp_pa
 
     from rsatalker_ros.msg import FaceMesh
     from rsatalker_ros.ros import qos
-    # 640 x 480 takes tens of ms per frame on any CPU, while the burst below arrives every few ms: it must drop
-    node = make_renderer(tmp_path, width=640, height=480)
+    # the full level at 640 x 480, never scaled, takes tens of ms per frame on any CPU (the chosen level and scale
+    # take a few: no longer slower than the burst), while the burst below arrives every few ms: it must drop
+    node = make_renderer(tmp_path, width=640, height=480, level="full", render_scales=[1.0])
     h = Harness(node)
     try:
         images = h.collect(Image, "/rsatalker/alice/image_raw", qos.FRAMES)
