@@ -55,3 +55,41 @@ def test_a_callback_that_outlives_ctrl_c_does_not_keep_the_process_alive():
     assert "[ERROR] [busy_callback]: still running 0.5 s after the stop request" in err, err
     assert "a callback of the executor (spin) did not finish" in err, err
     assert "in work" in err, err                     # every thread's stack, the busy callback's among them
+
+
+GIL_HOLDING_TEARDOWN = """
+import ctypes
+from rclpy.node import Node
+from rsatalker_ros.ros.spin import run
+
+
+class StuckInC(Node):
+    def __init__(self):
+        super().__init__("stuck_in_c")
+        self.create_timer(0.01, self.ready)
+
+    def ready(self):
+        print("spinning", flush=True)
+
+    def shutdown(self):
+        # a C call that keeps the interpreter lock (PyDLL does not release it): no Python thread can run
+        ctypes.PyDLL(None).sleep(600)
+
+
+run([StuckInC])
+"""
+
+
+def test_a_teardown_blocked_in_c_with_the_interpreter_lock_still_ends_the_process():
+    proc = spawn([sys.executable, "-c", GIL_HOLDING_TEARDOWN], env=child_env(RSATALKER_STOP_LIMIT_S="0.5"),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "spinning", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)     # bounded only to fail a hang (without the backstop: 600 s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err                 # faulthandler's exit: not a clean stop, and said so
+    assert "Timeout" in err and "in shutdown" in err, err   # every thread's stack, the blocked teardown among them

@@ -98,11 +98,20 @@ class StopWatchdog:
         except Exception:  # noqa: BLE001 - a context already destroyed is no longer ok
             return False
 
+    def arm_backstop(self) -> None:
+        """From the stop request on, a second bound that needs no Python: faulthandler's own C thread dumps every
+        thread's stack and ends the process (exit code 1) ``limit_s`` + 2 s after it is armed, should this watchdog
+        itself never run again (the main thread blocked in a C call while it holds the interpreter lock: then no
+        Python thread, no Python signal handler and no second Ctrl-C can act). ``done`` disarms it."""
+        if not self._done.is_set():
+            faulthandler.dump_traceback_later(self.limit_s + 2.0, exit=True, file=sys.stderr)
+
     def _watch(self) -> None:
         while self._ok():
             if self._done.wait(self.poll_s):
                 return
         self.requested_at = time.monotonic()
+        self.arm_backstop()
         if self._done.wait(self.limit_s):
             return
         print(f"[ERROR] [{self.what}]: still running {self.limit_s:g} s after the stop request (Ctrl-C / SIGTERM): "
@@ -113,6 +122,7 @@ class StopWatchdog:
 
     def done(self) -> None:
         self._done.set()
+        faulthandler.cancel_dump_traceback_later()
 
 
 EXECUTOR_ENV = "RSATALKER_EXECUTOR"
@@ -145,9 +155,10 @@ def spin_forever(ex) -> None:
     if isinstance(ex, Executor):
         ex.spin()
         return
-    never = rclpy.task.Future()
     while rclpy.ok():
-        ex.spin_until_future_complete(never, timeout_sec=1.0)
+        # a fresh future each slice: each call adds a done-callback to the future it is given, and one future kept
+        # for the life of the process would gather one callback a second
+        ex.spin_until_future_complete(rclpy.task.Future(), timeout_sec=1.0)
 
 
 def run(node_classes, args=None, multithreaded: bool | None = None, exit_process: bool = True) -> int:
@@ -199,6 +210,7 @@ def run(node_classes, args=None, multithreaded: bool | None = None, exit_process
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):   # the teardown below is bounded: let it finish
             signal.signal(sig, signal.SIG_IGN)
+        watchdog.arm_backstop()          # (the teardown's C calls hold the interpreter lock)
         for n in nodes:                  # threads first: nothing may publish through a destroyed publisher
             if hasattr(n, "shutdown"):
                 watchdog.step = f"{n.get_name()}: shutdown() (its threads)"
