@@ -39,19 +39,25 @@ run([Busy])
 """
 
 
-def test_a_callback_that_outlives_ctrl_c_does_not_keep_the_process_alive():
-    proc = spawn([sys.executable, "-c", BUSY_NODE], env=child_env(RSATALKER_STOP_LIMIT_S="0.5"),
+def interrupt_when_running(script: str, first_line: str):
+    """Start ``script`` (stop limit 0.5 s), wait for its first line, Ctrl-C it; -> (returncode, stdout, stderr)."""
+    proc = spawn([sys.executable, "-c", script], env=child_env(RSATALKER_STOP_LIMIT_S="0.5"),
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "busy", proc.stderr.read()
+        assert proc.stdout.readline().strip() == first_line, proc.stderr.read()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)     # bounded only to fail a hang (before: no end at all)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc.returncode, out, err
+
+
+def test_a_callback_that_outlives_ctrl_c_does_not_keep_the_process_alive():
+    returncode, out, err = interrupt_when_running(BUSY_NODE, "busy")
     assert "interrupt swallowed" in out              # the situation the watchdog is for
-    assert proc.returncode == 0, err
+    assert returncode == 0, err
     assert "[ERROR] [busy_callback]: still running 0.5 s after the stop request" in err, err
     assert "a callback of the executor (spin) did not finish" in err, err
     assert "in work" in err, err                     # every thread's stack, the busy callback's among them
@@ -81,15 +87,6 @@ run([StuckInC])
 
 
 def test_a_teardown_blocked_in_c_with_the_interpreter_lock_still_ends_the_process():
-    proc = spawn([sys.executable, "-c", GIL_HOLDING_TEARDOWN], env=child_env(RSATALKER_STOP_LIMIT_S="0.5"),
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "spinning", proc.stderr.read()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)     # bounded only to fail a hang (without the backstop: 600 s)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, err                 # faulthandler's exit: not a clean stop, and said so
+    returncode, _, err = interrupt_when_running(GIL_HOLDING_TEARDOWN, "spinning")   # (without the backstop: 600 s)
+    assert returncode == 1, err                      # faulthandler's exit: not a clean stop, and said so
     assert "Timeout" in err and "in shutdown" in err, err   # every thread's stack, the blocked teardown among them
