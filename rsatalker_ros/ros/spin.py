@@ -41,16 +41,21 @@ STOP_RACE_S = 2.0       # an exception out of the spin within this long before t
                         # stop (the signal thread shuts the context down a moment after the executor saw the signal)
 
 
+def context_ok(context) -> bool:
+    """``context.ok()``, and False for a context already destroyed (its handle gone: no longer ok either)."""
+    try:
+        return context.ok()
+    except Exception:  # noqa: BLE001 - a context already destroyed is no longer ok
+        return False
+
+
 def stopping(context, within_s: float, poll_s: float = 0.01) -> bool:
     """True when ``context`` is shut down now or within ``within_s`` (a stop request already under way): the
     signal thread and the executor's own signal handling race, so an error raised by the stop itself can reach
     the main thread just before the context says it is down. Bounded: only an error path waits."""
     end = time.monotonic() + within_s
     while True:
-        try:
-            if not context.ok():
-                return True
-        except Exception:  # noqa: BLE001 - a context already destroyed is no longer ok
+        if not context_ok(context):
             return True
         if time.monotonic() >= end:
             return False
@@ -92,12 +97,6 @@ class StopWatchdog:
         self._done = threading.Event()
         threading.Thread(target=self._watch, name="stop_watchdog", daemon=True).start()
 
-    def _ok(self) -> bool:
-        try:
-            return self.context.ok()
-        except Exception:  # noqa: BLE001 - a context already destroyed is no longer ok
-            return False
-
     def arm_backstop(self) -> None:
         """From the stop request on, a second bound that needs no Python: faulthandler's own C thread dumps every
         thread's stack and ends the process (exit code 1) ``limit_s`` + 2 s after it is armed, should this watchdog
@@ -107,7 +106,7 @@ class StopWatchdog:
             faulthandler.dump_traceback_later(self.limit_s + 2.0, exit=True, file=sys.stderr)
 
     def _watch(self) -> None:
-        while self._ok():
+        while context_ok(self.context):
             if self._done.wait(self.poll_s):
                 return
         self.requested_at = time.monotonic()
