@@ -128,18 +128,14 @@ def compile_kernels_main() -> int:
 
 
 def warm_up() -> None:
-    """Once, before any order: the render kernels (``compile_render_kernels``) and a motion stage run once, so
-    numba's compiled kernels (and its compiler, which loading them from the cache needs) and torch's first-call
-    set-up are in memory; then drop them. A failure only costs the respawn that time: said on stderr."""
-    import numpy as np
-
+    """Once, before any order: the render kernels (``compile_render_kernels``) and a motion stage built once (it
+    runs frames of silence through its model and skinning as it is built, ``MotionStage._warm_up``), so numba's
+    compiled kernels (and its compiler, which loading them from the cache needs) and torch's first-call set-up are
+    in memory; then drop them. A failure only costs the respawn that time: said on stderr."""
     from rsatalker_ros.stages.motion import MotionConfig, MotionStage
     try:
         compile_render_kernels(backend="auto")
-        motion = MotionStage(MotionConfig(marker_rate_hz=0.0))
-        for k in range(4):
-            for stream in (0, 1):
-                motion.push_audio(stream, np.zeros(320, np.float32), k * 20_000_000)
+        MotionStage(MotionConfig(marker_rate_hz=0.0))
     except Exception as err:  # noqa: BLE001 - an optimisation; the node itself reports real problems
         print(f"warm spare: warm-up failed ({type(err).__name__}: {err}); respawns load everything", file=sys.stderr)
 
