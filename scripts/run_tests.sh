@@ -6,8 +6,16 @@ cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 set +u; source scripts/env.sh; set -u
 export RSATALKER_REQUIRE_ROS=${RSATALKER_REQUIRE_ROS:-1}   # ROS tests may not be skipped here
+# Every Python process the suite starts (a hundred-odd node and CLI processes, the workers) loads the project's
+# modules and the tests' assertion-rewritten modules from their bytecode caches instead of compiling them each time;
+# an environment that turns the caches off (PYTHONDONTWRITEBYTECODE) cost the suite ~4 s of CPU per pytest worker
+# and ~0.1 s per process. The caches are Python's and pytest's usual __pycache__ folders (ignored by git).
+unset PYTHONDONTWRITEBYTECODE
 report=$(mktemp)
-trap 'rm -f "$report"' EXIT
+cpu_log=$(mktemp)
+trap 'rm -f "$report" "$cpu_log"' EXIT
+# Per-test CPU time (test/conftest.py): summed up at the end, with the tests that took the most
+export RSATALKER_TEST_CPU_LOG="$cpu_log"
 set +e
 # Two pytest-xdist workers (RSATALKER_TEST_WORKERS, default 2), so that while one waits on real-time DDS traffic the other
 # computes; each module's tests stay on one worker, the whole-graph tests one after another (test/conftest.py:
@@ -15,6 +23,25 @@ set +e
 python -m pytest -n "${RSATALKER_TEST_WORKERS:-2}" --dist loadfile --timeout=900 --durations=15 --junitxml="$report" "$@"
 rc=$?
 set -e
+python - "$cpu_log" <<'PY' || true
+import collections, json, sys
+rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
+tests = [r for r in rows if "test" in r]
+procs = [r for r in rows if "process" in r]
+cpu = lambda r: r["own_s"] + r["children_s"]
+workers = [r for r in procs if r["process"] != "main"]
+# (the main process's children are the workers, counted by themselves)
+total = sum(cpu(r) for r in workers) + sum(r["own_s"] if workers else cpu(r) for r in procs if r["process"] == "main")
+print(f"CPU time: {total:.0f} s in the pytest processes and the processes they waited for; {sum(cpu(r) for r in tests):.0f} s "
+      f"of it in tests ({sum(r['own_s'] for r in tests):.0f} s in-process, {sum(r['children_s'] for r in tests):.0f} s in "
+      f"child processes), the rest collection and start-up")
+modules = collections.Counter()
+for r in tests:
+    modules[r["test"].split("::")[0]] += cpu(r)
+print("most CPU per module (in-process + child processes, s):")
+for name, s in modules.most_common(15):
+    print(f"  {s:6.1f}  {name}")
+PY
 passed=$(python - "$report" <<'PY'
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()

@@ -78,3 +78,44 @@ def pytest_configure(config):
     if XDIST_WORKER:
         import torch
         torch.set_num_threads(1)      # two workers on two cores: one thread each, no threads waiting on each other
+
+
+# Per-test CPU time: with RSATALKER_TEST_CPU_LOG=FILE each test appends one JSON line to FILE, its set-up, call and
+# tear-down together: the CPU seconds of the pytest process itself and of the child processes it waited for (the
+# node processes a test starts, and what they waited for in turn), and the wall-clock seconds. scripts/run_tests.sh
+# sums them up, so that where the suite's CPU goes is visible on a loaded machine, where wall time says little.
+CPU_LOG = os.environ.get("RSATALKER_TEST_CPU_LOG")
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    import resource
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not CPU_LOG:
+        yield
+        return
+    import json
+    import time
+    own0, children0 = _cpu_seconds()
+    wall0, start = time.monotonic(), time.time()
+    yield
+    own1, children1 = _cpu_seconds()
+    line = json.dumps({"test": item.nodeid, "own_s": round(own1 - own0, 3), "children_s": round(children1 - children0, 3),
+                       "wall_s": round(time.monotonic() - wall0, 3), "worker": XDIST_WORKER, "start": round(start, 1)})
+    with open(CPU_LOG, "a", encoding="utf-8") as log:
+        log.write(line + "\n")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """(with RSATALKER_TEST_CPU_LOG) one more line per pytest process: all its CPU, collection and start-up included."""
+    if CPU_LOG:
+        import json
+        own, children = _cpu_seconds()
+        with open(CPU_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"process": XDIST_WORKER or "main", "own_s": round(own, 3),
+                                  "children_s": round(children, 3)}) + "\n")
