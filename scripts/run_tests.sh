@@ -12,9 +12,15 @@ export RSATALKER_REQUIRE_ROS=${RSATALKER_REQUIRE_ROS:-1}   # ROS tests may not b
 # and ~0.1 s per process. The caches are Python's and pytest's usual __pycache__ folders (ignored by git).
 unset PYTHONDONTWRITEBYTECODE
 report=$(mktemp)
-cpu_log=$(mktemp)
-trap 'rm -f "$report" "$cpu_log"' EXIT
-# Per-test CPU time (test/conftest.py): summed up at the end, with the tests that took the most
+# Per-test CPU time (test/conftest.py): summed up at the end, with the modules that took the most; a given
+# RSATALKER_TEST_CPU_LOG=FILE keeps each test's figures there (JSON lines, appended)
+cpu_log=${RSATALKER_TEST_CPU_LOG:-$(mktemp)}
+if [ -z "${RSATALKER_TEST_CPU_LOG:-}" ]; then
+  trap 'rm -f "$report" "$cpu_log"' EXIT
+else
+  : > "$cpu_log"
+  trap 'rm -f "$report"' EXIT
+fi
 export RSATALKER_TEST_CPU_LOG="$cpu_log"
 set +e
 # Two pytest-xdist workers (RSATALKER_TEST_WORKERS, default 2), so that while one waits on real-time DDS traffic the other
