@@ -17,7 +17,7 @@ if XDIST_WORKER.startswith("gw"):
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 # Before torch or numba load OpenMP: threads that wait at the end of a parallel region sleep instead of spinning.
 # The suite runs two workers (and their node processes) on two cores, so a spinning thread mostly burns the time
-# slice of the thread it waits for; on a loaded machine that cost the stage-3 training tests ~15 % of their CPU.
+# slice of the thread it waits for; on a loaded machine that cost the stage-3 training tests 10-20 % of their CPU.
 # Numerics and thread counts are unchanged.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 from rsatalker_ros.ros.dds import local_dds_defaults  # noqa: E402  (the graph's own DDS profile, as in bringup)
