@@ -3,6 +3,7 @@ ROS tests need the build; under pytest-xdist a module's tests stay on one worker
 
 import os
 import random
+import sys
 
 # Under pytest-xdist (scripts/run_tests.sh runs two workers) every worker is a process of its own: "gw0", "gw1", ...
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -24,6 +25,17 @@ from rsatalker_ros.ros.dds import local_dds_defaults  # noqa: E402  (the graph's
 local_dds_defaults()
 
 import pytest  # noqa: E402
+
+# pytest keeps each test module's assertion-rewritten code in test/__pycache__ unless bytecode writing is off
+# (PYTHONDONTWRITEBYTECODE, as on some CI machines): rewriting the ~80 test modules again cost each pytest worker
+# ~3.5 s of CPU at every collection. Writing is allowed while the test modules are collected (test_*.py only, see
+# pytest.ini; what they import from the source tree is cached beside it) and is set back as it was afterwards.
+DONT_WRITE_BYTECODE = sys.dont_write_bytecode
+sys.dont_write_bytecode = False
+
+
+def pytest_collection_finish(session):
+    sys.dont_write_bytecode = DONT_WRITE_BYTECODE
 
 
 def _ros_missing_reason() -> str | None:
