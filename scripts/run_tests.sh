@@ -38,9 +38,9 @@ cpu = lambda r: r["own_s"] + r["children_s"]
 workers = [r for r in procs if r["process"] != "main"]
 # (the main process's children are the workers, counted by themselves)
 total = sum(cpu(r) for r in workers) + sum(r["own_s"] if workers else cpu(r) for r in procs if r["process"] == "main")
-print(f"CPU time: {total:.0f} s in the pytest processes and the processes they waited for; {sum(cpu(r) for r in tests):.0f} s "
-      f"of it in tests ({sum(r['own_s'] for r in tests):.0f} s in-process, {sum(r['children_s'] for r in tests):.0f} s in "
-      f"child processes), the rest collection and start-up")
+in_tests, own = sum(cpu(r) for r in tests), sum(r["own_s"] for r in tests)
+print(f"CPU time: {total:.0f} s in the pytest processes and the processes they waited for; {in_tests:.0f} s of it in "
+      f"tests ({own:.0f} s in-process, {in_tests - own:.0f} s in child processes), the rest collection and start-up")
 modules = collections.Counter()
 for r in tests:
     modules[r["test"].split("::")[0]] += cpu(r)

@@ -122,8 +122,9 @@ def pytest_runtest_protocol(item, nextitem):
     wall0, start = time.monotonic(), time.time()
     yield
     own1, children1 = _cpu_seconds()
-    line = json.dumps({"test": item.nodeid, "own_s": round(own1 - own0, 3), "children_s": round(children1 - children0, 3),
-                       "wall_s": round(time.monotonic() - wall0, 3), "worker": XDIST_WORKER, "start": round(start, 1)})
+    line = json.dumps({"test": item.nodeid, "own_s": round(own1 - own0, 3),
+                       "children_s": round(children1 - children0, 3), "wall_s": round(time.monotonic() - wall0, 3),
+                       "worker": XDIST_WORKER, "start": round(start, 1)})
     with open(CPU_LOG, "a", encoding="utf-8") as log:
         log.write(line + "\n")
 
