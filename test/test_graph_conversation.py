@@ -33,20 +33,20 @@ def running(tmp_path_factory):
     probe = GraphProbe(["alice", "bob"])
     g = Graph(specs, log_dir=str(tmp / "logs"), env=child_env(), warm_spare=True)   # as rsatalker-bringup
     g.start(skip=[g.audio_group()])
+    # the warm spare the renderer's respawn starts in (rsatalker-bringup starts it 30 s after the graph): started
+    # with the nodes and ready before the conversation plays, so that its warm-up neither competes with the
+    # recorded turn nor keeps the whole graph running only to wait for it; ready before the respawn test, so that
+    # the test times what rsatalker-bringup does
+    spare = g.start_spare()
     try:
         assert probe.spin_for(120, probe.graph_ready), f"nodes did not come up; logs in {tmp / 'logs'}"
-        g.start_group(g.audio_group())
+        assert probe.spin_for(300, spare.ready), "the warm spare did not get ready"
+        g.start_group(g.audio_group(), warm=False)          # a new process: the spare stays for the respawn
         # the first turn (alice, 0.4-4.2 s) and the start of bob's answer
         assert probe.spin_for(60, lambda: probe.count("/rsatalker/bob/motion") >= 150), probe.summary()
-        # the warm spare the renderer's respawn starts in (rsatalker-bringup starts it 30 s after the graph; the
-        # first turn is recorded by now): it warms up while the renderers compile, so the graph does not run on
-        # only to wait for it
-        spare = g.start_spare()
         # renderers compile their numba kernels on the first frame (slow on a busy machine when not cached)
         assert probe.spin_for(120, lambda: min(probe.count(f"/rsatalker/{p}/image_raw") for p in ("alice", "bob"))
                               >= 10), probe.summary()
-        # ready before the respawn test, so that it times what rsatalker-bringup does
-        assert probe.spin_for(300, spare.ready), "the warm spare did not get ready"
         yield g, probe, tmp
     finally:
         g.stop()

@@ -183,7 +183,10 @@ def test_training_state_with_deep_json_is_refused(tmp_path):
     from rsatalker_ros.motion.config import MotionModelConfig
     from rsatalker_ros.motion.model import SocialMotionModel
     model = SocialMotionModel(MotionModelConfig(d_model=32, n_heads=2, window=8, n_query_tokens=2))
-    _, err = peak_bytes(lambda: load_train_state(path, model, torch.optim.Adam(model.parameters())))
+    # built before memory is traced: a process's first optimizer imports torch._dynamo, ~3 s of CPU that
+    # tracemalloc's tracing made ~10 s
+    optimizer = torch.optim.Adam(model.parameters())
+    _, err = peak_bytes(lambda: load_train_state(path, model, optimizer))
     assert_bad_file(err, path)
 
 

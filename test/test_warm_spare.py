@@ -36,7 +36,7 @@ def test_a_spare_runs_the_command_it_is_given_with_the_node_modules_already_impo
 def test_an_unused_spare_ends_when_the_supervisor_stops_it(tmp_path):
     from rsatalker_ros.ros.warm_spare import WarmSpare
     spare = WarmSpare.start(child_env(), str(tmp_path))
-    spare.stop()                                             # (closes its stdin; killed if still importing)
+    spare.stop()                                             # (closes its stdin: it ends even while importing)
     assert spare.proc.poll() is not None and not spare.usable()
 
 

@@ -10,7 +10,8 @@ Before that it also runs a small renderer and motion stage once (``warm_up``: nu
 ``compile_render_kernels`` alone is what scripts/bootstrap.sh runs (``compile_kernels_main``), failing loudly.
 The spare reads one line from stdin: JSON {"argv": [...], "log": path or null}; with a log path it appends its
 stdout and stderr there, then runs ``python -m <module> <args>`` (argv[1] == "-m") in this process. End of input
-without a line: it exits with code 0.
+without a line: it exits with code 0 at once, also while it is still importing or warming up (the supervisor
+stopped a spare it no longer needs: the rest of the start-up would be CPU spent for nothing).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import runpy
 import subprocess
 import sys
+import threading
 import time
 import traceback
 
@@ -59,7 +61,7 @@ class WarmSpare:
         return self.proc
 
     def stop(self) -> None:
-        """An unused spare: end it (closing its stdin ends it; killed after 5 s)."""
+        """An unused spare: end it (closing its stdin ends it at once; killed if it has not ended after 5 s)."""
         if self.proc.stdin is not None:
             self.proc.stdin.close()
             self.proc.stdin = None
@@ -141,15 +143,26 @@ def warm_up() -> None:
 
 
 def main() -> None:
+    # the order is read while the spare imports and warms up (an early one waits for the warm-up below); end of
+    # input ends the process at once
+    order: list[str] = []
+    given = threading.Event()
+
+    def read_order() -> None:
+        line = sys.stdin.readline()
+        if not line:
+            os._exit(0)                # nothing to finish: not yet any node, nothing written
+        order.append(line)
+        given.set()
+    threading.Thread(target=read_order, name="warm_spare_order", daemon=True).start()
     for name in PRELOAD:
         importlib.import_module(name)
     warm_up()
     if len(sys.argv) > 1:
         with open(sys.argv[1], "w"):
             pass
-    line = sys.stdin.readline()
-    if not line:
-        raise SystemExit(0)
+    given.wait()
+    line = order[0]
     try:
         argv, log = parse_order(line)
     except ValueError as err:
