@@ -20,6 +20,7 @@ import torch
 
 from rsatalker_ros.motion.features import FrameFeatureStream
 from rsatalker_ros.motion.config import NEUTRAL_QUERY
+from rsatalker_ros.motion.layout import AUDIO_RATE, SAMPLES_PER_FRAME
 from rsatalker_ros.motion.live_core import LiveCore, LiveSpeechEncoder
 from rsatalker_ros.motion.model import SocialMotionModel
 from rsatalker_ros.social.relation import Relation
@@ -78,6 +79,15 @@ class StreamingDyad:
     def lookahead_ms(self) -> float:
         return self.cfg.lookahead_ms
 
+    @property
+    def samples_to_next_frame(self) -> int:
+        """Samples of both participants still to push before ``push`` returns the next frame (<= 0: due now).
+        Frame k comes out once 640 (k + 1) samples plus the look-ahead have been pushed, however they were chunked,
+        so a caller may hold back audio until this many samples are there and push them at once: the same frames
+        at the same moment, with fewer calls."""
+        lookahead = int(round(self.cfg.lookahead_ms * AUDIO_RATE / 1000.0))
+        return SAMPLES_PER_FRAME * (self._next_frame + 1) + lookahead - self._samples_in
+
     def set_relation(self, relation: Relation | None) -> None:
         """Change the relationship live (None = unknown); applies from the next computed frame on."""
         self._query_list = list(query_indices_for(relation, *self.participants))
@@ -99,6 +109,7 @@ class StreamingDyad:
         self._hist = np.zeros((2, delay, D), np.float32)           # last `delay` predicted frames per participant
         self._hist_known = np.zeros(delay, bool)
         self._next_frame = 0
+        self._samples_in = 0                 # samples of both participants that went into the features
 
     def _recover(self) -> None:
         """Reset the model's state in place after a non-finite output: zero the audio encoder's context (same
@@ -120,6 +131,7 @@ class StreamingDyad:
             return [], []
         feats = self._feat.push(np.stack([p[:n] for p in self._pending]))
         self._pending = [p[n:] for p in self._pending]
+        self._samples_in += n
         return self._advance(feats, final=False)
 
     def flush(self):
@@ -181,6 +193,11 @@ class StreamingMotion:
     @property
     def lookahead_ms(self) -> float:
         return self._dyad.lookahead_ms
+
+    @property
+    def samples_to_next_frame(self) -> int:
+        """Samples of both streams still to push before ``push`` returns the next frame (StreamingDyad's)."""
+        return self._dyad.samples_to_next_frame
 
     @property
     def motion_dim(self) -> int:

@@ -128,6 +128,8 @@ class MotionStage:
         self.skipped = {"late_audio": 0}              # frames computed but not published, by cause
         self.last_skip_lag_ms = 0.0                   # audio lag of the last skipped frame
         self._delay_floor_ns: int | None = None       # least (clock now - frame stamp) since the stream (re)started
+        self._head_pose = None                        # ((head_position, head_yaw_deg), origin, quaternion)
+        self._held: list = []                         # aligned (own, partner) audio not yet given to the model
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -188,6 +190,7 @@ class MotionStage:
             self.voice.reset()
             self._lead_due = True
             self._delay_floor_ns = None
+            self._held.clear()
         if own.shape[0] == 0:
             return [], restarted
         if self._lead_due:
@@ -197,6 +200,14 @@ class MotionStage:
                 self.stream.push(silence, silence)
         for prob, end_s in self.voice.push(own, start / self.cfg.sample_rate):
             self.gate.update(prob, end_s)
+        # the model takes the audio once it completes a frame (its look-ahead included): the same frames at the
+        # same moment as chunk by chunk, in half the calls with 20 ms chunks
+        self._held.append((own, par))
+        if sum(o.shape[0] for o, _ in self._held) < self.stream.samples_to_next_frame:
+            return [], restarted
+        if len(self._held) > 1:
+            own, par = (np.concatenate(x) for x in zip(*self._held))
+        self._held.clear()
         frames = self.stream.push(own, par)
         self.frames_computed += len(frames)
         centre = SAMPLES_PER_FRAME / 2 - self.lead
@@ -231,5 +242,9 @@ class MotionStage:
         return True
 
     def head_pose(self) -> tuple[list, np.ndarray]:
-        """(origin [3] in world_frame [m], quaternion x, y, z, w) of the head frame."""
-        return [float(v) for v in self.cfg.head_position], head_rotation(self.cfg.head_yaw_deg)
+        """(origin [3] in world_frame [m], quaternion x, y, z, w) of the head frame (computed again only when the
+        parameters change: the node asks for it with every frame)."""
+        key = (self.cfg.head_position, self.cfg.head_yaw_deg)
+        if self._head_pose is None or self._head_pose[0] != key:
+            self._head_pose = (key, [float(v) for v in key[0]], head_rotation(key[1]))
+        return self._head_pose[1], self._head_pose[2]
