@@ -294,15 +294,25 @@ def mono_audio_from_msg(msg: AudioFrame, participant_id: str, limits,
     """One participant's AudioFrame as the nodes take it -> (mono float32 [n], None), or (None, Rejection) naming
     the cause: the frame is checked before decoding (participant, stamp within limits.max_future_s /
     limits.max_age_s of ``now_ns``, the node's clock [ns]; None = not checked, format, rate, mono, declared size)
-    and its samples after (finite, within limits.max_abs_sample). limits: InputLimits (a node's config)."""
+    and its samples after (finite, within limits.max_abs_sample). limits: InputLimits (a node's config).
+    msg: the message, or its fields read by ``audio_frame_from_cdr``."""
     from rsatalker_ros.input_limits import Rejection, check_audio, check_samples
     why = check_audio(msg, limits, participant_id, now_ns)
     if why is not None:
         return None, why
-    try:
-        x = audio_from_msg(msg, max_samples=int(limits.max_chunk_s * limits.sample_rate))[:, 0]
-    except ValueError as err:
-        return None, Rejection("non_finite" if "finite" in str(err) else "format", str(err))
+    if msg.sample_format == AudioFrame.FORMAT_S16LE:
+        # the checks above leave whole mono samples (nothing for audio_from_msg to refuse): decoded in place, and
+        # S16LE is finite and within [-1, 32767/32768] by construction, so the sample check only runs for a
+        # max_abs_sample below full scale
+        x = np.frombuffer(msg.data, dtype="<i2").astype(np.float32)
+        x *= np.float32(1.0 / 32768.0)             # (exact: a power of two, the same numbers as / 32768.0)
+        if limits.max_abs_sample >= 1.0:
+            return x, None
+    else:
+        try:
+            x = audio_from_msg(msg, max_samples=int(limits.max_chunk_s * limits.sample_rate))[:, 0]
+        except ValueError as err:
+            return None, Rejection("non_finite" if "finite" in str(err) else "format", str(err))
     why = check_samples(x, limits)
     return (None, why) if why is not None else (x, None)
 
