@@ -190,21 +190,30 @@ class MotionNode(StageNode):
 
 class FrameMessages:
     """The messages of each MotionFrame: (FaceMesh or None without vertices, SocialMotion, head_pose
-    TransformStamped), stamped with the frame's audio-clock time. The same three message objects are filled again
-    for every frame (a new set per frame cost about twice the CPU): publish a frame's messages before asking for
-    the next frame's (a publisher serialises a message in ``publish``)."""
+    TransformStamped), stamped with the frame's audio-clock time. The same message objects are filled again for
+    every frame (a new set per frame cost about twice the CPU; the relation and pose parts are built again only
+    when they change): publish a frame's messages before asking for the next frame's (a publisher serialises a
+    message in ``publish``)."""
 
     def __init__(self):
         self.mesh, self.motion = FaceMesh(), SocialMotion()
+        self._relation = self._pose = None          # (what it was built from, message)
 
     def __call__(self, cfg: MotionConfig, stage: MotionStage, frames, speaking: bool):
         head_frame = topics.head_frame(cfg.participant)
         msg = self.motion
         msg.participant_id, msg.header.frame_id, msg.turn_index = cfg.participant, head_frame, stage.turn_index
         msg.role = SocialMotion.ROLE_SPEAKING if speaking else SocialMotion.ROLE_LISTENING
-        msg.relation = relation_to_msg(stage.relation.relation)
+        relation = stage.relation.relation
+        if self._relation is None or self._relation[0] != relation:
+            self._relation = (relation, relation_to_msg(relation))
+            msg.relation = self._relation[1]
         pos, quat = stage.head_pose()
-        pose = transform_msg(cfg.world_frame, head_frame, pos, quat, 0)      # (stamped per frame below)
+        key = (cfg.world_frame, head_frame, pos, quat)
+        if self._pose is None or self._pose[0][:2] != key[:2] or self._pose[0][2] is not pos \
+                or self._pose[0][3] is not quat:          # (head_pose returns the same objects until it changes)
+            self._pose = (key, transform_msg(cfg.world_frame, head_frame, pos, quat, 0))
+        pose = self._pose[1]
         for f in frames:
             motion_to_flame_params(f.motion, stage.layout, reuse=msg.params)
             ns_to_stamp(f.stamp_ns, msg.header.stamp)

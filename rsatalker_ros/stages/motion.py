@@ -130,6 +130,7 @@ class MotionStage:
         self._delay_floor_ns: int | None = None       # least (clock now - frame stamp) since the stream (re)started
         self._head_pose = None                        # ((head_position, head_yaw_deg), origin, quaternion)
         self._held: list = []                         # aligned (own, partner) audio not yet given to the model
+        self._held_start = 0                          # clock index of its first sample
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -186,11 +187,13 @@ class MotionStage:
         self.aligner.push(stream, samples, stamp_ns)
         own, par, start, restarted = self.aligner.pop()
         if restarted:
+            if self._held:                # the voice activity hears what it would have heard before the restart
+                self._hear(np.concatenate([o for o, _ in self._held]), self._held_start)
+                self._held.clear()
             self.stream.reset()
             self.voice.reset()
             self._lead_due = True
             self._delay_floor_ns = None
-            self._held.clear()
         if own.shape[0] == 0:
             return [], restarted
         if self._lead_due:
@@ -198,16 +201,18 @@ class MotionStage:
             if self.lead:
                 silence = np.zeros(self.lead, np.float32)
                 self.stream.push(silence, silence)
-        for prob, end_s in self.voice.push(own, start / self.cfg.sample_rate):
-            self.gate.update(prob, end_s)
-        # the model takes the audio once it completes a frame (its look-ahead included): the same frames at the
-        # same moment as chunk by chunk, in half the calls with 20 ms chunks
+        # the voice activity and the model take the audio once it completes a frame (its look-ahead included): the
+        # same frames at the same moment, and the same voice decisions before them, as chunk by chunk, in half
+        # the calls with 20 ms chunks
+        if not self._held:
+            self._held_start = start
         self._held.append((own, par))
         if sum(o.shape[0] for o, _ in self._held) < self.stream.samples_to_next_frame:
             return [], restarted
         if len(self._held) > 1:
             own, par = (np.concatenate(x) for x in zip(*self._held))
         self._held.clear()
+        self._hear(own, self._held_start)
         frames = self.stream.push(own, par)
         self.frames_computed += len(frames)
         centre = SAMPLES_PER_FRAME / 2 - self.lead
@@ -226,6 +231,11 @@ class MotionStage:
         verts = self.skin(motion) if self.cfg.publish_mesh else None
         out = [MotionFrame(stamps[i], motion[j], None if verts is None else verts[j]) for j, i in enumerate(keep)]
         return out, restarted
+
+    def _hear(self, own: np.ndarray, start: int) -> None:
+        """This participant's voice activity over own audio [n] from clock index ``start``."""
+        for prob, end_s in self.voice.push(own, start / self.cfg.sample_rate):
+            self.gate.update(prob, end_s)
 
     def audio_lag_ms(self, frame_stamp_ns: int, now_ns: int) -> float:
         """How much later than the most punctual frame so far a frame's audio arrived at now_ns [ms]."""
