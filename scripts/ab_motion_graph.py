@@ -149,7 +149,7 @@ def instrumented_node(out: str, argv: list) -> None:
 
     from rsatalker_ros.nodes import motion
     Publisher.publish = timed("Publisher.publish", Publisher.publish)
-    for name in ("mono_audio_from_msg", "frame_messages", "mesh_to_msg"):
+    for name in ("mono_audio_from_msg", "mesh_to_msg"):
         if hasattr(motion, name):
             setattr(motion, name, timed(name, getattr(motion, name)))
     threading.Thread(target=dump_every_second, daemon=True).start()

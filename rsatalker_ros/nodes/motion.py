@@ -4,7 +4,8 @@ motion, the posed head mesh, an rviz2 marker and the head frame.
     python -m rsatalker_ros.nodes.motion --ros-args -r __node:=motion_alice -p participant:=alice -p partner:=bob
 
 A lifecycle node around rsatalker_ros.stages.motion (parameters: MotionConfig). Subscribes
-/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 0.5 s deep: qos.AUDIO_IN) and
+/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 0.5 s deep: qos.AUDIO_IN; ~100 chunks a
+second in all, taken serialized and read by convert.audio_frame_from_cdr, then checked like any AudioFrame) and
 /rsatalker/conversation. The relationship comes from the ConversationState (``relation_source: conversation``; the relation_* parameters until
 one arrives) or from the relation_* parameters only (``relation_source: parameters``).
 
@@ -221,11 +222,6 @@ class FrameMessages:
             mesh = None if f.vertices is None else mesh_to_msg(f.vertices, cfg.participant, stage.topology_id,
                                                                 f.stamp_ns, head_frame, reuse=self.mesh)
             yield mesh, msg, pose
-
-
-def frame_messages(cfg: MotionConfig, stage: MotionStage, frames, speaking: bool):
-    """``FrameMessages`` of one batch of frames, on message objects of their own."""
-    return FrameMessages()(cfg, stage, frames, speaking)
 
 
 def main(args=None):

@@ -4,7 +4,9 @@ face motion and the posed head mesh, 25 frames per second. Pure Python; rsatalke
 ``push_audio(stream, samples, stamp_ns)`` places both streams on one audio clock (PairAligner), runs the own
 participant's voice activity (for the SPEAKING / LISTENING role when no conversation node speaks), and feeds the
 streaming model (StreamingMotion: the partner's motion it conditions on is the model's own live prediction), which
-returns each 40 ms frame once its look-ahead has arrived. Frames are stamped with the audio-clock time of their
+returns each 40 ms frame once its look-ahead has arrived. Aligned audio is held until it completes the next frame
+(``StreamingMotion.samples_to_next_frame``) and then goes through the voice activity and the model at once: the
+same frames at the same push, the same voice decisions, in half the calls (20 ms chunks, 40 ms frames). Frames are stamped with the audio-clock time of their
 centre; the frame grid starts ``frame_phase_ms`` into the audio clock.
 
 Lateness is bounded: given this node's clock on arrival (``now_ns``), a frame whose audio came more than
