@@ -33,13 +33,14 @@ def _as_samples(x, what: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 1:
         raise ValueError(f"{what}: expected mono 16 kHz samples of shape [n], got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":                       # (np.issubdtype(x.dtype, np.floating), without its Python cost)
         raise ValueError(f"{what}: expected float samples in [-1, 1], got dtype {x.dtype} (convert int16 with "
                          f"/32768)")
     x = x.astype(np.float32)   # a copy: the caller's array is left as it was
     if not np.isfinite(x).all():                  # (the check is cheaper than nan_to_num on every chunk)
         np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-    np.clip(x, -1.0, 1.0, out=x)
+    np.maximum(x, -1.0, out=x)                    # np.clip(x, -1, 1): the ufuncs without clip's Python wrapper
+    np.minimum(x, 1.0, out=x)
     return x
 
 
@@ -161,7 +162,7 @@ class StreamingDyad:
             # participant a hears a as own audio and b as partner; b the other way round; each sees the
             # other's predicted motion `delay` frames late
             past = self._hist[::-1, :k]
-            known = np.broadcast_to(self._hist_known[:k], (2, k))
+            known = self._hist_known[None, :k].repeat(2, 0)                       # [2, k]
             motion = self._core(a, a[::-1], past, known, queries)                  # [2, k, D]
             if np.isfinite(motion).all():
                 self._hist = np.concatenate([self._hist, motion], 1)[:, -delay:]
