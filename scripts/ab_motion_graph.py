@@ -8,7 +8,9 @@ renderers unless ``--renderers``; a probe subscribes to each mesh and motion top
 meshes, then measures each motion process's user + system CPU over ``--seconds`` [cores], the meshes received
 [Hz] and from both the CPU it takes per 25 meshes a second (a process starved by a busy machine makes fewer). Prints each run and, per root, the median over rounds and its ratio to the first root. The machine may be
 shared: only the ratios of one run mean something. ``--profile PATH/py-spy`` samples motion_alice with py-spy
-during each measured span and prints its functions by share of the samples.
+during each measured span and prints its functions by share of the samples. ``--instrument`` runs motion_alice
+with CPU accounting (``instrumented_node``): its callbacks, the stage's push_audio, the input decoding, every
+publish, and each of the process's threads by name (the executor's main thread, Fast DDS's), in cores.
 """
 
 from __future__ import annotations
