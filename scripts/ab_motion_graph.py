@@ -8,7 +8,9 @@ renderers unless ``--renderers``; a probe subscribes to each mesh and motion top
 meshes, then measures each motion process's user + system CPU over ``--seconds`` [cores], the meshes received
 [Hz] and from both the CPU it takes per 25 meshes a second (a process starved by a busy machine makes fewer). Prints each run and, per root, the median over rounds and its ratio to the first root. The machine may be
 shared: only the ratios of one run mean something. ``--profile PATH/py-spy`` samples motion_alice with py-spy
-during each measured span and prints its functions by share of the samples.
+during each measured span and prints its functions by share of the samples. ``--instrument`` runs motion_alice
+with CPU accounting (``instrumented_node``): its callbacks, the stage's push_audio, the input decoding, every
+publish, and each of the process's threads by name (the executor's main thread, Fast DDS's), in cores.
 """
 
 from __future__ import annotations
@@ -85,21 +87,19 @@ def child(seconds: float, profile: str, out: str, renderers: bool, instrument: b
 
 
 def instrumented_node(out: str, argv: list) -> None:
-    """rsatalker_ros.nodes.container's main with CPU accounting per second of wall time, from 25 s after the
-    start on (imports and models left out): the motion node's callbacks, the stage's push_audio, everything the
-    executor's main thread does (spin_once: callbacks + the executor's own work) and the whole process (DDS
-    threads too); written to ``out`` (json) at exit."""
-    import atexit
+    """rsatalker_ros.nodes.container's main with CPU accounting per second of wall time, from 3 s after the
+    first published frame on (imports, models and the start of the stream left out): the motion node's callbacks, the stage's push_audio and the process's
+    threads by name (the executor's main thread, DDS's threads); written to ``out`` (json) once a second (the
+    process ends with os._exit: nothing runs at exit)."""
     import json
-
-    from rclpy.executors import SingleThreadedExecutor
+    import threading
 
     from rsatalker_ros.nodes import container
     from rsatalker_ros.nodes.motion import MotionNode
     from rsatalker_ros.stages.motion import MotionStage
     acc: dict = {}
-    start = time.monotonic() + 25.0
     mark: dict = {}
+    publishing = threading.Event()
 
     def timed(label, fn):
         def wrapper(*a, **k):
@@ -107,28 +107,54 @@ def instrumented_node(out: str, argv: list) -> None:
             try:
                 return fn(*a, **k)
             finally:
-                if time.monotonic() > start:
-                    if not mark:
-                        mark.update(wall=time.monotonic(), process=time.process_time())
-                    else:
-                        acc[label] = acc.get(label, 0.0) + time.thread_time() - t
+                if mark:
+                    acc[label] = acc.get(label, 0.0) + time.thread_time() - t
         return wrapper
+
+    def thread_cpu() -> dict:
+        """CPU seconds per thread name (comm) of this process: user + system clock ticks from /proc."""
+        res: dict = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = "main" if tid == str(os.getpid()) else stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            res[name] = res.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        return res
+
+    def dump_every_second():
+        publishing.wait()
+        time.sleep(3.0)
+        threads0 = thread_cpu()
+        mark.update(wall=time.monotonic(), process=time.process_time())
+        while True:
+            time.sleep(1.0)
+            wall = time.monotonic() - mark["wall"]
+            res = {f"cpu {k}": v / wall for k, v in list(acc.items())}
+            res["cpu process"] = (time.process_time() - mark["process"]) / wall
+            res.update({f"thread {k}": (v - threads0.get(k, 0.0)) / wall for k, v in thread_cpu().items()})
+            with open(out + ".tmp", "w") as f:
+                json.dump(res, f)
+            os.replace(out + ".tmp", out)
 
     for name in ("_on_audio", "_on_conversation", "_publish_frames", "_publish_marker", "_publish_diagnostics"):
         if hasattr(MotionNode, name):
             setattr(MotionNode, name, timed(name, getattr(MotionNode, name)))
+    publish = MotionNode._publish_frames
+    MotionNode._publish_frames = lambda self, frames: (publishing.set(), publish(self, frames))[1]
     MotionStage.push_audio = timed("stage.push_audio", MotionStage.push_audio)
-    SingleThreadedExecutor.spin_once = timed("spin_once (main thread)", SingleThreadedExecutor.spin_once)
+    from rclpy.publisher import Publisher
 
-    def dump():
-        if mark:
-            wall = time.monotonic() - mark["wall"]
-            res = {f"cpu {k}": v / wall for k, v in acc.items()}
-            res["cpu process"] = (time.process_time() - mark["process"]) / wall
-            with open(out, "w") as f:
-                json.dump(res, f)
-
-    atexit.register(dump)
+    from rsatalker_ros.nodes import motion
+    Publisher.publish = timed("Publisher.publish", Publisher.publish)
+    for name in ("mono_audio_from_msg", "mesh_to_msg"):
+        if hasattr(motion, name):
+            setattr(motion, name, timed(name, getattr(motion, name)))
+    threading.Thread(target=dump_every_second, daemon=True).start()
     sys.argv = argv
     container.main()
 

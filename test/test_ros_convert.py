@@ -118,3 +118,31 @@ def test_image_round_trip_and_a_reused_message_carries_only_the_new_frame():
     np.testing.assert_array_equal(image_from_msg(small), b[:5])
     with pytest.raises(ValueError, match="uint8"):
         image_to_msg(a.astype(np.float32), 1, "f")
+
+
+def test_a_serialized_audio_frame_reads_as_the_message_and_truncated_bytes_are_refused():
+    """The motion node takes its audio serialized (a raw subscription): audio_frame_from_cdr gives the fields the
+    generated type gives, and a message cut short is a ValueError naming what ran out, not a crash or garbage."""
+    from rclpy.serialization import serialize_message
+
+    from rsatalker_ros.msg import AudioFrame
+    from rsatalker_ros.ros.convert import audio_frame_from_cdr, audio_to_msg, mono_audio_from_msg
+    from rsatalker_ros.stages.motion import MotionConfig
+    from rsatalker_ros.stages import params
+    cfg = params.build(MotionConfig, {})
+    rng = np.random.default_rng(0)
+    for frame_id, pid, n, fmt in (("", "alice", 320, AudioFrame.FORMAT_S16LE), ("mic", "bo", 7, AudioFrame.FORMAT_F32LE),
+                                  ("é", "x" * 13, 1, AudioFrame.FORMAT_S16LE)):
+        msg = audio_to_msg(rng.uniform(-0.5, 0.5, n), 16000, pid, 1_700_000_000_123_456_789, fmt, frame_id)
+        raw = serialize_message(msg)
+        got = audio_frame_from_cdr(raw)
+        assert (got.header.stamp.sec, got.header.stamp.nanosec, got.header.frame_id, got.participant_id,
+                got.sample_rate, got.channels, got.sample_format, bytes(got.data)) == \
+            (msg.header.stamp.sec, msg.header.stamp.nanosec, frame_id, pid, 16000, 1, fmt, bytes(msg.data))
+        x, why = mono_audio_from_msg(got, pid, cfg)
+        y, _ = mono_audio_from_msg(msg, pid, cfg)
+        assert why is None and np.array_equal(x, y)
+        for cut in (6, 20, len(raw) - 1):
+            with pytest.raises(ValueError, match="AudioFrame"):
+                audio_frame_from_cdr(raw[:cut])
+    assert audio_frame_from_cdr(b"\x00\x00" + raw[2:]) is None        # big-endian CDR: left to rclpy's reader

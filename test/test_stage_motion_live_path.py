@@ -17,7 +17,7 @@ def test_live_frames_equal_the_batch_model_and_head(tmp_path):
                                                     "relation_source": "parameters", "relation_kinship": "blood",
                                                     "relation_hierarchy": "unequal", "relation_senior": "bob"}))
     a, b, _ = demo_audio(3.0)           # alice speaks, bob listens
-    t0, frames, partner = 10**12, [], []
+    t0, frames, partner, aligned_at = 10**12, [], [], []
     for k in range(0, a.size, 320):
         for stream, x in ((0, a), (1, b)):
             out, restarted = stage.push_audio(stream, x[k:k + 320], t0 + k * 62_500)
@@ -25,8 +25,12 @@ def test_live_frames_equal_the_batch_model_and_head(tmp_path):
             if out:                                     # the partner's frames of the same model step
                 frames += out
                 partner += stage.stream.last_partner_frames
+                aligned_at += [k + 320] * len(out)      # samples of both streams there when it came out
     T = a.size // 640 - 1                               # the last frame waits for look-ahead past the end
     assert len(frames) == T and len(partner) == T
+    # no frame waits for more audio than its own look-ahead (600 samples, 37.5 ms): each comes out with the
+    # first 20 ms chunk that completes it, although the stage hands the model its audio a frame at a time
+    assert aligned_at == [-(-(640 * (i + 1) + 600) // 320) * 320 for i in range(T)]
     assert [f.stamp_ns for f in frames] == [t0 + 20_000_000 + 40_000_000 * i for i in range(T)]
     motion = np.stack([f.motion for f in frames])
     feats = torch.stack([frame_features(w[:T * 640]) for w in (a, b)])

@@ -86,7 +86,8 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     a, b = a[:n, 0].copy(), b[:n, 0].copy()
     stage = MotionStage(params.build(MotionConfig, {"checkpoint": checkpoint, "torch_threads": threads}))
     try:
-        from rsatalker_ros.nodes.motion import frame_messages
+        from rsatalker_ros.nodes.motion import FrameMessages
+        frame_messages = FrameMessages()          # the node's messages, refilled for every frame as the node does
     except ImportError as e:                      # no built interfaces: the stage alone
         print(f"  (messages not built: {e})")
         frame_messages = None

@@ -3,11 +3,11 @@
 
 The numbers are those of ``HeadModel.pose`` (rsatalker_ros.face.lbs: blendshapes, joints, pose correctives,
 skinning) to float rounding, with zero shape and no global rotation or translation, as the motion stage poses.
-The joints' rotations and forward kinematics ([B, 5, 3, 3]-sized) run in numpy, where a small op costs a
-microsecond instead of torch's several; the blendshape products run in torch (MKL, the threads torch was given:
-numpy's OpenBLAS spreads a [1, 52] x [52, 13614] product over every core and spins on a busy machine), the
-blend of the joints' transforms per vertex in one compiled pass (numba; numpy took a [V, 5] x [5, 12] product and
-six [V, 3] passes).
+The joints' rotations and forward kinematics ([B, 5, 3, 3]-sized) run as one compiled pass (numba; as ~40 numpy
+ops of a microsecond or more each they cost more than the vertex blend); the blendshape products run in torch
+(MKL, the threads torch was given: numpy's OpenBLAS spreads a [1, 52] x [52, 13614] product over every core and
+spins on a busy machine), the blend of the joints' transforms per vertex in one compiled pass over each vertex's
+joints of non-zero weight (numba; numpy took a [V, 5] x [5, 12] product and six [V, 3] passes).
 
     skin = LiveSkinner(load_head("default_older"))
     verts = skin(motion)            # motion [B, E + 12] float32 in head.layout -> vertices [B, V, 3] float32 metres
@@ -36,6 +36,7 @@ class LiveSkinner:
         self.weights = f32(head.weights)                                             # [V, K]
         self.n_vertices, self.n_joints = V, len(self.parents)
         self._eye = np.eye(3, dtype=np.float32)
+        self._parents = np.asarray(self.parents, np.int64)
 
     def __call__(self, motion: np.ndarray) -> np.ndarray:
         """motion [B, E + 12] (self.layout) -> vertices [B, V, 3] float32, metres, head frame."""
@@ -50,64 +51,108 @@ class LiveSkinner:
         rotvecs = np.zeros((B, K, 3), np.float32)         # joints: global (no rotation), neck, jaw, left/right eye
         rotvecs[:, 1], rotvecs[:, 2] = m[:, lay.neck], m[:, lay.jaw]
         rotvecs[:, 3:5] = m[:, lay.eyes].reshape(B, 2, 3)
-        rot = axis_angle_to_matrix(rotvecs)                                           # [B, K, 3, 3]
+        # local rotations [B, K, 3, 3] and skinning transforms [B, K, 3, 4] in one compiled pass (numpy's ~40
+        # small ops on [B, 5, 3, 3] arrays cost more than the [V]-sized blend)
+        rot, T = skinning_transforms(rotvecs, np.ascontiguousarray(joints, np.float32), self._parents)
         if self.posedirs.shape[0]:
             feat = np.ascontiguousarray((rot[:, 1:] - self._eye).reshape(B, -1))      # [B, 9 (K-1)]
             verts = verts.addmm(torch.from_numpy(feat), self.posedirs)
-        verts = verts.numpy().reshape(B, V, 3)
-        world_r, world_t = joint_world(rot, joints, self.parents)                   # [B, K, 3, 3], [B, K, 3]
-        # skinning transforms (rest point -> posed point for joint k): [R_k | t_k - R_k J_k], blended per vertex
-        T = np.concatenate([world_r, (world_t - (world_r @ joints[..., None])[..., 0])[..., None]], -1)
-        return blend_transforms(verts, self.weights, np.ascontiguousarray(T, np.float32))
+        return blend_transforms(verts.numpy().reshape(B, V, 3), self.weights, T)
 
 
 @numba.njit(cache=True, nogil=True)
 def blend_transforms(verts, weights, T):
     """Linear blend skinning: each vertex moved by its weighted sum of the joints' transforms. verts [B, V, 3]
     rest positions, weights [V, K], T [B, K, 3, 4] (rotation | translation) -> [B, V, 3] float32, in one pass
-    over the vertices."""
+    over the vertices (each vertex's blended [3, 4] transform summed over its joints of non-zero weight: most
+    vertices follow one or two of them, and adding 0 w T changes nothing)."""
     B, V, _ = verts.shape
     K = weights.shape[1]
     out = np.empty((B, V, 3), np.float32)
     for b in range(B):
         Tb = T[b]
         for v in range(V):
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = np.float32(0.0)
+            for k in range(K):
+                w = weights[v, k]
+                if w != 0:
+                    a0 += w * Tb[k, 0, 0]
+                    a1 += w * Tb[k, 0, 1]
+                    a2 += w * Tb[k, 0, 2]
+                    a3 += w * Tb[k, 0, 3]
+                    b0 += w * Tb[k, 1, 0]
+                    b1 += w * Tb[k, 1, 1]
+                    b2 += w * Tb[k, 1, 2]
+                    b3 += w * Tb[k, 1, 3]
+                    c0 += w * Tb[k, 2, 0]
+                    c1 += w * Tb[k, 2, 1]
+                    c2 += w * Tb[k, 2, 2]
+                    c3 += w * Tb[k, 2, 3]
             x, y, z = verts[b, v, 0], verts[b, v, 1], verts[b, v, 2]
-            for r in range(3):
-                m0 = m1 = m2 = m3 = np.float32(0.0)
-                for k in range(K):
-                    w = weights[v, k]
-                    m0 += w * Tb[k, r, 0]
-                    m1 += w * Tb[k, r, 1]
-                    m2 += w * Tb[k, r, 2]
-                    m3 += w * Tb[k, r, 3]
-                out[b, v, r] = m3 + m0 * x + m1 * y + m2 * z
+            out[b, v, 0] = a3 + a0 * x + a1 * y + a2 * z
+            out[b, v, 1] = b3 + b0 * x + b1 * y + b2 * z
+            out[b, v, 2] = c3 + c0 * x + c1 * y + c2 * z
     return out
 
 
-def axis_angle_to_matrix(rotvec: np.ndarray) -> np.ndarray:
-    """rotvec [..., 3] float32 (radians) -> rotation matrices [..., 3, 3]; lbs.axis_angle_to_matrix in numpy
-    (the same Taylor terms below 1e-4 rad)."""
-    theta2 = (rotvec * rotvec).sum(-1)[..., None, None]                               # [..., 1, 1]
-    theta = np.sqrt(np.maximum(theta2, np.float32(1e-12)))
-    small = theta2 < 1e-8
-    a = np.where(small, 1.0 - theta2 / 6.0, np.sin(theta) / theta).astype(np.float32)
-    b = np.where(small, 0.5 - theta2 / 24.0, (1.0 - np.cos(theta)) / np.maximum(theta2, np.float32(1e-12)))
-    x, y, z = rotvec[..., 0], rotvec[..., 1], rotvec[..., 2]
-    skew = np.zeros(rotvec.shape[:-1] + (3, 3), np.float32)
-    skew[..., 0, 1], skew[..., 0, 2], skew[..., 1, 2] = -z, y, -x
-    skew[..., 1, 0], skew[..., 2, 0], skew[..., 2, 1] = z, -y, x
-    return np.eye(3, dtype=np.float32) + a * skew + b.astype(np.float32) * (skew @ skew)
+@numba.njit(cache=True, nogil=True)
+def skinning_transforms(rotvecs, joints, parents):
+    """rotvecs [B, K, 3] float32 local axis-angles [rad], joints [B, K, 3] float32 rest positions, parents [K] int64
+    (-1: root; each parent before its children) -> (local rotations [B, K, 3, 3], skinning transforms
+    [B, K, 3, 4]: [R_k | t_k - R_k J_k], rest point -> posed point for joint k). lbs.axis_angle_to_matrix (the
+    same Taylor terms below 1e-4 rad) and lbs.joint_transforms in float32, compiled."""
+    B, K, _ = rotvecs.shape
+    rot = np.empty((B, K, 3, 3), np.float32)
+    wr = np.empty((K, 3, 3), np.float32)
+    wt = np.empty((K, 3), np.float32)
+    T = np.empty((B, K, 3, 4), np.float32)
+    S, S2 = np.empty((3, 3), np.float32), np.empty((3, 3), np.float32)
+    for bi in range(B):
+        for k in range(K):
+            x, y, z = rotvecs[bi, k, 0], rotvecs[bi, k, 1], rotvecs[bi, k, 2]
+            theta2 = x * x + y * y + z * z
+            if theta2 < np.float32(1e-8):                 # the Taylor terms of sin and cos below 1e-4 rad
+                a = np.float32(1.0) - theta2 / np.float32(6.0)
+                b = np.float32(0.5) - theta2 / np.float32(24.0)
+            else:
+                theta = np.sqrt(max(theta2, np.float32(1e-12)))
+                a = np.sin(theta) / theta
+                b = (np.float32(1.0) - np.cos(theta)) / max(theta2, np.float32(1e-12))
+            S[0, 0], S[0, 1], S[0, 2] = 0.0, -z, y
+            S[1, 0], S[1, 1], S[1, 2] = z, 0.0, -x
+            S[2, 0], S[2, 1], S[2, 2] = -y, x, 0.0
+            for i in range(3):
+                for j in range(3):
+                    S2[i, j] = S[i, 0] * S[0, j] + S[i, 1] * S[1, j] + S[i, 2] * S[2, j]
+            for i in range(3):
+                for j in range(3):
+                    rot[bi, k, i, j] = (np.float32(1.0) if i == j else np.float32(0.0)) + a * S[i, j] + b * S2[i, j]
+        for k in range(K):                                  # forward kinematics
+            p = parents[k]
+            if p < 0:
+                wr[k] = rot[bi, k]
+                wt[k] = joints[bi, k]
+            else:
+                for i in range(3):
+                    for j in range(3):
+                        wr[k, i, j] = wr[p, i, 0] * rot[bi, k, 0, j] + wr[p, i, 1] * rot[bi, k, 1, j] + \
+                            wr[p, i, 2] * rot[bi, k, 2, j]
+                d0 = joints[bi, k, 0] - joints[bi, p, 0]
+                d1 = joints[bi, k, 1] - joints[bi, p, 1]
+                d2 = joints[bi, k, 2] - joints[bi, p, 2]
+                for i in range(3):
+                    wt[k, i] = wt[p, i] + (wr[p, i, 0] * d0 + wr[p, i, 1] * d1 + wr[p, i, 2] * d2)
+            for i in range(3):
+                for j in range(3):
+                    T[bi, k, i, j] = wr[k, i, j]
+                T[bi, k, i, 3] = wt[k, i] - (wr[k, i, 0] * joints[bi, k, 0] + wr[k, i, 1] * joints[bi, k, 1] +
+                                              wr[k, i, 2] * joints[bi, k, 2])
+    return rot, T
 
 
-def joint_world(rot: np.ndarray, joints: np.ndarray, parents: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Forward kinematics (lbs.joint_transforms): rot [B, K, 3, 3] local rotations, joints [B, K, 3] rest
-    positions -> (world rotations [B, K, 3, 3], posed joint positions [B, K, 3])."""
-    world_r, world_t = np.empty_like(rot), np.empty_like(joints)
-    for k, p in enumerate(parents):
-        if p < 0:
-            world_r[:, k], world_t[:, k] = rot[:, k], joints[:, k]
-        else:
-            world_r[:, k] = world_r[:, p] @ rot[:, k]
-            world_t[:, k] = world_t[:, p] + (world_r[:, p] @ (joints[:, k] - joints[:, p])[..., None])[..., 0]
-    return world_r, world_t
+def compile_kernels() -> None:
+    """Compile (or load from numba's on-disk cache) this module's kernels on a tiny input."""
+    verts, weights = np.zeros((1, 1, 3), np.float32), np.ones((1, 1), np.float32)
+    rot, T = skinning_transforms(np.zeros((1, 1, 3), np.float32), np.zeros((1, 1, 3), np.float32),
+                                 np.full(1, -1, np.int64))
+    blend_transforms(verts, weights, T)

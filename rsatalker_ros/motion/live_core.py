@@ -290,7 +290,9 @@ class LiveCore:
         motion = out * self.motion_std + self.motion_mean
         if self.cfg.basis == "arkit52":                  # blendshape weights are 0..1 (as model.core when live)
             n = self.cfg.motion_dim - 12
-            np.clip(motion[..., :n], 0.0, 1.0, out=motion[..., :n])
+            w = motion[..., :n]                          # np.clip(w, 0, 1) as its two ufuncs (clip's wrapper costs more)
+            np.maximum(w, 0.0, out=w)
+            np.minimum(w, 1.0, out=w)
         return motion
 
     def _compiled_args(self) -> dict:

@@ -20,6 +20,7 @@ import torch
 
 from rsatalker_ros.motion.features import FrameFeatureStream
 from rsatalker_ros.motion.config import NEUTRAL_QUERY
+from rsatalker_ros.motion.layout import AUDIO_RATE, SAMPLES_PER_FRAME
 from rsatalker_ros.motion.live_core import LiveCore, LiveSpeechEncoder
 from rsatalker_ros.motion.model import SocialMotionModel
 from rsatalker_ros.social.relation import Relation
@@ -32,13 +33,14 @@ def _as_samples(x, what: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 1:
         raise ValueError(f"{what}: expected mono 16 kHz samples of shape [n], got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":                       # (np.issubdtype(x.dtype, np.floating), without its Python cost)
         raise ValueError(f"{what}: expected float samples in [-1, 1], got dtype {x.dtype} (convert int16 with "
                          f"/32768)")
     x = x.astype(np.float32)   # a copy: the caller's array is left as it was
     if not np.isfinite(x).all():                  # (the check is cheaper than nan_to_num on every chunk)
         np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-    np.clip(x, -1.0, 1.0, out=x)
+    np.maximum(x, -1.0, out=x)                    # np.clip(x, -1, 1): the ufuncs without clip's Python wrapper
+    np.minimum(x, 1.0, out=x)
     return x
 
 
@@ -78,6 +80,15 @@ class StreamingDyad:
     def lookahead_ms(self) -> float:
         return self.cfg.lookahead_ms
 
+    @property
+    def samples_to_next_frame(self) -> int:
+        """Samples of both participants still to push before ``push`` returns the next frame (<= 0: due now).
+        Frame k comes out once 640 (k + 1) samples plus the look-ahead have been pushed, however they were chunked,
+        so a caller may hold back audio until this many samples are there and push them at once: the same frames
+        at the same moment, with fewer calls."""
+        lookahead = int(round(self.cfg.lookahead_ms * AUDIO_RATE / 1000.0))
+        return SAMPLES_PER_FRAME * (self._next_frame + 1) + lookahead - self._samples_in
+
     def set_relation(self, relation: Relation | None) -> None:
         """Change the relationship live (None = unknown); applies from the next computed frame on."""
         self._query_list = list(query_indices_for(relation, *self.participants))
@@ -99,6 +110,7 @@ class StreamingDyad:
         self._hist = np.zeros((2, delay, D), np.float32)           # last `delay` predicted frames per participant
         self._hist_known = np.zeros(delay, bool)
         self._next_frame = 0
+        self._samples_in = 0                 # samples of both participants that went into the features
 
     def _recover(self) -> None:
         """Reset the model's state in place after a non-finite output: zero the audio encoder's context (same
@@ -120,6 +132,7 @@ class StreamingDyad:
             return [], []
         feats = self._feat.push(np.stack([p[:n] for p in self._pending]))
         self._pending = [p[n:] for p in self._pending]
+        self._samples_in += n
         return self._advance(feats, final=False)
 
     def flush(self):
@@ -149,7 +162,7 @@ class StreamingDyad:
             # participant a hears a as own audio and b as partner; b the other way round; each sees the
             # other's predicted motion `delay` frames late
             past = self._hist[::-1, :k]
-            known = np.broadcast_to(self._hist_known[:k], (2, k))
+            known = self._hist_known[None, :k].repeat(2, 0)                       # [2, k]
             motion = self._core(a, a[::-1], past, known, queries)                  # [2, k, D]
             if np.isfinite(motion).all():
                 self._hist = np.concatenate([self._hist, motion], 1)[:, -delay:]
@@ -181,6 +194,11 @@ class StreamingMotion:
     @property
     def lookahead_ms(self) -> float:
         return self._dyad.lookahead_ms
+
+    @property
+    def samples_to_next_frame(self) -> int:
+        """Samples of both streams still to push before ``push`` returns the next frame (StreamingDyad's)."""
+        return self._dyad.samples_to_next_frame
 
     @property
     def motion_dim(self) -> int:

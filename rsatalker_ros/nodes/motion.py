@@ -4,7 +4,8 @@ motion, the posed head mesh, an rviz2 marker and the head frame.
     python -m rsatalker_ros.nodes.motion --ros-args -r __node:=motion_alice -p participant:=alice -p partner:=bob
 
 A lifecycle node around rsatalker_ros.stages.motion (parameters: MotionConfig). Subscribes
-/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 0.5 s deep: qos.AUDIO_IN) and
+/rsatalker/<participant>/audio and /rsatalker/<partner>/audio (best effort, 0.5 s deep: qos.AUDIO_IN; ~100 chunks a
+second in all, taken serialized and read by convert.audio_frame_from_cdr, then checked like any AudioFrame) and
 /rsatalker/conversation. The relationship comes from the ConversationState (``relation_source: conversation``; the relation_* parameters until
 one arrives) or from the relation_* parameters only (``relation_source: parameters``).
 
@@ -23,13 +24,15 @@ from __future__ import annotations
 import time
 
 from geometry_msgs.msg import TransformStamped
+from rclpy.serialization import deserialize_message
 from visualization_msgs.msg import Marker
 
-from rsatalker_ros.input_limits import check_conversation
+from rsatalker_ros.input_limits import Rejection, check_conversation
 from rsatalker_ros.msg import AudioFrame, ConversationState, FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.ros import qos, topics
-from rsatalker_ros.ros.convert import (MeshMarker, mesh_to_msg, mono_audio_from_msg, motion_to_flame_params,
-                                       ns_to_stamp, relation_from_msg, relation_to_msg, stamp_to_ns, topology_to_msg)
+from rsatalker_ros.ros.convert import (MeshMarker, audio_frame_from_cdr, mesh_to_msg, mono_audio_from_msg,
+                                       motion_to_flame_params, ns_to_stamp, relation_from_msg, relation_to_msg,
+                                       stamp_to_ns, topology_to_msg)
 from rsatalker_ros.ros.lifecycle_adapter import StageNode
 from rsatalker_ros.ros.spin import run
 from rsatalker_ros.ros.tf import StaticFrames, transform_msg
@@ -72,8 +75,13 @@ class MotionNode(StageNode):
         self.compute = health.LatencyCheck("compute_ms_per_frame", FRAME_MS)
         self._recoveries_reported = stage.stream.recoveries
         self.skips = health.Drops(warn_fraction=0.0)     # WARN while any frame is skipped
-        self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.AUDIO_IN)
-        self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.AUDIO_IN)
+        self.messages = FrameMessages()
+        self.clock = self.get_clock()
+        # ~100 audio chunks a second: taken serialized and read by audio_frame_from_cdr (no message object built)
+        self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.AUDIO_IN,
+                          raw=True)
+        self.subscription(AudioFrame, topics.audio(cfg.partner), lambda m: self._on_audio(1, m), qos.AUDIO_IN,
+                          raw=True)
         self.subscription(ConversationState, topics.CONVERSATION, self._on_conversation, qos.STATE)
 
     def reconfigure(self, cfg: MotionConfig, changed: set) -> None:
@@ -107,12 +115,18 @@ class MotionNode(StageNode):
         if changed:
             self.get_logger().info(f"relationship now {self.stage.relation.relation} (conversation state)")
 
-    def _on_audio(self, stream: int, msg: AudioFrame) -> None:
+    def _on_audio(self, stream: int, raw: bytes) -> None:
+        """raw: a serialized AudioFrame."""
         cfg = self.config
         pid = cfg.participant if stream == 0 else cfg.partner
+        try:
+            msg = audio_frame_from_cdr(raw) or deserialize_message(raw, AudioFrame)   # (another CDR encoding)
+        except Exception as err:  # noqa: BLE001 - bytes that are no AudioFrame: refused, the node goes on
+            self.refuse(f"AudioFrame on {topics.audio(pid)}", Rejection("format", f"unreadable message: {err}"))
+            return
         # stamps outside the window are refused: one frame from the far future would restart the stream's clock
         # there and hold every newer frame back as a straggler (stages/stream_align.py)
-        now_ns = self.get_clock().now().nanoseconds
+        now_ns = self.clock.now().nanoseconds
         x, why = mono_audio_from_msg(msg, pid, cfg, now_ns)
         if why is not None:       # e.g. F32LE samples of 1e18 (issue #11, failure 1): refused before the model
             self.refuse(f"AudioFrame on {topics.audio(pid)}", why)
@@ -137,14 +151,14 @@ class MotionNode(StageNode):
     def _publish_frames(self, frames) -> None:
         stage = self.stage
         now_mono = time.monotonic()
-        for f, (mesh, motion, pose) in zip(frames, frame_messages(self.config, stage, frames,
-                                                                  stage.speaking(now_mono))):
+        for f, (mesh, motion, pose) in zip(frames, self.messages(self.config, stage, frames,
+                                                                 stage.speaking(now_mono))):
             if mesh is not None:         # the mesh first: the renderer waits for it, the rest is bookkeeping
                 self.pub_mesh.publish(mesh)
             self.pub_motion.publish(motion)
             self.pub_pose.publish(pose)
             self.rate.tick()
-            self.latency.add((self.get_clock().now().nanoseconds - f.stamp_ns) / 1e6)
+            self.latency.add((self.clock.now().nanoseconds - f.stamp_ns) / 1e6)
         last = frames[-1]
         # the marker (~0.1 s of CPU each) only while someone shows it (rviz2, a bag recorder); the subscriber count
         # is asked only when a marker is due (marker_rate_hz), not on every frame
@@ -175,22 +189,39 @@ class MotionNode(StageNode):
         return [st]
 
 
-def frame_messages(cfg: MotionConfig, stage: MotionStage, frames, speaking: bool):
+class FrameMessages:
     """The messages of each MotionFrame: (FaceMesh or None without vertices, SocialMotion, head_pose
-    TransformStamped), stamped with the frame's audio-clock time."""
-    role = SocialMotion.ROLE_SPEAKING if speaking else SocialMotion.ROLE_LISTENING
-    rel_msg = relation_to_msg(stage.relation.relation)
-    head_frame = topics.head_frame(cfg.participant)
-    pos, quat = stage.head_pose()
-    for f in frames:
-        msg = SocialMotion(participant_id=cfg.participant, role=role,
-                           params=motion_to_flame_params(f.motion, stage.layout), relation=rel_msg,
-                           turn_index=stage.turn_index)
-        ns_to_stamp(f.stamp_ns, msg.header.stamp)
-        msg.header.frame_id = head_frame
-        mesh = None if f.vertices is None else mesh_to_msg(f.vertices, cfg.participant, stage.topology_id,
-                                                            f.stamp_ns, head_frame)
-        yield mesh, msg, transform_msg(cfg.world_frame, head_frame, pos, quat, f.stamp_ns)
+    TransformStamped), stamped with the frame's audio-clock time. The same message objects are filled again for
+    every frame (a new set per frame cost about twice the CPU; the relation and pose parts are built again only
+    when they change): publish a frame's messages before asking for the next frame's (a publisher serialises a
+    message in ``publish``)."""
+
+    def __init__(self):
+        self.mesh, self.motion = FaceMesh(), SocialMotion()
+        self._relation = self._pose = None          # (what it was built from, message)
+
+    def __call__(self, cfg: MotionConfig, stage: MotionStage, frames, speaking: bool):
+        head_frame = topics.head_frame(cfg.participant)
+        msg = self.motion
+        msg.participant_id, msg.header.frame_id, msg.turn_index = cfg.participant, head_frame, stage.turn_index
+        msg.role = SocialMotion.ROLE_SPEAKING if speaking else SocialMotion.ROLE_LISTENING
+        relation = stage.relation.relation
+        if self._relation is None or self._relation[0] != relation:
+            self._relation = (relation, relation_to_msg(relation))
+            msg.relation = self._relation[1]
+        pos, quat = stage.head_pose()
+        key = (cfg.world_frame, head_frame, pos, quat)
+        if self._pose is None or self._pose[0][:2] != key[:2] or self._pose[0][2] is not pos \
+                or self._pose[0][3] is not quat:          # (head_pose returns the same objects until it changes)
+            self._pose = (key, transform_msg(cfg.world_frame, head_frame, pos, quat, 0))
+        pose = self._pose[1]
+        for f in frames:
+            motion_to_flame_params(f.motion, stage.layout, reuse=msg.params)
+            ns_to_stamp(f.stamp_ns, msg.header.stamp)
+            ns_to_stamp(f.stamp_ns, pose.header.stamp)
+            mesh = None if f.vertices is None else mesh_to_msg(f.vertices, cfg.participant, stage.topology_id,
+                                                                f.stamp_ns, head_frame, reuse=self.mesh)
+            yield mesh, msg, pose
 
 
 def main(args=None):

@@ -165,8 +165,9 @@ class StageNode(LifecycleNode):
         self._entities.append(pub)
         return pub
 
-    def subscription(self, msg_type, topic: str, callback, qos):
-        sub = self.create_subscription(msg_type, topic, self._quiet_at_shutdown(callback), qos)
+    def subscription(self, msg_type, topic: str, callback, qos, raw: bool = False):
+        """raw: the callback gets the serialized message (bytes) instead of a message object."""
+        sub = self.create_subscription(msg_type, topic, self._quiet_at_shutdown(callback), qos, raw=raw)
         self._entities.append(sub)
         return sub
 

@@ -110,16 +110,13 @@ def compile_render_kernels(backend: str = "cpu") -> None:
 
 def compile_kernels_main() -> int:
     """``compile_render_kernels`` and the motion node's kernels (the model's live step: live_core.compile_kernels;
-    the skinning blend) for scripts/bootstrap.sh: exit code 0, or 1 with the reason on stderr."""
+    the skinning: live_skin.compile_kernels) for scripts/bootstrap.sh: exit code 0, or 1 with the reason on stderr."""
     try:
-        import numpy as np
-
-        from rsatalker_ros.face.live_skin import blend_transforms
+        from rsatalker_ros.face import live_skin
         from rsatalker_ros.motion.live_core import compile_kernels
         compile_render_kernels()
         compile_kernels()
-        blend_transforms(np.zeros((1, 1, 3), np.float32), np.ones((1, 1), np.float32), np.zeros((1, 1, 3, 4),
-                                                                                                  np.float32))
+        live_skin.compile_kernels()
     except Exception as err:  # noqa: BLE001 - said (traceback, then the reason), and the bootstrap fails
         traceback.print_exc()
         print(f"compiling the numba kernels failed: {type(err).__name__}: {err}\n(the renderers and motion nodes "

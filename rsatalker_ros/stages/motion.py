@@ -4,7 +4,9 @@ face motion and the posed head mesh, 25 frames per second. Pure Python; rsatalke
 ``push_audio(stream, samples, stamp_ns)`` places both streams on one audio clock (PairAligner), runs the own
 participant's voice activity (for the SPEAKING / LISTENING role when no conversation node speaks), and feeds the
 streaming model (StreamingMotion: the partner's motion it conditions on is the model's own live prediction), which
-returns each 40 ms frame once its look-ahead has arrived. Frames are stamped with the audio-clock time of their
+returns each 40 ms frame once its look-ahead has arrived. Aligned audio is held until it completes the next frame
+(``StreamingMotion.samples_to_next_frame``) and then goes through the voice activity and the model at once: the
+same frames at the same push, the same voice decisions, in half the calls (20 ms chunks, 40 ms frames). Frames are stamped with the audio-clock time of their
 centre; the frame grid starts ``frame_phase_ms`` into the audio clock.
 
 Lateness is bounded: given this node's clock on arrival (``now_ns``), a frame whose audio came more than
@@ -128,6 +130,9 @@ class MotionStage:
         self.skipped = {"late_audio": 0}              # frames computed but not published, by cause
         self.last_skip_lag_ms = 0.0                   # audio lag of the last skipped frame
         self._delay_floor_ns: int | None = None       # least (clock now - frame stamp) since the stream (re)started
+        self._head_pose = None                        # ((head_position, head_yaw_deg), origin, quaternion)
+        self._held: list = []                         # aligned (own, partner) audio not yet given to the model
+        self._held_start = 0                          # clock index of its first sample
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -184,6 +189,9 @@ class MotionStage:
         self.aligner.push(stream, samples, stamp_ns)
         own, par, start, restarted = self.aligner.pop()
         if restarted:
+            if self._held:                # the voice activity hears what it would have heard before the restart
+                self._hear(np.concatenate([o for o, _ in self._held]), self._held_start)
+                self._held.clear()
             self.stream.reset()
             self.voice.reset()
             self._lead_due = True
@@ -195,8 +203,18 @@ class MotionStage:
             if self.lead:
                 silence = np.zeros(self.lead, np.float32)
                 self.stream.push(silence, silence)
-        for prob, end_s in self.voice.push(own, start / self.cfg.sample_rate):
-            self.gate.update(prob, end_s)
+        # the voice activity and the model take the audio once it completes a frame (its look-ahead included): the
+        # same frames at the same moment, and the same voice decisions before them, as chunk by chunk, in half
+        # the calls with 20 ms chunks
+        if not self._held:
+            self._held_start = start
+        self._held.append((own, par))
+        if sum(o.shape[0] for o, _ in self._held) < self.stream.samples_to_next_frame:
+            return [], restarted
+        if len(self._held) > 1:
+            own, par = (np.concatenate(x) for x in zip(*self._held))
+        self._held.clear()
+        self._hear(own, self._held_start)
         frames = self.stream.push(own, par)
         self.frames_computed += len(frames)
         centre = SAMPLES_PER_FRAME / 2 - self.lead
@@ -216,6 +234,11 @@ class MotionStage:
         out = [MotionFrame(stamps[i], motion[j], None if verts is None else verts[j]) for j, i in enumerate(keep)]
         return out, restarted
 
+    def _hear(self, own: np.ndarray, start: int) -> None:
+        """This participant's voice activity over own audio [n] from clock index ``start``."""
+        for prob, end_s in self.voice.push(own, start / self.cfg.sample_rate):
+            self.gate.update(prob, end_s)
+
     def audio_lag_ms(self, frame_stamp_ns: int, now_ns: int) -> float:
         """How much later than the most punctual frame so far a frame's audio arrived at now_ns [ms]."""
         return (now_ns - frame_stamp_ns - (self._delay_floor_ns or 0)) / 1e6
@@ -231,5 +254,9 @@ class MotionStage:
         return True
 
     def head_pose(self) -> tuple[list, np.ndarray]:
-        """(origin [3] in world_frame [m], quaternion x, y, z, w) of the head frame."""
-        return [float(v) for v in self.cfg.head_position], head_rotation(self.cfg.head_yaw_deg)
+        """(origin [3] in world_frame [m], quaternion x, y, z, w) of the head frame (computed again only when the
+        parameters change: the node asks for it with every frame)."""
+        key = (self.cfg.head_position, self.cfg.head_yaw_deg)
+        if self._head_pose is None or self._head_pose[0] != key:
+            self._head_pose = (key, [float(v) for v in key[0]], head_rotation(key[1]))
+        return self._head_pose[1], self._head_pose[2]
