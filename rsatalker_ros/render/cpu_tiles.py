@@ -128,9 +128,12 @@ a parallel projection; 64-byte records; 8 x 8 tiles; row-major tiles with gather
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from . import raster_c
 
 TILE = 16
 _NPIX = TILE * TILE
@@ -570,12 +573,14 @@ def _f32(a, shape_tail, name):
     return a
 
 
-def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: bool = False, chunksize: int = 8):
+def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: bool = False, chunksize: int = 8,
+               use_c: bool = True):
     """Rasterise on the CPU.
 
     means [N, 3], quats [N, 4] wxyz, scales [N, 3], opacities [N] 0..1, sh [N, K, 3] SH colour coefficients
     (K = 1, 4, 9 or 16) or plain rgb colours [N, 3] (any arrays, cast to float32); camera: ``Camera``;
-    background [3]. chunksize: tiles handed to a thread at a time (dynamic scheduling, robust to busy cores).
+    background [3]. chunksize: tiles handed to a thread at a time (dynamic scheduling, robust to busy cores; the
+    C++ kernel's 8 x 16 tiles: 8 x chunksize). use_c: the C++ kernel (``raster_c``) when it loads; False: numba.
     Returns (image [H, W, 3] float32, alpha [H, W] float32, depth [H, W] float32) or, with uint8=True,
     image [H, W, 3] uint8 (rgb clamped to 0..1, rounded).
     """
@@ -606,10 +611,13 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
     rec = np.empty((n, _REC), np.float32)
     box = np.empty((n, 4), np.int32)
     visible = np.empty(n, np.bool_)
+    lib = raster_c.load() if use_c else None
     previous = numba.set_parallel_chunksize(chunksize)
     try:
         _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
         order = _depth_order(rec, visible)
+        if lib is not None:
+            return _composite_c(lib, rec, box, order, W, H, bg, uint8, 8 * chunksize)
         n_tx, n_ty = (W + TW - 1) // TW, (H + TH - 1) // TH
         tile_start, tile_list, srec, sbox = _bin_live(order, rec, box, n_tx, n_ty)
         if uint8:
@@ -625,3 +633,47 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
         return rgb, alpha, depth
     finally:
         numba.set_parallel_chunksize(previous)
+
+
+_C_TW, _C_TH = 8, 16  # the C++ kernel's tile (raster_kernel.cpp: TW, TH)
+_pool = {}  # threads -> ThreadPoolExecutor for the C++ kernel's extra threads
+
+
+def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
+    """Binning and compositing by the C++ kernel (``raster_c``): the visible Gaussians ``order`` [M] of rec [N,_REC]
+    / box [N,4], on numba.get_num_threads() threads (ctypes releases the GIL), ``chunk`` tiles at a time."""
+    ptr = lambda a: a.ctypes.data  # noqa: E731
+    m = order.shape[0]
+    n_tx, n_ty = (W + _C_TW - 1) // _C_TW, (H + _C_TH - 1) // _C_TH
+    n_tiles = n_tx * n_ty
+    srec = np.empty((m, 12), np.float32)
+    sbox = np.empty((m, 4), np.int32)
+    tile_start = np.empty(n_tiles + 1, np.int32)
+    entries = lib.rs_gather_count(ptr(rec), ptr(box), ptr(order), m, ptr(bg), n_tx, n_ty, ptr(srec), ptr(sbox),
+                                  ptr(tile_start))
+    tile_list = np.empty((max(entries, 1), 2), np.int32)
+    fill = np.empty(n_tiles, np.int32)  # held here: a pointer to a temporary would outlive its array
+    lib.rs_fill(ptr(srec), ptr(sbox), m, n_tx, ptr(tile_start), n_tiles, ptr(tile_list), ptr(fill))
+    if uint8:
+        out = (np.empty((H, W, 3), np.uint8),)
+        ptrs = (ptr(out[0]), None, None, None)
+    else:
+        out = (np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32))
+        ptrs = (None, ptr(out[0]), ptr(out[1]), ptr(out[2]))
+    counter = np.zeros(2, np.int32)  # next tile, tiles done
+    args = (ptr(srec), ptr(sbox), ptr(tile_start), ptr(tile_list), W, H, n_tx, n_tiles, ptr(bg), int(not uint8),
+            *ptrs, ptr(counter), max(1, chunk))
+    threads = numba.get_num_threads()
+    if threads > 1:
+        pool = _pool.get(threads)
+        if pool is None:
+            pool = _pool[threads] = ThreadPoolExecutor(threads - 1, thread_name_prefix="rsatalker-raster")
+        helpers = [pool.submit(lib.rs_raster, *args) for _ in range(threads - 1)]
+        lib.rs_raster(*args)
+        for h in helpers:
+            h.result()
+    else:
+        lib.rs_raster(*args)
+    if counter[1] != n_tiles:
+        raise MemoryError(f"the C++ rasteriser could not allocate its tile scratch ({counter[1]} of {n_tiles} tiles)")
+    return out[0] if uint8 else out
