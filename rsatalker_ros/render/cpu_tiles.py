@@ -635,7 +635,6 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
         numba.set_parallel_chunksize(previous)
 
 
-_C_TW, _C_TH = 8, 16  # the C++ kernel's tile (raster_kernel.cpp: TW, TH)
 _pool = {}  # threads -> ThreadPoolExecutor for the C++ kernel's extra threads
 
 
@@ -643,17 +642,24 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
     """Binning and compositing by the C++ kernel (``raster_c``): the visible Gaussians ``order`` [M] of rec [N,_REC]
     / box [N,4], on numba.get_num_threads() threads (ctypes releases the GIL), ``chunk`` tiles at a time."""
     ptr = lambda a: a.ctypes.data  # noqa: E731
+    layout = np.empty(3, np.int32)
+    lib.rs_layout(ptr(layout))
+    tw, th, rec_len = (int(v) for v in layout)
     m = order.shape[0]
-    n_tx, n_ty = (W + _C_TW - 1) // _C_TW, (H + _C_TH - 1) // _C_TH
+    n_tx, n_ty = (W + tw - 1) // tw, (H + th - 1) // th
     n_tiles = n_tx * n_ty
-    srec = np.empty((m, 12), np.float32)
-    sbox = np.empty((m, 4), np.int32)
+    srec = np.empty((m, rec_len), np.float32)
     tile_start = np.empty(n_tiles + 1, np.int32)
-    entries = lib.rs_gather_count(ptr(rec), ptr(box), ptr(order), m, ptr(bg), n_tx, n_ty, ptr(srec), ptr(sbox),
-                                  ptr(tile_start))
-    tile_list = np.empty((max(entries, 1), 2), np.int32)
-    fill = np.empty(n_tiles, np.int32)  # held here: a pointer to a temporary would outlive its array
-    lib.rs_fill(ptr(srec), ptr(sbox), m, n_tx, ptr(tile_start), n_tiles, ptr(tile_list), ptr(fill))
+    capacity = 8 * m + n_tiles  # a head at 512 x 512: ~6 entries per Gaussian
+    while True:
+        tile_list = np.empty((capacity, 3), np.int32)
+        entries = lib.rs_bin(ptr(rec), ptr(box), ptr(order), m, ptr(bg), n_tx, n_ty, ptr(srec), ptr(tile_start),
+                             ptr(tile_list), capacity)
+        if entries < 0:
+            raise MemoryError("the C++ rasteriser could not allocate its binning scratch")
+        if entries <= capacity:
+            break
+        capacity = entries
     if uint8:
         out = (np.empty((H, W, 3), np.uint8),)
         ptrs = (ptr(out[0]), None, None, None)
@@ -661,8 +667,8 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
         out = (np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32))
         ptrs = (None, ptr(out[0]), ptr(out[1]), ptr(out[2]))
     counter = np.zeros(2, np.int32)  # next tile, tiles done
-    args = (ptr(srec), ptr(sbox), ptr(tile_start), ptr(tile_list), W, H, n_tx, n_tiles, ptr(bg), int(not uint8),
-            *ptrs, ptr(counter), max(1, chunk))
+    args = (ptr(srec), ptr(tile_start), ptr(tile_list), W, H, n_tx, n_tiles, ptr(bg), int(not uint8), *ptrs,
+            ptr(counter), max(1, chunk))
     threads = numba.get_num_threads()
     if threads > 1:
         pool = _pool.get(threads)
@@ -675,5 +681,5 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
     else:
         lib.rs_raster(*args)
     if counter[1] != n_tiles:
-        raise MemoryError(f"the C++ rasteriser could not allocate its tile scratch ({counter[1]} of {n_tiles} tiles)")
+        raise RuntimeError(f"the C++ rasteriser could not allocate its scratch ({counter[1]} of {n_tiles} tiles done)")
     return out[0] if uint8 else out

@@ -80,11 +80,11 @@ def build(out_dir: Path | None = None) -> Path:
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
-    lib.rs_gather_count.argtypes = [p, p, p, i32, p, i32, i32, p, p, p]
-    lib.rs_gather_count.restype = i64
-    lib.rs_fill.argtypes = [p, p, i32, i32, p, i32, p, p]
-    lib.rs_fill.restype = None
-    lib.rs_raster.argtypes = [p, p, p, p, i32, i32, i32, i32, p, i32, p, p, p, p, p, i32]
+    lib.rs_bin.argtypes = [p, p, p, i32, p, i32, i32, p, p, p, i64]
+    lib.rs_bin.restype = i64
+    lib.rs_layout.argtypes = [p]
+    lib.rs_layout.restype = None
+    lib.rs_raster.argtypes = [p, p, p, i32, i32, i32, i32, p, i32, p, p, p, p, p, i32]
     lib.rs_raster.restype = None
     lib.rs_isa.argtypes = []
     lib.rs_isa.restype = ctypes.c_char_p

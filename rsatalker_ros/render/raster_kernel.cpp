@@ -22,133 +22,215 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-enum { TW = 8, TH = 16, TW_BITS = 3, TH_BITS = 4, REC_IN = 11, REC = 12 };
+enum { TW_BITS = 3, TH_BITS = 4, TW = 1 << TW_BITS, TH = 1 << TH_BITS, REC_IN = 11, REC = 16 };
 static const float ALPHA_MIN = 1.0f / 255.0f;
 static const float T_MIN = 1e-4f;
 
 static inline v8f splat(float x) { return v8f{x, x, x, x, x, x, x, x}; }
 
-// exp(x) for x <= 0: exp(x/32)^32 with a degree-3 Taylor polynomial, x clamped at -6 (exp(-6) < 1/255, so a clamped
-// value stays below the alpha threshold); absolute error < 7e-6 (the numba kernel's _exp_neg, same formula).
-static inline v8f exp_neg(v8f x) {
-    v8f lo = splat(-6.0f);
-    x = x < lo ? lo : x;
-    v8f y = x * splat(1.0f / 32.0f);
-    v8f p = splat(1.0f) + y * (splat(1.0f) + y * (splat(0.5f) + y * splat(1.0f / 6.0f)));
-    p = p * p;
-    p = p * p;
-    p = p * p;
-    p = p * p;
-    return p * p;
+static inline v8f vmin(v8f a, v8f b) {
+#if defined(__AVX__)
+    return (v8f)_mm256_min_ps((__m256)a, (__m256)b);
+#else
+    return a < b ? a : b;
+#endif
 }
 
-static inline bool any_positive(v8f a, v8f b) {
+static inline v8f vmax(v8f a, v8f b) {
 #if defined(__AVX__)
-    __m256 z = _mm256_setzero_ps();
-    __m256 m = _mm256_or_ps(_mm256_cmp_ps((__m256)a, z, _CMP_GT_OQ), _mm256_cmp_ps((__m256)b, z, _CMP_GT_OQ));
-    return _mm256_movemask_ps(m) != 0;
+    return (v8f)_mm256_max_ps((__m256)a, (__m256)b);
 #else
-    v8i m = (a > splat(0.0f)) | (b > splat(0.0f));
+    return a > b ? a : b;
+#endif
+}
+
+static inline v8f vsqrt(v8f x) {
+#if defined(__AVX__)
+    return (v8f)_mm256_sqrt_ps((__m256)x);
+#else
+    v8f r;
+    for (int i = 0; i < 8; i++) r[i] = __builtin_sqrtf(x[i]);
+    return r;
+#endif
+}
+
+static inline v8f select(v8i mask, v8f a) { return (v8f)(mask & (v8i)a); }  // a where mask, else 0
+
+// 2^x for x in [-9, 0] (callers clamp): 2^round(x) built in the exponent bits times a degree-3 polynomial for
+// 2^f, f = x - round(x) in [-1/2, 1/2] (minimax-fitted; relative error < 8e-5, far below the 8-bit resolution):
+// 3 multiply-adds, where exp(x/32)^32 (the numba kernel's) takes 9 multiplies.
+static inline v8f exp2_small(v8f x) {
+    const v8f magic = splat(12582912.0f);  // 1.5 * 2^23: x + magic rounds x to an integer in the low mantissa bits
+    v8f big = x + magic;
+    v8f f = x - (big - magic);
+    v8f p = splat(0.99992806f) + f * (splat(0.6932611f) + f * (splat(0.24261115f) + f * splat(0.055171087f)));
+    v8i n = (v8i)big - (v8i)magic;
+    return (v8f)((v8i)p + (n << 23));
+}
+
+static inline bool any_positive(v8f a) {
+#if defined(__AVX__)
+    return _mm256_movemask_ps(_mm256_cmp_ps((__m256)a, _mm256_setzero_ps(), _CMP_GT_OQ)) != 0;
+#else
+    v8i m = a > splat(0.0f);
     int64_t w[4];
     memcpy(w, &m, sizeof w);
     return (w[0] | w[1] | w[2] | w[3]) != 0;
 #endif
 }
 
-// The rows [*vlo, *vhi] of column strip [xa, xb] (pixel centres) that the ellipse sigma <= s of record q (srec
-// layout) meets, clipped to the box rows [v0, v1]; empty when *vlo > *vhi. sigma = A dx^2 / 2 + B dx dy + C dy^2 / 2
-// with (dx, dy) = centre - pixel: on a column dx the ellipse spans dy = (-B dx +- sqrt(2 C s - det dx^2)) / C; its
-// top (bottom) point is at dy = +-sqrt(2 A s / det), dx = -+B dy / A. Widened by 0.01 px (float rounding).
-static inline void strip_rows(const float *q, float s, float xa, float xb, int32_t v0, int32_t v1, int32_t *vlo,
-                              int32_t *vhi) {
-    float A = 2.0f * q[2], B = q[3], C = 2.0f * q[4];
-    float det = A * C - B * B;
-    float dxa = q[0] - xb, dxb = q[0] - xa;  // dx over the strip, increasing
-    float R = sqrtf(2.0f * C * s / det);     // the ellipse's dx half-width
-    dxa = dxa < -R ? -R : dxa;
-    dxb = dxb > R ? R : dxb;
-    if (dxa > dxb + 0.01f) {
-        *vlo = 1;
-        *vhi = 0;
-        return;
-    }
-    float dyt = sqrtf(2.0f * A * s / det), dxt = -B * dyt / A;
-    float top, bot;
-    {
-        float d = dxt < dxa ? dxa : (dxt > dxb ? dxb : dxt);
-        float disc = 2.0f * C * s - det * d * d;
-        top = (-B * d + sqrtf(disc > 0.0f ? disc : 0.0f)) / C;
-        d = -dxt < dxa ? dxa : (-dxt > dxb ? dxb : -dxt);
-        disc = 2.0f * C * s - det * d * d;
-        bot = (-B * d - sqrtf(disc > 0.0f ? disc : 0.0f)) / C;
-    }
-    float lo = q[1] - top - 0.01f, hi = q[1] - bot + 0.01f;  // rows v = my - dy
-    int32_t a = lo <= (float)v0 ? v0 : (int32_t)ceilf(lo);
-    int32_t b = hi >= (float)v1 ? v1 : (int32_t)floorf(hi);
-    *vlo = a;
-    *vhi = b;
+static inline v8i vceil(v8f x) {  // for |x| < 2^31
+    v8i t = __builtin_convertvector(x, v8i);  // truncation
+    return t - (__builtin_convertvector(t, v8f) < x);  // a true comparison is -1
+}
+
+static inline v8i vfloor(v8f x) {
+    v8i t = __builtin_convertvector(x, v8i);
+    return t + (__builtin_convertvector(t, v8f) > x);
+}
+
+// The rows [lo[i], hi[i]] of the 4-column strips x in [4 (sx + i), 4 (sx + i) + 3] (pixel centres), i = 0..7,
+// that the ellipse sigma <= s of record q (srec layout) meets, clipped to the box rows [v0, v1]; lo > hi: none.
+// sigma = A dx^2 / 2 + B dx dy + C dy^2 / 2 with (dx, dy) = centre - pixel: on a column dx the ellipse spans
+// dy = (-B dx +- sqrt(2 C s - det dx^2)) / C; its top (bottom) point is at dy = +-sqrt(2 A s / det),
+// dx = -+B dy / A. Widened by 0.01 px (float rounding).
+static inline void strip_rows(const float *q, int32_t sx, int32_t v0, int32_t v1, v8i &lo, v8i &hi) {
+    const float ln2 = 0.6931471805599453f;  // q[3], q[4] are in powers of 2 (B log2 e, C log2 e / 2)
+    const v8f lane = {0.0f, 4.0f, 8.0f, 12.0f, 16.0f, 20.0f, 24.0f, 28.0f};
+    float B = ln2 * q[3], R = q[11], dxt = q[12], inv_c = q[14], det = q[15];
+    float cs2 = 4.0f * ln2 * q[4] * q[10];  // 2 C s
+    v8f xa = splat((float)(4 * sx)) + lane;
+    v8f dxa = vmax(splat(q[0] - 3.0f) - xa, splat(-R));  // dx over the strip, increasing
+    v8f dxb = vmin(splat(q[0]) - xa, splat(R));
+    v8i none = dxa > dxb + splat(0.01f);
+    v8f d = vmin(vmax(splat(dxt), dxa), dxb);
+    v8f top = (splat(-B) * d + vsqrt(vmax(splat(cs2) - splat(det) * d * d, splat(0.0f))));
+    d = vmin(vmax(splat(-dxt), dxa), dxb);
+    v8f bot = (splat(-B) * d - vsqrt(vmax(splat(cs2) - splat(det) * d * d, splat(0.0f))));
+    v8f flo = splat(q[1] - 0.01f) - top * splat(inv_c);  // rows v = my - dy
+    v8f fhi = splat(q[1] + 0.01f) - bot * splat(inv_c);
+    v8f fv0 = splat((float)v0), fv1 = splat((float)v1);
+    lo = vceil(vmin(vmax(flo, fv0), fv1 + splat(1.0f)));
+    hi = vfloor(vmax(vmin(fhi, fv1), fv0 - splat(1.0f)));
+    lo = none ? v8i{1, 1, 1, 1, 1, 1, 1, 1} : lo;
+    hi = none ? v8i{0, 0, 0, 0, 0, 0, 0, 0} : hi;
 }
 
 extern "C" {
 
-// The visible Gaussians in depth order: srec [M, REC] (mx, my, A/2, B, C/2, log opacity, r - bg_r, g - bg_g,
-// b - bg_b, depth, ln(255 opacity), 0) from rec [N, REC_IN] (cpu_tiles._project's records), sbox [M, 4] their pixel
-// boxes; counts into tile_start [n_tiles + 1] (a prefix sum on return) the tiles each Gaussian meets: per 8-pixel
-// column strip of its box, the tiles of the rows its ellipse meets there. Returns the number of entries.
-int64_t rs_gather_count(const float *rec, const int32_t *box, const int32_t *order, int32_t m, const float *bg,
-                        int32_t n_tx, int32_t n_ty, float *srec, int32_t *sbox, int32_t *tile_start) {
-    int32_t n_tiles = n_tx * n_ty;
+// Binning into TW x TH tiles. srec [M, REC] <- the visible Gaussians in depth order (order [M] into rec [N, REC_IN],
+// cpu_tiles._project's records, and box [N, 4] their pixel boxes u0, u1, v0, v1): mx, my, log2(e) (A/2, B, C/2,
+// log opacity), r - bg_r, g - bg_g, b - bg_b, depth, then for strip_rows ln(255 opacity), the ellipse's x
+// half-width, the x and y of its top point from the centre, 1/C, det. tile_start [n_tiles + 1] <- where each tile's
+// entries start in tile_list [capacity, 3]: (depth rank, rows of the tile's left and right 4-column halves that the
+// ellipse meets, packed first | last << 16, first > last: none), for every tile of the box whose rows the ellipse
+// meets, increasing ranks. Returns the number of entries (tile_list is written only when it is <= capacity; call
+// again with more), or -1 when out of memory.
+int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32_t m, const float *bg, int32_t n_tx,
+               int32_t n_ty, float *srec, int32_t *tile_start, int32_t *tile_list, int64_t capacity) {
+    int64_t n_tiles = (int64_t)n_tx * n_ty;
+    // per strip: pack L, pack R, first and last row (grown as needed); per Gaussian its first and last tile column
+    int64_t scratch_cap = 16 * (int64_t)m + 64, used = 0;
+    int32_t *scratch = (int32_t *)malloc(sizeof(int32_t) * (size_t)scratch_cap);
+    int32_t *columns = (int32_t *)malloc(sizeof(int32_t) * (size_t)(2 * (int64_t)m + 1));
+    if (!scratch || !columns) {
+        free(scratch);
+        free(columns);
+        return -1;
+    }
     memset(tile_start, 0, sizeof(int32_t) * (size_t)(n_tiles + 1));
     for (int32_t j = 0; j < m; j++) {
+        if (j + 8 < m) {  // the records are read in depth order, scattered: fetch ahead
+            __builtin_prefetch(rec + (int64_t)order[j + 8] * REC_IN);
+            __builtin_prefetch(rec + (int64_t)order[j + 8] * REC_IN + 10);
+            __builtin_prefetch(box + (int64_t)order[j + 8] * 4);
+        }
         const float *r = rec + (int64_t)order[j] * REC_IN;
         const int32_t *b = box + (int64_t)order[j] * 4;
         float *s = srec + (int64_t)j * REC;
+        const float log2e = 1.4426950408889634f;  // the blend works in powers of 2 (exp2_small)
         s[0] = r[0];
         s[1] = r[1];
-        s[2] = 0.5f * r[2];
-        s[3] = r[3];
-        s[4] = 0.5f * r[4];
-        s[5] = r[5];
+        s[2] = 0.5f * log2e * r[2];
+        s[3] = log2e * r[3];
+        s[4] = 0.5f * log2e * r[4];
+        s[5] = log2e * r[5];
         s[6] = r[7] - bg[0];
         s[7] = r[8] - bg[1];
         s[8] = r[9] - bg[2];
         s[9] = r[10];
-        s[10] = r[6];
-        s[11] = 0.0f;
-        int32_t *sb = sbox + (int64_t)j * 4;
-        sb[0] = b[0];
-        sb[1] = b[1];
-        sb[2] = b[2];
-        sb[3] = b[3];
-        for (int32_t tx = b[0] >> TW_BITS; tx <= (b[1] >> TW_BITS); tx++) {
-            int32_t vlo, vhi;
-            strip_rows(s, r[6], (float)(tx * TW), (float)(tx * TW + TW - 1), b[2], b[3], &vlo, &vhi);
-            for (int32_t ty = vlo >> TH_BITS; vlo <= vhi && ty <= (vhi >> TH_BITS); ty++)
-                tile_start[ty * n_tx + tx + 1]++;
+        float A = r[2], B = r[3], C = r[4], sm = r[6], det = A * C - B * B;  // strip_rows in natural units
+        s[10] = sm;
+        s[11] = sqrtf(2.0f * C * sm / det);  // the ellipse's half-width in x
+        float dyt = sqrtf(2.0f * A * sm / det);  // its half-height in y, at dx = -B dy / A
+        s[12] = -B * dyt / A;
+        s[13] = dyt;
+        s[14] = 1.0f / C;
+        s[15] = det;
+        int32_t tx0 = b[0] >> TW_BITS, tx1 = b[1] >> TW_BITS;
+        columns[2 * j] = tx0;
+        columns[2 * j + 1] = tx1;
+        if (used + 4 * (tx1 - tx0 + 4) > scratch_cap) {
+            scratch_cap = 2 * scratch_cap + 4 * (tx1 - tx0 + 4);
+            int32_t *grown = (int32_t *)realloc(scratch, sizeof(int32_t) * (size_t)scratch_cap);
+            if (!grown) {
+                free(scratch);
+                free(columns);
+                return -1;
+            }
+            scratch = grown;
         }
-    }
-    for (int32_t t = 0; t < n_tiles; t++) tile_start[t + 1] += tile_start[t];
-    return tile_start[n_tiles];
-}
-
-// tile_list [entries, 2]: each tile's (depth rank, rows) pairs in increasing rank, rows = first | last << 16 (the
-// rows of the tile's column strip that the ellipse meets); fill [n_tiles] is scratch.
-void rs_fill(const float *srec, const int32_t *sbox, int32_t m, int32_t n_tx, const int32_t *tile_start,
-             int32_t n_tiles, int32_t *tile_list, int32_t *fill) {
-    memcpy(fill, tile_start, sizeof(int32_t) * (size_t)n_tiles);
-    for (int32_t j = 0; j < m; j++) {
-        const int32_t *b = sbox + (int64_t)j * 4;
-        const float *s = srec + (int64_t)j * REC;
-        for (int32_t tx = b[0] >> TW_BITS; tx <= (b[1] >> TW_BITS); tx++) {
-            int32_t vlo, vhi;
-            strip_rows(s, s[10], (float)(tx * TW), (float)(tx * TW + TW - 1), b[2], b[3], &vlo, &vhi);
-            for (int32_t ty = vlo >> TH_BITS; vlo <= vhi && ty <= (vhi >> TH_BITS); ty++) {
-                int32_t *e = tile_list + 2 * (int64_t)fill[ty * n_tx + tx]++;
-                e[0] = j;
-                e[1] = vlo | (vhi << 16);
+        int32_t *sp = scratch + used;
+        used += 4 * (tx1 - tx0 + 1);
+        for (int32_t txs = tx0; txs <= tx1; txs += 4) {  // 4 tiles = 8 half strips per vector
+            v8i lo, hi;
+            strip_rows(s, 2 * txs, b[2], b[3], lo, hi);
+            for (int32_t i = 0; i < 4 && txs + i <= tx1; i++, sp += 4) {
+                int32_t l0 = lo[2 * i], l1 = hi[2 * i], r0 = lo[2 * i + 1], r1 = hi[2 * i + 1];
+                if (l0 > l1) l0 = 0xffff, l1 = 0;
+                if (r0 > r1) r0 = 0xffff, r1 = 0;
+                sp[0] = l0 | (l1 << 16);
+                sp[1] = r0 | (r1 << 16);
+                sp[2] = l0 < r0 ? l0 : r0;
+                sp[3] = l1 > r1 ? l1 : r1;
+                for (int32_t ty = sp[2] >> TH_BITS; sp[2] <= sp[3] && ty <= (sp[3] >> TH_BITS); ty++)
+                    tile_start[(int64_t)ty * n_tx + txs + i + 1]++;
             }
         }
     }
+    for (int64_t t = 0; t < n_tiles; t++) tile_start[t + 1] += tile_start[t];
+    int64_t entries = tile_start[n_tiles];
+    if (entries <= capacity) {
+        int32_t *fill = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_tiles);
+        if (!fill) {
+            free(scratch);
+            free(columns);
+            return -1;
+        }
+        memcpy(fill, tile_start, sizeof(int32_t) * (size_t)n_tiles);
+        const int32_t *sp = scratch;
+        for (int32_t j = 0; j < m; j++) {
+            for (int32_t tx = columns[2 * j]; tx <= columns[2 * j + 1]; tx++, sp += 4) {
+                for (int32_t ty = sp[2] >> TH_BITS; sp[2] <= sp[3] && ty <= (sp[3] >> TH_BITS); ty++) {
+                    int32_t *e = tile_list + 3 * (int64_t)fill[(int64_t)ty * n_tx + tx]++;
+                    e[0] = j;
+                    e[1] = sp[0];
+                    e[2] = sp[1];
+                }
+            }
+        }
+        free(fill);
+    }
+    free(scratch);
+    free(columns);
+    return entries;
+}
+
+// The tile size (TW, TH) in pixels and the record length REC (cpu_tiles sizes its buffers from them).
+void rs_layout(int32_t *out) {
+    out[0] = TW;
+    out[1] = TH;
+    out[2] = REC;
 }
 
 }  // extern "C"
@@ -162,105 +244,135 @@ static inline uint8_t to_u8(float v) {
 extern "C" { int64_t rs_stats[4]; }
 #endif
 
-// One row pair (rows ya, ya + 1) of the tile at column x0 over its compacted Gaussians idx [n].
+// A 4 x 2 pixel group (columns gx .. gx + 3, rows gy, gy + 1; lane i: column gx + i % 4, row gy + i / 4): T and
+// the colour sums (alpha and depth sums for float output) of its 8 pixels, kept in registers while compositing.
+struct Group {
+    v8f T, r, g, b, a, z;
+    v8f px, py;  // the pixel coordinates of the 8 lanes
+};
+
+static inline void group_init(Group &s, int32_t gx, int32_t gy) {
+    s.T = splat(1.0f);
+    s.r = s.g = s.b = s.a = s.z = splat(0.0f);
+    s.px = splat((float)gx) + v8f{0.0f, 1.0f, 2.0f, 3.0f, 0.0f, 1.0f, 2.0f, 3.0f};
+    s.py = splat((float)gy) + v8f{0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 1.0f, 1.0f};
+}
+
+// Blend Gaussian q (srec record) into the group, front to back.
 template <bool FLOAT_OUT>
-static inline void composite_pair(const float *srec, const int32_t *idx, int32_t n, int32_t x0, int32_t ya,
-                                  int32_t width, int32_t height, const float *bg, uint8_t *out_u8, float *out_rgb,
-                                  float *out_alpha, float *out_depth) {
-    const v8f lane = {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f};
-    const v8f zero = splat(0.0f), one = splat(1.0f);
-    v8f T0 = one, T1 = one;
-    v8f r0 = zero, g0 = zero, b0 = zero, r1 = zero, g1 = zero, b1 = zero;
-    v8f a0 = zero, a1 = zero, z0 = zero, z1 = zero;  // alpha and depth sums (float output only)
-    const float fx0 = (float)x0, fya = (float)ya;
-    for (int32_t k0 = 0; k0 < n; k0 += 8) {
-        int32_t k1 = k0 + 8 < n ? k0 + 8 : n;
+static inline void blend(Group &s, const float *q) {
+    const v8f lmax = splat(-0.0014434169f), lmin = splat(-9.0f), amin = splat(ALPHA_MIN), tmin = splat(T_MIN);
+    v8f dx = splat(q[0]) - s.px;
+    v8f dy = splat(q[1]) - s.py;
+    v8f m1 = splat(q[2]) * dx + splat(q[3]) * dy;
+    v8f m2 = splat(q[4]) * dy;
+    // log2(opacity exp(-sigma)), clamped to [-9, log2 0.999]: 2^-9 < 1/255 stays below the threshold
+    v8f x = vmax(vmin(splat(q[5]) - m1 * dx - m2 * dy, lmax), lmin);
+    v8f e = exp2_small(x);
+    e = select(e >= amin, e);
+    v8f w = e * s.T;
+    v8f nT = s.T - w;
+    v8i ok = nT > tmin;
+    w = select(ok, w);
+    s.T = select(ok, nT);
+    s.r += w * splat(q[6]);
+    s.g += w * splat(q[7]);
+    s.b += w * splat(q[8]);
+    if (FLOAT_OUT) {
+        s.a += w;
+        s.z += w * splat(q[9]);
+    }
+}
+
+// Composite one group over the Gaussians idx [k, n) (depth order); every 8 Gaussians it ends when all its pixels
+// have stopped.
+template <bool FLOAT_OUT>
+static inline void composite_rest(Group &s, const float *srec, const int32_t *idx, int32_t k, int32_t n) {
+    while (k < n && any_positive(s.T)) {
+        int32_t k1 = k + 8 < n ? k + 8 : n;
+        for (; k < k1; k++) blend<FLOAT_OUT>(s, srec + (int64_t)idx[k] * REC);
+    }
+}
+
+// Two groups over their own lists, interleaved (two independent dependency chains) while both have Gaussians
+// left and live pixels, then each alone.
+template <bool FLOAT_OUT>
+static inline void composite_two(Group &s0, const int32_t *idx0, int32_t n0, Group &s1, const int32_t *idx1,
+                                 int32_t n1, const float *srec) {
+    int32_t n = n0 < n1 ? n0 : n1, k = 0;
+    while (k < n && any_positive(s0.T) && any_positive(s1.T)) {
+        int32_t k1 = k + 8 < n ? k + 8 : n;
 #ifdef RS_STATS
-        rs_stats[0] += k1 - k0;
+        rs_stats[0] += 2 * (k1 - k);
 #endif
-        for (int32_t k = k0; k < k1; k++) {
-            const float *q = srec + (int64_t)idx[k] * REC;
-            v8f dx = splat(q[0] - fx0) - lane;
-            float dy0 = q[1] - fya, dy1 = dy0 - 1.0f;
-            v8f hA = splat(q[2]);
-            float B = q[3], hC = q[4], lo = q[5];
-            v8f s0 = hA * dx + splat(B * dy0);
-            v8f s1 = hA * dx + splat(B * dy1);
-            v8f p0 = splat(lo - hC * dy0 * dy0) - s0 * dx;
-            v8f p1 = splat(lo - hC * dy1 * dy1) - s1 * dx;
-            v8f e0 = exp_neg(p0), e1 = exp_neg(p1);
-            const v8f amax = splat(0.999f), amin = splat(ALPHA_MIN), tmin = splat(T_MIN);
-            e0 = e0 < amax ? e0 : amax;
-            e1 = e1 < amax ? e1 : amax;
-            e0 = e0 >= amin ? e0 : zero;
-            e1 = e1 >= amin ? e1 : zero;
-            v8f n0 = T0 * (one - e0), n1 = T1 * (one - e1);
-            v8i ok0 = n0 > tmin, ok1 = n1 > tmin;
-            v8f w0 = ok0 ? e0 * T0 : zero;
-            v8f w1 = ok1 ? e1 * T1 : zero;
-            T0 = ok0 ? n0 : zero;
-            T1 = ok1 ? n1 : zero;
-            v8f cr = splat(q[6]), cg = splat(q[7]), cb = splat(q[8]);
-            r0 += w0 * cr;
-            g0 += w0 * cg;
-            b0 += w0 * cb;
-            r1 += w1 * cr;
-            g1 += w1 * cg;
-            b1 += w1 * cb;
-            if (FLOAT_OUT) {
-                v8f z = splat(q[9]);
-                a0 += w0;
-                a1 += w1;
-                z0 += w0 * z;
-                z1 += w1 * z;
+        for (; k < k1; k++) {
+            blend<FLOAT_OUT>(s0, srec + (int64_t)idx0[k] * REC);
+            blend<FLOAT_OUT>(s1, srec + (int64_t)idx1[k] * REC);
+        }
+    }
+    composite_rest<FLOAT_OUT>(s0, srec, idx0, k, n0);
+    composite_rest<FLOAT_OUT>(s1, srec, idx1, k, n1);
+}
+
+template <bool FLOAT_OUT>
+static inline void write_group(const Group &s, int32_t width, int32_t height, const float *bg, uint8_t *out_u8,
+                               float *out_rgb, float *out_alpha, float *out_depth) {
+    int32_t gx = (int32_t)s.px[0], gy = (int32_t)s.py[0];
+    float rr[8], gg[8], bb[8], aa[8], zz[8];
+    memcpy(rr, &s.r, 32);
+    memcpy(gg, &s.g, 32);
+    memcpy(bb, &s.b, 32);
+    if (FLOAT_OUT) {
+        memcpy(aa, &s.a, 32);
+        memcpy(zz, &s.z, 32);
+    }
+    int32_t nu = width - gx < 4 ? width - gx : 4;
+    if (!FLOAT_OUT) {  // rgb + bg clamped to 0..1, rounded, in vectors
+        const v8f lo = splat(0.0f), hi = splat(1.0f), k = splat(255.0f), half = splat(0.5f);
+        v8i ir = __builtin_convertvector(vmin(vmax(s.r + splat(bg[0]), lo), hi) * k + half, v8i);
+        v8i ig = __builtin_convertvector(vmin(vmax(s.g + splat(bg[1]), lo), hi) * k + half, v8i);
+        v8i ib = __builtin_convertvector(vmin(vmax(s.b + splat(bg[2]), lo), hi) * k + half, v8i);
+        for (int32_t h = 0; h < 2 && gy + h < height; h++) {
+            uint8_t *o = out_u8 + 3 * ((int64_t)(gy + h) * width + gx);
+            for (int32_t i = 0; i < nu; i++) {
+                o[3 * i] = (uint8_t)ir[4 * h + i];
+                o[3 * i + 1] = (uint8_t)ig[4 * h + i];
+                o[3 * i + 2] = (uint8_t)ib[4 * h + i];
             }
         }
-        if (!any_positive(T0, T1)) break;  // all 16 pixels have stopped
+        return;
     }
-    float rr[2][8], gg[2][8], bb[2][8], aa[2][8], zz[2][8];
-    memcpy(rr[0], &r0, 32);
-    memcpy(rr[1], &r1, 32);
-    memcpy(gg[0], &g0, 32);
-    memcpy(gg[1], &g1, 32);
-    memcpy(bb[0], &b0, 32);
-    memcpy(bb[1], &b1, 32);
-    if (FLOAT_OUT) {
-        memcpy(aa[0], &a0, 32);
-        memcpy(aa[1], &a1, 32);
-        memcpy(zz[0], &z0, 32);
-        memcpy(zz[1], &z1, 32);
-    }
-    int32_t nu = width - x0 < TW ? width - x0 : TW;
-    for (int32_t h = 0; h < 2 && ya + h < height; h++) {
-        int64_t row = (int64_t)(ya + h) * width + x0;
+    for (int32_t h = 0; h < 2 && gy + h < height; h++) {
+        int64_t row = (int64_t)(gy + h) * width + gx;
         for (int32_t i = 0; i < nu; i++) {
-            float r = rr[h][i] + bg[0], g = gg[h][i] + bg[1], b = bb[h][i] + bg[2];
+            int32_t l = 4 * h + i;
+            float cr = rr[l] + bg[0], cg = gg[l] + bg[1], cb = bb[l] + bg[2];
             if (FLOAT_OUT) {
                 float *o = out_rgb + 3 * (row + i);
-                o[0] = r;
-                o[1] = g;
-                o[2] = b;
-                float a = aa[h][i];
-                out_alpha[row + i] = a;
-                out_depth[row + i] = zz[h][i] / (a > 1e-10f ? a : 1e-10f);
+                o[0] = cr;
+                o[1] = cg;
+                o[2] = cb;
+                out_alpha[row + i] = aa[l];
+                out_depth[row + i] = zz[l] / (aa[l] > 1e-10f ? aa[l] : 1e-10f);
             } else {
                 uint8_t *o = out_u8 + 3 * (row + i);
-                o[0] = to_u8(r);
-                o[1] = to_u8(g);
-                o[2] = to_u8(b);
+                o[0] = to_u8(cr);
+                o[1] = to_u8(cg);
+                o[2] = to_u8(cb);
             }
         }
     }
 }
 
 template <bool FLOAT_OUT>
-static void raster(const float *srec, const int32_t *sbox, const int32_t *tile_start, const int32_t *tile_list,
-                   int32_t width, int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, uint8_t *out_u8,
-                   float *out_rgb, float *out_alpha, float *out_depth, int32_t *next_tile, int32_t chunk) {
-    int32_t cap = 0;
-    int32_t *idx = nullptr;
+static void raster(const float *srec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
+                   int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, uint8_t *out_u8, float *out_rgb,
+                   float *out_alpha, float *out_depth, int32_t *next, int32_t chunk) {
+    enum { GROUPS = 2 * TH / 2 };  // the tile's 4 x 2 groups: left and right half of each row pair
+    int64_t cap = 0;
+    int32_t *lists = nullptr;
     for (;;) {
-        int32_t t0 = __atomic_fetch_add(next_tile, chunk, __ATOMIC_RELAXED);
+        int32_t t0 = __atomic_fetch_add(next, chunk, __ATOMIC_RELAXED);
         if (t0 >= n_tiles) break;
         int32_t t1 = t0 + chunk < n_tiles ? t0 + chunk : n_tiles;
         for (int32_t t = t0; t < t1; t++) {
@@ -268,44 +380,56 @@ static void raster(const float *srec, const int32_t *sbox, const int32_t *tile_s
             int32_t j0 = tile_start[t], j1 = tile_start[t + 1];
             if (j1 - j0 > cap) {
                 cap = 2 * (j1 - j0);
-                free(idx);
-                idx = (int32_t *)malloc(sizeof(int32_t) * (size_t)cap);
-                if (!idx) return;  // the caller sees next_tile's count fall short (raster_c: MemoryError)
+                free(lists);
+                lists = (int32_t *)malloc(sizeof(int32_t) * (size_t)(GROUPS * cap));
+                if (!lists) return;  // the caller sees next[1] fall short (cpu_tiles: RuntimeError)
             }
-            for (int32_t ya = y0; ya < y0 + TH && ya < height; ya += 2) {
-                int32_t n = 0;
-                for (int32_t j = j0; j < j1; j++) {  // branch-free compaction: ellipses that meet rows ya, ya + 1
-                    const int32_t *e = tile_list + 2 * (int64_t)j;
-                    idx[n] = e[0];
-                    n += ((e[1] & 0xffff) <= ya + 1) & ((e[1] >> 16) >= ya);
+            int32_t n[GROUPS] = {0};  // group 2 p + h: row pair p, half h
+            for (int32_t j = j0; j < j1; j++) {  // each group's Gaussians, in depth order
+                const int32_t *e = tile_list + 3 * (int64_t)j;
+                for (int32_t h = 0; h < 2; h++) {  // branch-free: every group, appended or not
+                    int32_t lo = (e[1 + h] & 0xffff) - y0, hi = (e[1 + h] >> 16) - y0;
+                    for (int32_t p = 0; p < TH / 2; p++) {
+                        int32_t g = 2 * p + h;
+                        lists[g * cap + n[g]] = e[0];
+                        n[g] += (lo <= 2 * p + 1) & (hi >= 2 * p);
+                    }
                 }
-#ifdef RS_STATS
-                rs_stats[1] += n;
+            }
+            for (int32_t p = 0; p < TH / 2 && y0 + 2 * p < height; p++) {
+                Group s0, s1;
+                group_init(s0, x0, y0 + 2 * p);
+                group_init(s1, x0 + 4, y0 + 2 * p);
+#ifndef RS_NOBLEND
+                composite_two<FLOAT_OUT>(s0, lists + 2 * p * cap, n[2 * p], s1, lists + (2 * p + 1) * cap,
+                                         n[2 * p + 1], srec);
+#else
+                s0.r[0] += n[2 * p]; s1.r[0] += n[2 * p + 1];
 #endif
-                composite_pair<FLOAT_OUT>(srec, idx, n, x0, ya, width, height, bg, out_u8, out_rgb, out_alpha,
-                                          out_depth);
+                write_group<FLOAT_OUT>(s0, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
+                if (x0 + 4 < width)
+                    write_group<FLOAT_OUT>(s1, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
             }
         }
-        __atomic_fetch_add(next_tile + 1, t1 - t0, __ATOMIC_RELAXED);  // tiles done
+        __atomic_fetch_add(next + 1, t1 - t0, __ATOMIC_RELAXED);  // tiles done
     }
-    free(idx);
+    free(lists);
 }
 
 extern "C" {
 
-// Composite tiles until none are left: each call (one per thread) takes `chunk` tiles at a time from the counter
-// next_tile[0] and adds the tiles it finished to next_tile[1]. Writes out_u8 [H, W, 3] when float_out is 0, else
-// out_rgb [H, W, 3], out_alpha [H, W], out_depth [H, W].
-void rs_raster(const float *srec, const int32_t *sbox, const int32_t *tile_start, const int32_t *tile_list,
-               int32_t width, int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, int32_t float_out,
-               uint8_t *out_u8, float *out_rgb, float *out_alpha, float *out_depth, int32_t *next_tile,
-               int32_t chunk) {
+// Composite until no tile is left: each call (one per thread) takes `chunk` tiles at a time from the counter next[0]
+// and adds the tiles it finished to next[1]. Writes out_u8 [H, W, 3] when float_out is 0, else out_rgb [H, W, 3],
+// out_alpha [H, W], out_depth [H, W].
+void rs_raster(const float *srec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
+               int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, int32_t float_out, uint8_t *out_u8,
+               float *out_rgb, float *out_alpha, float *out_depth, int32_t *next, int32_t chunk) {
     if (float_out)
-        raster<true>(srec, sbox, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
-                     out_depth, next_tile, chunk);
+        raster<true>(srec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
+                     out_depth, next, chunk);
     else
-        raster<false>(srec, sbox, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb,
-                      out_alpha, out_depth, next_tile, chunk);
+        raster<false>(srec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
+                      out_depth, next, chunk);
 }
 
 // The vector width and instruction set this library was compiled for (for the log).
