@@ -24,7 +24,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).with_name("raster_kernel.cpp")
 BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu++17", "-ffp-contract=fast", "-fno-math-errno", "-fno-exceptions",
-              "-fno-rtti")
+              "-fno-rtti", "-Wno-psabi")
 _log = logging.getLogger(__name__)
 _state = {}  # "lib": CDLL or None, "reason": str
 

@@ -2,14 +2,18 @@
 // extensions: the same source compiles to AVX2 + FMA (-mavx2 -mfma) where the CPU has them and to baseline SSE2
 // otherwise. Built and loaded by render/raster_c.py (ctypes); the image formation is reference_torch's.
 //
-// Tiles are 8 x 16 pixels (TW x TH). Each tile's Gaussians (depth order) are composited pixel-major, two rows at a
-// time: the tile's list is first compacted to the Gaussians whose pixel box meets the row pair, then for each of
-// them one 8-lane vector per row evaluates opacity * exp(-sigma) and blends it, with the transmittance T and the
-// colour sums of the 16 pixels held in registers (two independent dependency chains). A pixel stops (T := 0,
-// nothing more is added) before the Gaussian that would take its transmittance to <= T_MIN, as in the reference;
-// every 8 Gaussians the pair ends when all 16 of its pixels have stopped.
-// Colours are stored less the background: sum_i w_i (c_i - bg) + bg = sum_i w_i c_i + T_final bg, since
-// sum_i w_i = 1 - T_final; so the 8-bit path needs no final T.
+// Binning (rs_bin): the visible Gaussians' records are gathered into depth order, and each is listed in the 8 x 16
+// pixel tiles (TW x TH) whose rows its ellipse (opacity * exp(-sigma) >= 1/255) really meets within each 8-column
+// strip of its box, with the rows it meets in the strip's left and right 4-column halves (strip_rows: exact, 8
+// half strips per vector).
+// Compositing (rs_raster, parallel over tiles): each tile's entries are split into the Gaussian lists of its 16
+// groups of 4 x 2 pixels (one 8-lane vector each); a group is composited pixel-major, front to back, with the
+// transmittance T and the colour sums of its 8 pixels in registers (no loads or stores per Gaussian and pixel), two
+// groups interleaved. alpha = min(0.999, opacity 2^x) with 2^x built from the exponent bits and a degree-3
+// polynomial (3 multiply-adds); a pixel skips alpha < 1/255 and stops (T := 0, nothing more added) before the
+// Gaussian that would take its transmittance to <= T_MIN, as in the reference; every 8 Gaussians a group whose 8
+// pixels have all stopped ends. Colours are stored less the background: sum_i w_i (c_i - bg) + bg = sum_i w_i c_i +
+// T_final bg since sum_i w_i = 1 - T_final, so the 8-bit path needs no final T.
 
 #include <stdint.h>
 #include <string.h>
@@ -240,9 +244,6 @@ static inline uint8_t to_u8(float v) {
     return (uint8_t)(v * 255.0f + 0.5f);
 }
 
-#ifdef RS_STATS
-extern "C" { int64_t rs_stats[4]; }
-#endif
 
 // A 4 x 2 pixel group (columns gx .. gx + 3, rows gy, gy + 1; lane i: column gx + i % 4, row gy + i / 4): T and
 // the colour sums (alpha and depth sums for float output) of its 8 pixels, kept in registers while compositing.
@@ -302,9 +303,6 @@ static inline void composite_two(Group &s0, const int32_t *idx0, int32_t n0, Gro
     int32_t n = n0 < n1 ? n0 : n1, k = 0;
     while (k < n && any_positive(s0.T) && any_positive(s1.T)) {
         int32_t k1 = k + 8 < n ? k + 8 : n;
-#ifdef RS_STATS
-        rs_stats[0] += 2 * (k1 - k);
-#endif
         for (; k < k1; k++) {
             blend<FLOAT_OUT>(s0, srec + (int64_t)idx0[k] * REC);
             blend<FLOAT_OUT>(s1, srec + (int64_t)idx1[k] * REC);
@@ -400,12 +398,8 @@ static void raster(const float *srec, const int32_t *tile_start, const int32_t *
                 Group s0, s1;
                 group_init(s0, x0, y0 + 2 * p);
                 group_init(s1, x0 + 4, y0 + 2 * p);
-#ifndef RS_NOBLEND
                 composite_two<FLOAT_OUT>(s0, lists + 2 * p * cap, n[2 * p], s1, lists + (2 * p + 1) * cap,
                                          n[2 * p + 1], srec);
-#else
-                s0.r[0] += n[2 * p]; s1.r[0] += n[2 * p + 1];
-#endif
                 write_group<FLOAT_OUT>(s0, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
                 if (x0 + 4 < width)
                     write_group<FLOAT_OUT>(s1, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
