@@ -525,16 +525,26 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
     lims = np.array([(cx + 0.5) / fx + 0.3 * tan_x, (W - cx - 0.5) / fx + 0.3 * tan_x,
                      (cy + 0.5) / fy + 0.3 * tan_y, (H - cy - 0.5) / fy + 0.3 * tan_y], np.float32)
     campos = camera.position.astype(np.float32)
-    rec = np.empty((n, _REC), np.float32)
     box = np.empty((n, 4), np.int32)
     visible = np.empty(n, np.bool_)
     lib = raster_c.load() if use_c else None
     previous = numba.set_parallel_chunksize(chunksize)
     try:
+        if lib is not None:  # the C++ kernel (binning, compositing; projection of degree-0 colours)
+            rec = np.empty((n, raster_c.RECORD), np.float32)
+            ptr = lambda a: a.ctypes.data  # noqa: E731
+            if sh.shape[1] == 1:
+                sh0 = np.ascontiguousarray(sh[:, 0, :])
+                lib.rs_project(ptr(means), ptr(quats), ptr(scales), ptr(opacities), ptr(sh0), ptr(view), ptr(intr),
+                               ptr(lims), W, H, n, ptr(bg), ptr(rec), ptr(box), ptr(visible))
+            else:
+                rec_in = np.empty((n, _REC), np.float32)
+                _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec_in, box, visible)
+                lib.rs_records(ptr(rec_in), ptr(visible), n, ptr(bg), ptr(rec))
+            return _composite_c(lib, rec, box, _depth_order(rec, visible), W, H, bg, uint8, 8 * chunksize)
+        rec = np.empty((n, _REC), np.float32)
         _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
         order = _depth_order(rec, visible)
-        if lib is not None:
-            return _composite_c(lib, rec, box, order, W, H, bg, uint8, 8 * chunksize)
         n_tx, n_ty = (W + TW - 1) // TW, (H + TH - 1) // TH
         tile_start, tile_list, srec, sbox = _bin_live(order, rec, box, n_tx, n_ty)
         if uint8:
@@ -556,22 +566,19 @@ _pool = {}  # threads -> ThreadPoolExecutor for the C++ kernel's extra threads
 
 
 def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
-    """Binning and compositing by the C++ kernel (``raster_c``): the visible Gaussians ``order`` [M] of rec [N,_REC]
-    / box [N,4], on numba.get_num_threads() threads (ctypes releases the GIL), ``chunk`` tiles at a time."""
+    """Binning and compositing by the C++ kernel (``raster_c``): the visible Gaussians ``order`` [M] (depth order)
+    of rec [N, raster_c.RECORD] / box [N,4], on numba.get_num_threads() threads (ctypes releases the GIL), ``chunk``
+    tiles at a time."""
     ptr = lambda a: a.ctypes.data  # noqa: E731
-    layout = np.empty(3, np.int32)
-    lib.rs_layout(ptr(layout))
-    tw, th, rec_len = (int(v) for v in layout)
+    tw, th = raster_c.TILE
     m = order.shape[0]
     n_tx, n_ty = (W + tw - 1) // tw, (H + th - 1) // th
     n_tiles = n_tx * n_ty
-    srec = np.empty((m, rec_len), np.float32)
     tile_start = np.empty(n_tiles + 1, np.int32)
     capacity = 8 * m + n_tiles  # a head at 512 x 512: ~6 entries per Gaussian
     while True:
         tile_list = np.empty((capacity, 3), np.int32)
-        entries = lib.rs_bin(ptr(rec), ptr(box), ptr(order), m, ptr(bg), n_tx, n_ty, ptr(srec), ptr(tile_start),
-                             ptr(tile_list), capacity)
+        entries = lib.rs_bin(ptr(rec), ptr(box), ptr(order), m, n_tx, n_ty, ptr(tile_start), ptr(tile_list), capacity)
         if entries < 0:
             raise MemoryError("the C++ rasteriser could not allocate its binning scratch")
         if entries <= capacity:
@@ -584,7 +591,7 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
         out = (np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32))
         ptrs = (None, ptr(out[0]), ptr(out[1]), ptr(out[2]))
     counter = np.zeros(2, np.int32)  # next tile, tiles done
-    args = (ptr(srec), ptr(tile_start), ptr(tile_list), W, H, n_tx, n_tiles, ptr(bg), int(not uint8), *ptrs,
+    args = (ptr(rec), ptr(tile_start), ptr(tile_list), W, H, n_tx, n_tiles, ptr(bg), int(not uint8), *ptrs,
             ptr(counter), max(1, chunk))
     threads = numba.get_num_threads()
     if threads > 1:

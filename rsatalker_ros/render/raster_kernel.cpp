@@ -29,6 +29,7 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 enum { TW_BITS = 3, TH_BITS = 4, TW = 1 << TW_BITS, TH = 1 << TH_BITS, REC_IN = 11, REC = 16 };
 static const float ALPHA_MIN = 1.0f / 255.0f;
 static const float T_MIN = 1e-4f;
+static const float EPS2D = 0.3f, NEAR = 0.01f, FAR = 1e10f;  // reference_torch's
 
 static inline v8f splat(float x) { return v8f{x, x, x, x, x, x, x, x}; }
 
@@ -94,7 +95,7 @@ static inline v8i vfloor(v8f x) {
 }
 
 // The rows [lo[i], hi[i]] of the 4-column strips x in [4 (sx + i), 4 (sx + i) + 3] (pixel centres), i = 0..7,
-// that the ellipse sigma <= s of record q (srec layout) meets, clipped to the box rows [v0, v1]; lo > hi: none.
+// that the ellipse sigma <= s of record q (write_record) meets, clipped to the box rows [v0, v1]; lo > hi: none.
 // sigma = A dx^2 / 2 + B dx dy + C dy^2 / 2 with (dx, dy) = centre - pixel: on a column dx the ellipse spans
 // dy = (-B dx +- sqrt(2 C s - det dx^2)) / C; its top (bottom) point is at dy = +-sqrt(2 A s / det),
 // dx = -+B dy / A. Widened by 0.01 px (float rounding).
@@ -102,7 +103,7 @@ static inline void strip_rows(const float *q, int32_t sx, int32_t v0, int32_t v1
     const float ln2 = 0.6931471805599453f;  // q[3], q[4] are in powers of 2 (B log2 e, C log2 e / 2)
     const v8f lane = {0.0f, 4.0f, 8.0f, 12.0f, 16.0f, 20.0f, 24.0f, 28.0f};
     float B = ln2 * q[3], R = q[11], dxt = q[12], inv_c = q[14], det = q[15];
-    float cs2 = 4.0f * ln2 * q[4] * q[10];  // 2 C s
+    float cs2 = 4.0f * ln2 * q[4] * q[9];  // 2 C s
     v8f xa = splat((float)(4 * sx)) + lane;
     v8f dxa = vmax(splat(q[0] - 3.0f) - xa, splat(-R));  // dx over the strip, increasing
     v8f dxb = vmin(splat(q[0]) - xa, splat(R));
@@ -120,18 +121,142 @@ static inline void strip_rows(const float *q, int32_t sx, int32_t v0, int32_t v1
     hi = none ? v8i{0, 0, 0, 0, 0, 0, 0, 0} : hi;
 }
 
+// One record in the layout the binning and the blend read (REC floats): mx, my; log2(e) times A/2, B, C/2 and
+// log opacity (the blend works in powers of 2: exp2_small); r - bg_r, g - bg_g, b - bg_b; s = ln(255 opacity); depth
+// (column 10, as cpu_tiles._depth_order reads it); then for strip_rows the ellipse's x half-width R, the x and y of
+// its top point from the centre, 1/C and the conic's determinant. A, B, C: the conic (sigma = A dx^2 / 2 + B dx dy +
+// C dy^2 / 2); the ellipse sigma <= s has half-widths sqrt(2 s C / det), sqrt(2 s A / det).
+static inline void write_record(float *q, float mx, float my, float A, float B, float C, float s, float r, float g,
+                                float b, float z, const float *bg) {
+    const float log2e = 1.4426950408889634f, ln255 = 5.541263545158426f;
+    float det = A * C - B * B, dyt = sqrtf(2.0f * A * s / det);
+    q[0] = mx, q[1] = my;
+    q[2] = 0.5f * log2e * A, q[3] = log2e * B, q[4] = 0.5f * log2e * C, q[5] = log2e * (s - ln255);
+    q[6] = r - bg[0], q[7] = g - bg[1], q[8] = b - bg[2];
+    q[9] = s, q[10] = z;
+    q[11] = sqrtf(2.0f * C * s / det), q[12] = -B * dyt / A, q[13] = dyt, q[14] = 1.0f / C, q[15] = det;
+}
+
+// ln(x) for positive normal x: x = m 2^e with m in [1, 2), ln m = 2 atanh((m - 1) / (m + 1)) by its series to
+// t^9 (absolute error < 2e-6).
+static inline v8f vlog(v8f x) {
+    v8i bits = (v8i)x;
+    v8i e = ((bits >> 23) & 0xff) - 127;
+    v8f m = (v8f)((bits & 0x007fffff) | 0x3f800000);
+    v8f t = (m - splat(1.0f)) / (m + splat(1.0f)), t2 = t * t;
+    v8f series = splat(1.0f) + t2 * (splat(1.0f / 3.0f) + t2 * (splat(1.0f / 5.0f) + t2 * (splat(1.0f / 7.0f) +
+                                                                                       t2 * splat(1.0f / 9.0f))));
+    return __builtin_convertvector(e, v8f) * splat(0.6931471805599453f) + splat(2.0f) * t * series;
+}
+
+static inline v8f gather(const float *a, int64_t stride, int64_t i0, int32_t lanes) {
+    v8f v = splat(0.0f);
+    for (int32_t l = 0; l < lanes; l++) v[l] = a[(i0 + l) * stride];
+    return v;
+}
+
 extern "C" {
 
-// Binning into TW x TH tiles. srec [M, REC] <- the visible Gaussians in depth order (order [M] into rec [N, REC_IN],
-// cpu_tiles._project's records, and box [N, 4] their pixel boxes u0, u1, v0, v1): mx, my, log2(e) (A/2, B, C/2,
-// log opacity), r - bg_r, g - bg_g, b - bg_b, depth, then for strip_rows ln(255 opacity), the ellipse's x
-// half-width, the x and y of its top point from the centre, 1/C, det. tile_start [n_tiles + 1] <- where each tile's
-// entries start in tile_list [capacity, 3]: (depth rank, rows of the tile's left and right 4-column halves that the
-// ellipse meets, packed first | last << 16, first > last: none), for every tile of the box whose rows the ellipse
-// meets, increasing ranks. Returns the number of entries (tile_list is written only when it is <= capacity; call
-// again with more), or -1 when out of memory.
-int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32_t m, const float *bg, int32_t n_tx,
-               int32_t n_ty, float *srec, int32_t *tile_start, int32_t *tile_list, int64_t capacity) {
+// cpu_tiles._project for degree-0 colours, 8 Gaussians per vector (the same float32 formulas): means [N, 3], quats
+// [N, 4] wxyz, scales [N, 3], opacities [N], sh0 [N, 3] (the degree-0 SH coefficients); view [3, 4] world->camera;
+// intr (fx, fy, cx, cy); lims (xn, xp, yn, yp) clamp limits for J; bg [3]. Writes the records rec [N, REC]
+// (write_record) and boxes box [N, 4] (u0, u1, v0, v1 inclusive, clipped to the image) of the visible Gaussians and
+// visible [N] (0 / 1).
+void rs_project(const float *means, const float *quats, const float *scales, const float *opacities,
+                const float *sh0, const float *view, const float *intr, const float *lims, int32_t width,
+                int32_t height, int64_t n, const float *bg, float *rec, int32_t *box, uint8_t *visible) {
+    const v8f one = splat(1.0f), two = splat(2.0f), zero = splat(0.0f);
+    const float fx = intr[0], fy = intr[1], cx = intr[2], cy = intr[3];
+    const float w_max = (float)(width - 1), h_max = (float)(height - 1);
+    const float C0 = 0.28209479177387814f;
+    for (int64_t i0 = 0; i0 < n; i0 += 8) {
+        int32_t lanes = n - i0 < 8 ? (int32_t)(n - i0) : 8;
+        v8f px = gather(means, 3, i0, lanes), py = gather(means + 1, 3, i0, lanes);
+        v8f pz = gather(means + 2, 3, i0, lanes), o = gather(opacities, 1, i0, lanes);
+        v8f x = splat(view[0]) * px + splat(view[1]) * py + splat(view[2]) * pz + splat(view[3]);
+        v8f y = splat(view[4]) * px + splat(view[5]) * py + splat(view[6]) * pz + splat(view[7]);
+        v8f z = splat(view[8]) * px + splat(view[9]) * py + splat(view[10]) * pz + splat(view[11]);
+        v8f qw = gather(quats, 4, i0, lanes), qx = gather(quats + 1, 4, i0, lanes);
+        v8f qy = gather(quats + 2, 4, i0, lanes), qz = gather(quats + 3, 4, i0, lanes);
+        v8f qn = one / vmax(vsqrt(qw * qw + qx * qx + qy * qy + qz * qz), splat(1e-12f));
+        qw *= qn, qx *= qn, qy *= qn, qz *= qn;
+        v8f sx = gather(scales, 3, i0, lanes), sy = gather(scales + 1, 3, i0, lanes);
+        v8f sz = gather(scales + 2, 3, i0, lanes);
+        v8f r00 = (one - two * (qy * qy + qz * qz)) * sx, r01 = two * (qx * qy - qw * qz) * sy;
+        v8f r02 = two * (qx * qz + qw * qy) * sz, r10 = two * (qx * qy + qw * qz) * sx;
+        v8f r11 = (one - two * (qx * qx + qz * qz)) * sy, r12 = two * (qy * qz - qw * qx) * sz;
+        v8f r20 = two * (qx * qz - qw * qy) * sx, r21 = two * (qy * qz + qw * qx) * sy;
+        v8f r22 = (one - two * (qx * qx + qy * qy)) * sz;
+        v8f iz = one / z;
+        v8f tx = z * vmin(splat(lims[1]), vmax(splat(-lims[0]), x * iz));
+        v8f ty = z * vmin(splat(lims[3]), vmax(splat(-lims[2]), y * iz));
+        v8f j00 = splat(fx) * iz, j02 = splat(-fx) * tx * iz * iz;
+        v8f j11 = splat(fy) * iz, j12 = splat(-fy) * ty * iz * iz;
+        v8f a0 = j00 * splat(view[0]) + j02 * splat(view[8]), a1 = j00 * splat(view[1]) + j02 * splat(view[9]);
+        v8f a2 = j00 * splat(view[2]) + j02 * splat(view[10]);
+        v8f b0 = j11 * splat(view[4]) + j12 * splat(view[8]), b1 = j11 * splat(view[5]) + j12 * splat(view[9]);
+        v8f b2 = j11 * splat(view[6]) + j12 * splat(view[10]);
+        v8f t00 = a0 * r00 + a1 * r10 + a2 * r20, t01 = a0 * r01 + a1 * r11 + a2 * r21;
+        v8f t02 = a0 * r02 + a1 * r12 + a2 * r22, t10 = b0 * r00 + b1 * r10 + b2 * r20;
+        v8f t11 = b0 * r01 + b1 * r11 + b2 * r21, t12 = b0 * r02 + b1 * r12 + b2 * r22;
+        v8f ca = t00 * t00 + t01 * t01 + t02 * t02 + splat(EPS2D);
+        v8f cb = t00 * t10 + t01 * t11 + t02 * t12;
+        v8f cc = t10 * t10 + t11 * t11 + t12 * t12 + splat(EPS2D);
+        v8f det = ca * cc - cb * cb;
+        v8f idet = one / det;
+        v8f mx = splat(fx) * x * iz + splat(cx), my = splat(fy) * y * iz + splat(cy);
+        v8f lo = vlog(vmax(o * splat(255.0f), one));  // only the lanes with o >= 1/255 are kept
+        v8f ext = vmin(splat(3.33f), vsqrt(two * lo));
+        v8f ex = ext * vsqrt(vmax(ca, zero)), ey = ext * vsqrt(vmax(cc, zero));
+        v8f left = mx - ex, right = mx + ex, top = my - ey, bottom = my + ey;
+        v8i ok = (o >= splat(ALPHA_MIN)) & (z >= splat(NEAR)) & (z <= splat(FAR)) & (det > zero) &
+                 (right >= zero) & (left <= splat(w_max)) & (bottom >= zero) & (top <= splat(h_max));
+        // u0 = ceil(left), u1 = floor(right) clipped to the image (>= 0 after the clip: truncation floors)
+        v8f cl = vmax(left, zero), cr = vmin(right, splat(w_max)), ct = vmax(top, zero), cbm = vmin(bottom, splat(h_max));
+        cl = select(ok, cl), cr = select(ok, cr), ct = select(ok, ct), cbm = select(ok, cbm);  // no NaN conversions
+        v8i u0 = __builtin_convertvector(cl, v8i), u1 = __builtin_convertvector(cr, v8i);
+        v8i v0 = __builtin_convertvector(ct, v8i), v1 = __builtin_convertvector(cbm, v8i);
+        u0 -= __builtin_convertvector(u0, v8f) < cl;
+        v0 -= __builtin_convertvector(v0, v8f) < ct;
+        ok &= (u0 <= u1) & (v0 <= v1);
+        v8f cr_ = vmax(splat(C0) * gather(sh0, 3, i0, lanes) + splat(0.5f), zero);
+        v8f cg_ = vmax(splat(C0) * gather(sh0 + 1, 3, i0, lanes) + splat(0.5f), zero);
+        v8f cb_ = vmax(splat(C0) * gather(sh0 + 2, 3, i0, lanes) + splat(0.5f), zero);
+        v8f A = cc * idet, B = -cb * idet, C = ca * idet;
+        for (int32_t l = 0; l < lanes; l++) {
+            int64_t i = i0 + l;
+            visible[i] = ok[l] != 0;
+            if (!ok[l]) continue;
+            write_record(rec + i * REC, mx[l], my[l], A[l], B[l], C[l], lo[l], cr_[l], cg_[l], cb_[l], z[l], bg);
+            int32_t *b = box + i * 4;
+            b[0] = u0[l], b[1] = u1[l], b[2] = v0[l], b[3] = v1[l];
+        }
+    }
+}
+
+}  // extern "C"
+
+extern "C" {
+
+// The records (write_record) of cpu_tiles._project's rec_in [N, REC_IN] (mx, my, A, B, C, log opacity, ln(255
+// opacity), r, g, b, depth) for the Gaussians with visible[i], into rec [N, REC] (the numba projection's path: SH
+// colours of degree > 0).
+void rs_records(const float *rec_in, const uint8_t *visible, int64_t n, const float *bg, float *rec) {
+    for (int64_t i = 0; i < n; i++) {
+        if (!visible[i]) continue;
+        const float *r = rec_in + i * REC_IN;
+        write_record(rec + i * REC, r[0], r[1], r[2], r[3], r[4], r[6], r[7], r[8], r[9], r[10], bg);
+    }
+}
+
+// Binning into TW x TH tiles of the visible Gaussians order [M] (depth order) with records rec [N, REC] and pixel
+// boxes box [N, 4] (u0, u1, v0, v1). tile_start [n_tiles + 1] <- where each tile's entries start in tile_list
+// [capacity, 3]: (Gaussian index, rows of the tile's left and right 4-column halves that its ellipse meets, packed
+// first | last << 16, first > last: none), for every tile of the box whose rows the ellipse meets, in depth order.
+// Returns the number of entries (tile_list is written only when it is <= capacity; call again with more), or -1
+// when out of memory.
+int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32_t m, int32_t n_tx, int32_t n_ty,
+               int32_t *tile_start, int32_t *tile_list, int64_t capacity) {
     int64_t n_tiles = (int64_t)n_tx * n_ty;
     // per strip: pack L, pack R, first and last row (grown as needed); per Gaussian its first and last tile column
     int64_t scratch_cap = 16 * (int64_t)m + 64, used = 0;
@@ -145,32 +270,11 @@ int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32
     memset(tile_start, 0, sizeof(int32_t) * (size_t)(n_tiles + 1));
     for (int32_t j = 0; j < m; j++) {
         if (j + 8 < m) {  // the records are read in depth order, scattered: fetch ahead
-            __builtin_prefetch(rec + (int64_t)order[j + 8] * REC_IN);
-            __builtin_prefetch(rec + (int64_t)order[j + 8] * REC_IN + 10);
+            __builtin_prefetch(rec + (int64_t)order[j + 8] * REC);
             __builtin_prefetch(box + (int64_t)order[j + 8] * 4);
         }
-        const float *r = rec + (int64_t)order[j] * REC_IN;
+        const float *s = rec + (int64_t)order[j] * REC;
         const int32_t *b = box + (int64_t)order[j] * 4;
-        float *s = srec + (int64_t)j * REC;
-        const float log2e = 1.4426950408889634f;  // the blend works in powers of 2 (exp2_small)
-        s[0] = r[0];
-        s[1] = r[1];
-        s[2] = 0.5f * log2e * r[2];
-        s[3] = log2e * r[3];
-        s[4] = 0.5f * log2e * r[4];
-        s[5] = log2e * r[5];
-        s[6] = r[7] - bg[0];
-        s[7] = r[8] - bg[1];
-        s[8] = r[9] - bg[2];
-        s[9] = r[10];
-        float A = r[2], B = r[3], C = r[4], sm = r[6], det = A * C - B * B;  // strip_rows in natural units
-        s[10] = sm;
-        s[11] = sqrtf(2.0f * C * sm / det);  // the ellipse's half-width in x
-        float dyt = sqrtf(2.0f * A * sm / det);  // its half-height in y, at dx = -B dy / A
-        s[12] = -B * dyt / A;
-        s[13] = dyt;
-        s[14] = 1.0f / C;
-        s[15] = det;
         int32_t tx0 = b[0] >> TW_BITS, tx1 = b[1] >> TW_BITS;
         columns[2 * j] = tx0;
         columns[2 * j + 1] = tx1;
@@ -217,7 +321,7 @@ int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32
             for (int32_t tx = columns[2 * j]; tx <= columns[2 * j + 1]; tx++, sp += 4) {
                 for (int32_t ty = sp[2] >> TH_BITS; sp[2] <= sp[3] && ty <= (sp[3] >> TH_BITS); ty++) {
                     int32_t *e = tile_list + 3 * (int64_t)fill[(int64_t)ty * n_tx + tx]++;
-                    e[0] = j;
+                    e[0] = order[j];
                     e[1] = sp[0];
                     e[2] = sp[1];
                 }
@@ -259,7 +363,7 @@ static inline void group_init(Group &s, int32_t gx, int32_t gy) {
     s.py = splat((float)gy) + v8f{0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 1.0f, 1.0f};
 }
 
-// Blend Gaussian q (srec record) into the group, front to back.
+// Blend Gaussian q (write_record) into the group, front to back.
 template <bool FLOAT_OUT>
 static inline void blend(Group &s, const float *q) {
     const v8f lmax = splat(-0.0014434169f), lmin = splat(-9.0f), amin = splat(ALPHA_MIN), tmin = splat(T_MIN);
@@ -281,17 +385,17 @@ static inline void blend(Group &s, const float *q) {
     s.b += w * splat(q[8]);
     if (FLOAT_OUT) {
         s.a += w;
-        s.z += w * splat(q[9]);
+        s.z += w * splat(q[10]);
     }
 }
 
 // Composite one group over the Gaussians idx [k, n) (depth order); every 8 Gaussians it ends when all its pixels
 // have stopped.
 template <bool FLOAT_OUT>
-static inline void composite_rest(Group &s, const float *srec, const int32_t *idx, int32_t k, int32_t n) {
+static inline void composite_rest(Group &s, const float *rec, const int32_t *idx, int32_t k, int32_t n) {
     while (k < n && any_positive(s.T)) {
         int32_t k1 = k + 8 < n ? k + 8 : n;
-        for (; k < k1; k++) blend<FLOAT_OUT>(s, srec + (int64_t)idx[k] * REC);
+        for (; k < k1; k++) blend<FLOAT_OUT>(s, rec + (int64_t)idx[k] * REC);
     }
 }
 
@@ -299,17 +403,17 @@ static inline void composite_rest(Group &s, const float *srec, const int32_t *id
 // left and live pixels, then each alone.
 template <bool FLOAT_OUT>
 static inline void composite_two(Group &s0, const int32_t *idx0, int32_t n0, Group &s1, const int32_t *idx1,
-                                 int32_t n1, const float *srec) {
+                                 int32_t n1, const float *rec) {
     int32_t n = n0 < n1 ? n0 : n1, k = 0;
     while (k < n && any_positive(s0.T) && any_positive(s1.T)) {
         int32_t k1 = k + 8 < n ? k + 8 : n;
         for (; k < k1; k++) {
-            blend<FLOAT_OUT>(s0, srec + (int64_t)idx0[k] * REC);
-            blend<FLOAT_OUT>(s1, srec + (int64_t)idx1[k] * REC);
+            blend<FLOAT_OUT>(s0, rec + (int64_t)idx0[k] * REC);
+            blend<FLOAT_OUT>(s1, rec + (int64_t)idx1[k] * REC);
         }
     }
-    composite_rest<FLOAT_OUT>(s0, srec, idx0, k, n0);
-    composite_rest<FLOAT_OUT>(s1, srec, idx1, k, n1);
+    composite_rest<FLOAT_OUT>(s0, rec, idx0, k, n0);
+    composite_rest<FLOAT_OUT>(s1, rec, idx1, k, n1);
 }
 
 template <bool FLOAT_OUT>
@@ -363,7 +467,7 @@ static inline void write_group(const Group &s, int32_t width, int32_t height, co
 }
 
 template <bool FLOAT_OUT>
-static void raster(const float *srec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
+static void raster(const float *rec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
                    int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, uint8_t *out_u8, float *out_rgb,
                    float *out_alpha, float *out_depth, int32_t *next, int32_t chunk) {
     enum { GROUPS = 2 * TH / 2 };  // the tile's 4 x 2 groups: left and right half of each row pair
@@ -399,7 +503,7 @@ static void raster(const float *srec, const int32_t *tile_start, const int32_t *
                 group_init(s0, x0, y0 + 2 * p);
                 group_init(s1, x0 + 4, y0 + 2 * p);
                 composite_two<FLOAT_OUT>(s0, lists + 2 * p * cap, n[2 * p], s1, lists + (2 * p + 1) * cap,
-                                         n[2 * p + 1], srec);
+                                         n[2 * p + 1], rec);
                 write_group<FLOAT_OUT>(s0, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
                 if (x0 + 4 < width)
                     write_group<FLOAT_OUT>(s1, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
@@ -415,14 +519,14 @@ extern "C" {
 // Composite until no tile is left: each call (one per thread) takes `chunk` tiles at a time from the counter next[0]
 // and adds the tiles it finished to next[1]. Writes out_u8 [H, W, 3] when float_out is 0, else out_rgb [H, W, 3],
 // out_alpha [H, W], out_depth [H, W].
-void rs_raster(const float *srec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
+void rs_raster(const float *rec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
                int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, int32_t float_out, uint8_t *out_u8,
                float *out_rgb, float *out_alpha, float *out_depth, int32_t *next, int32_t chunk) {
     if (float_out)
-        raster<true>(srec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
+        raster<true>(rec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
                      out_depth, next, chunk);
     else
-        raster<false>(srec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
+        raster<false>(rec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
                       out_depth, next, chunk);
 }
 
