@@ -408,6 +408,8 @@ static inline void composite_two(Group &s0, const int32_t *idx0, int32_t n0, Gro
     while (k < n && any_positive(s0.T) && any_positive(s1.T)) {
         int32_t k1 = k + 8 < n ? k + 8 : n;
         for (; k < k1; k++) {
+            __builtin_prefetch(rec + (int64_t)idx0[k + 8] * REC);  // the lists are padded (raster)
+            __builtin_prefetch(rec + (int64_t)idx1[k + 8] * REC);
             blend<FLOAT_OUT>(s0, rec + (int64_t)idx0[k] * REC);
             blend<FLOAT_OUT>(s1, rec + (int64_t)idx1[k] * REC);
         }
@@ -480,10 +482,10 @@ static void raster(const float *rec, const int32_t *tile_start, const int32_t *t
         for (int32_t t = t0; t < t1; t++) {
             int32_t x0 = (t % n_tx) * TW, y0 = (t / n_tx) * TH;
             int32_t j0 = tile_start[t], j1 = tile_start[t + 1];
-            if (j1 - j0 > cap) {
-                cap = 2 * (j1 - j0);
+            if (j1 - j0 + 8 > cap) {  // 8 entries of padding after each list for the prefetches
+                cap = 2 * (j1 - j0) + 8;
                 free(lists);
-                lists = (int32_t *)malloc(sizeof(int32_t) * (size_t)(GROUPS * cap));
+                lists = (int32_t *)calloc((size_t)(GROUPS * cap), sizeof(int32_t));
                 if (!lists) return;  // the caller sees next[1] fall short (cpu_tiles: RuntimeError)
             }
             int32_t n[GROUPS] = {0};  // group 2 p + h: row pair p, half h
