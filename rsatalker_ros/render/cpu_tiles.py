@@ -541,7 +541,7 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
                 rec_in = np.empty((n, _REC), np.float32)
                 _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec_in, box, visible)
                 lib.rs_records(ptr(rec_in), ptr(visible), n, ptr(bg), ptr(rec))
-            return _composite_c(lib, rec, box, _depth_order(rec, visible), W, H, bg, uint8, 8 * chunksize)
+            return _composite_c(lib, rec, box, _depth_order(rec, visible), W, H, bg, uint8, max(1, chunksize // 8))
         rec = np.empty((n, _REC), np.float32)
         _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
         order = _depth_order(rec, visible)
@@ -568,17 +568,16 @@ _pool = {}  # threads -> ThreadPoolExecutor for the C++ kernel's extra threads
 def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
     """Binning and compositing by the C++ kernel (``raster_c``): the visible Gaussians ``order`` [M] (depth order)
     of rec [N, raster_c.RECORD] / box [N,4], on numba.get_num_threads() threads (ctypes releases the GIL), ``chunk``
-    tiles at a time."""
+    8-column strips at a time."""
     ptr = lambda a: a.ctypes.data  # noqa: E731
-    tw, th = raster_c.TILE
     m = order.shape[0]
-    n_tx, n_ty = (W + tw - 1) // tw, (H + th - 1) // th
-    n_tiles = n_tx * n_ty
-    tile_start = np.empty(n_tiles + 1, np.int32)
-    capacity = 8 * m + n_tiles  # a head at 512 x 512: ~6 entries per Gaussian
+    n_strips = (W + raster_c.STRIP - 1) // raster_c.STRIP
+    strip_start = np.empty(n_strips + 1, np.int32)
+    capacity = 4 * m + n_strips  # a head at 512 x 512: ~2.4 entries per Gaussian
     while True:
-        tile_list = np.empty((capacity, 3), np.int32)
-        entries = lib.rs_bin(ptr(rec), ptr(box), ptr(order), m, n_tx, n_ty, ptr(tile_start), ptr(tile_list), capacity)
+        strip_list = np.empty((capacity, 3), np.int32)
+        entries = lib.rs_bin(ptr(rec), ptr(box), ptr(order), m, n_strips, ptr(strip_start), ptr(strip_list),
+                             capacity)
         if entries < 0:
             raise MemoryError("the C++ rasteriser could not allocate its binning scratch")
         if entries <= capacity:
@@ -590,8 +589,8 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
     else:
         out = (np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32))
         ptrs = (None, ptr(out[0]), ptr(out[1]), ptr(out[2]))
-    counter = np.zeros(2, np.int32)  # next tile, tiles done
-    args = (ptr(rec), ptr(tile_start), ptr(tile_list), W, H, n_tx, n_tiles, ptr(bg), int(not uint8), *ptrs,
+    counter = np.zeros(2, np.int32)  # next strip, strips done
+    args = (ptr(rec), ptr(strip_start), ptr(strip_list), W, H, n_strips, ptr(bg), int(not uint8), *ptrs,
             ptr(counter), max(1, chunk))
     threads = numba.get_num_threads()
     if threads > 1:
@@ -604,6 +603,6 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
             h.result()
     else:
         lib.rs_raster(*args)
-    if counter[1] != n_tiles:
-        raise RuntimeError(f"the C++ rasteriser could not allocate its scratch ({counter[1]} of {n_tiles} tiles done)")
+    if counter[1] != n_strips:
+        raise RuntimeError(f"the C++ rasteriser could not allocate its scratch ({counter[1]} of {n_strips} strips done)")
     return out[0] if uint8 else out

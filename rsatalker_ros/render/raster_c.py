@@ -25,8 +25,8 @@ from pathlib import Path
 SOURCE = Path(__file__).with_name("raster_kernel.cpp")
 BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu++17", "-ffp-contract=fast", "-fno-math-errno", "-fno-exceptions",
               "-fno-rtti", "-Wno-psabi")
-TILE = (8, 16)  # raster_kernel.cpp's tile (TW, TH) in pixels
-RECORD = 16     # and its record length REC (floats per Gaussian); load() checks both against the library
+STRIP = 8    # raster_kernel.cpp's strip width SW in pixels
+RECORD = 16  # and its record length REC (floats per Gaussian); load() checks both against the library
 _log = logging.getLogger(__name__)
 _state = {}  # "lib": CDLL or None, "reason": str
 
@@ -82,7 +82,7 @@ def build(out_dir: Path | None = None) -> Path:
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
-    lib.rs_bin.argtypes = [p, p, p, i32, i32, i32, p, p, i64]
+    lib.rs_bin.argtypes = [p, p, p, i32, i32, p, p, i64]
     lib.rs_bin.restype = i64
     lib.rs_layout.argtypes = [p]
     lib.rs_layout.restype = None
@@ -90,7 +90,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.rs_records.argtypes = [p, p, i64, p, p]
     lib.rs_records.restype = None
     lib.rs_project.restype = None
-    lib.rs_raster.argtypes = [p, p, p, i32, i32, i32, i32, p, i32, p, p, p, p, p, i32]
+    lib.rs_raster.argtypes = [p, p, p, i32, i32, i32, p, i32, p, p, p, p, p, i32]
     lib.rs_raster.restype = None
     lib.rs_isa.argtypes = []
     lib.rs_isa.restype = ctypes.c_char_p
@@ -108,10 +108,10 @@ def load():
     else:
         try:
             lib = _bind(ctypes.CDLL(str(build())))
-            layout = (ctypes.c_int32 * 3)()
+            layout = (ctypes.c_int32 * 2)()
             lib.rs_layout(layout)
-            if (tuple(layout[:2]), layout[2]) != (TILE, RECORD):
-                raise RuntimeError(f"the library's tile and record {tuple(layout)} are not {TILE + (RECORD,)}")
+            if tuple(layout) != (STRIP, RECORD):
+                raise RuntimeError(f"the library's strip and record {tuple(layout)} are not {(STRIP, RECORD)}")
         except Exception as e:  # noqa: BLE001 - any failure leaves the numba kernels, with the reason said once
             why = f"{type(e).__name__}: {e}"
     if lib is None:

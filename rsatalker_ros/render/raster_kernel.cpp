@@ -26,7 +26,7 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-enum { TW_BITS = 3, TH_BITS = 4, TW = 1 << TW_BITS, TH = 1 << TH_BITS, REC_IN = 11, REC = 16 };
+enum { SW_BITS = 3, SW = 1 << SW_BITS, REC_IN = 11, REC = 16 };
 static const float ALPHA_MIN = 1.0f / 255.0f;
 static const float T_MIN = 1e-4f;
 static const float EPS2D = 0.3f, NEAR = 0.01f, FAR = 1e10f;  // reference_torch's
@@ -249,17 +249,16 @@ void rs_records(const float *rec_in, const uint8_t *visible, int64_t n, const fl
     }
 }
 
-// Binning into TW x TH tiles of the visible Gaussians order [M] (depth order) with records rec [N, REC] and pixel
-// boxes box [N, 4] (u0, u1, v0, v1). tile_start [n_tiles + 1] <- where each tile's entries start in tile_list
-// [capacity, 3]: (Gaussian index, rows of the tile's left and right 4-column halves that its ellipse meets, packed
-// first | last << 16, first > last: none), for every tile of the box whose rows the ellipse meets, in depth order.
-// Returns the number of entries (tile_list is written only when it is <= capacity; call again with more), or -1
-// when out of memory.
-int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32_t m, int32_t n_tx, int32_t n_ty,
-               int32_t *tile_start, int32_t *tile_list, int64_t capacity) {
-    int64_t n_tiles = (int64_t)n_tx * n_ty;
-    // per strip: pack L, pack R, first and last row (grown as needed); per Gaussian its first and last tile column
-    int64_t scratch_cap = 16 * (int64_t)m + 64, used = 0;
+// Binning into 8-column strips (SW wide, the image's height) of the visible Gaussians order [M] (depth order) with
+// records rec [N, REC] and pixel boxes box [N, 4] (u0, u1, v0, v1). strip_start [n_strips + 1] <- where each strip's
+// entries start in strip_list [capacity, 3]: (Gaussian index, rows of the strip's left and right 4-column halves
+// that its ellipse meets, packed first | last << 16, first > last: none), for every strip of the box the ellipse
+// meets, in depth order. Returns the number of entries (strip_list is written only when it is <= capacity; call
+// again with more), or -1 when out of memory.
+int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32_t m, int32_t n_strips,
+               int32_t *strip_start, int32_t *strip_list, int64_t capacity) {
+    // per strip of each Gaussian: pack L, pack R (grown as needed); per Gaussian its first and last strip
+    int64_t scratch_cap = 8 * (int64_t)m + 64, used = 0;
     int32_t *scratch = (int32_t *)malloc(sizeof(int32_t) * (size_t)scratch_cap);
     int32_t *columns = (int32_t *)malloc(sizeof(int32_t) * (size_t)(2 * (int64_t)m + 1));
     if (!scratch || !columns) {
@@ -267,7 +266,7 @@ int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32
         free(columns);
         return -1;
     }
-    memset(tile_start, 0, sizeof(int32_t) * (size_t)(n_tiles + 1));
+    memset(strip_start, 0, sizeof(int32_t) * (size_t)(n_strips + 1));
     for (int32_t j = 0; j < m; j++) {
         if (j + 8 < m) {  // the records are read in depth order, scattered: fetch ahead
             __builtin_prefetch(rec + (int64_t)order[j + 8] * REC);
@@ -275,11 +274,11 @@ int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32
         }
         const float *s = rec + (int64_t)order[j] * REC;
         const int32_t *b = box + (int64_t)order[j] * 4;
-        int32_t tx0 = b[0] >> TW_BITS, tx1 = b[1] >> TW_BITS;
-        columns[2 * j] = tx0;
-        columns[2 * j + 1] = tx1;
-        if (used + 4 * (tx1 - tx0 + 4) > scratch_cap) {
-            scratch_cap = 2 * scratch_cap + 4 * (tx1 - tx0 + 4);
+        int32_t sx0 = b[0] >> SW_BITS, sx1 = b[1] >> SW_BITS;
+        columns[2 * j] = sx0;
+        columns[2 * j + 1] = sx1;
+        if (used + 2 * (sx1 - sx0 + 4) > scratch_cap) {
+            scratch_cap = 2 * scratch_cap + 2 * (sx1 - sx0 + 4);
             int32_t *grown = (int32_t *)realloc(scratch, sizeof(int32_t) * (size_t)scratch_cap);
             if (!grown) {
                 free(scratch);
@@ -289,56 +288,45 @@ int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32
             scratch = grown;
         }
         int32_t *sp = scratch + used;
-        used += 4 * (tx1 - tx0 + 1);
-        for (int32_t txs = tx0; txs <= tx1; txs += 4) {  // 4 tiles = 8 half strips per vector
+        used += 2 * (sx1 - sx0 + 1);
+        for (int32_t sxs = sx0; sxs <= sx1; sxs += 4) {  // 4 strips = 8 half strips per vector
             v8i lo, hi;
-            strip_rows(s, 2 * txs, b[2], b[3], lo, hi);
-            for (int32_t i = 0; i < 4 && txs + i <= tx1; i++, sp += 4) {
+            strip_rows(s, 2 * sxs, b[2], b[3], lo, hi);
+            for (int32_t i = 0; i < 4 && sxs + i <= sx1; i++, sp += 2) {
                 int32_t l0 = lo[2 * i], l1 = hi[2 * i], r0 = lo[2 * i + 1], r1 = hi[2 * i + 1];
                 if (l0 > l1) l0 = 0xffff, l1 = 0;
                 if (r0 > r1) r0 = 0xffff, r1 = 0;
                 sp[0] = l0 | (l1 << 16);
                 sp[1] = r0 | (r1 << 16);
-                sp[2] = l0 < r0 ? l0 : r0;
-                sp[3] = l1 > r1 ? l1 : r1;
-                for (int32_t ty = sp[2] >> TH_BITS; sp[2] <= sp[3] && ty <= (sp[3] >> TH_BITS); ty++)
-                    tile_start[(int64_t)ty * n_tx + txs + i + 1]++;
+                strip_start[sxs + i + 1] += (l0 <= l1) | (r0 <= r1);
             }
         }
     }
-    for (int64_t t = 0; t < n_tiles; t++) tile_start[t + 1] += tile_start[t];
-    int64_t entries = tile_start[n_tiles];
+    for (int32_t t = 0; t < n_strips; t++) strip_start[t + 1] += strip_start[t];
+    int64_t entries = strip_start[n_strips];
     if (entries <= capacity) {
-        int32_t *fill = (int32_t *)malloc(sizeof(int32_t) * (size_t)n_tiles);
-        if (!fill) {
-            free(scratch);
-            free(columns);
-            return -1;
-        }
-        memcpy(fill, tile_start, sizeof(int32_t) * (size_t)n_tiles);
+        int32_t fill[n_strips > 0 ? n_strips : 1];
+        memcpy(fill, strip_start, sizeof(int32_t) * (size_t)n_strips);
         const int32_t *sp = scratch;
         for (int32_t j = 0; j < m; j++) {
-            for (int32_t tx = columns[2 * j]; tx <= columns[2 * j + 1]; tx++, sp += 4) {
-                for (int32_t ty = sp[2] >> TH_BITS; sp[2] <= sp[3] && ty <= (sp[3] >> TH_BITS); ty++) {
-                    int32_t *e = tile_list + 3 * (int64_t)fill[(int64_t)ty * n_tx + tx]++;
-                    e[0] = order[j];
-                    e[1] = sp[0];
-                    e[2] = sp[1];
-                }
+            for (int32_t sx = columns[2 * j]; sx <= columns[2 * j + 1]; sx++, sp += 2) {
+                if (sp[0] == 0xffff && sp[1] == 0xffff) continue;  // the ellipse misses this strip
+                int32_t *e = strip_list + 3 * (int64_t)fill[sx]++;
+                e[0] = order[j];
+                e[1] = sp[0];
+                e[2] = sp[1];
             }
         }
-        free(fill);
     }
     free(scratch);
     free(columns);
     return entries;
 }
 
-// The tile size (TW, TH) in pixels and the record length REC (cpu_tiles sizes its buffers from them).
+// The strip width SW in pixels and the record length REC (cpu_tiles sizes its buffers from them).
 void rs_layout(int32_t *out) {
-    out[0] = TW;
-    out[1] = TH;
-    out[2] = REC;
+    out[0] = SW;
+    out[1] = REC;
 }
 
 }  // extern "C"
@@ -469,66 +457,85 @@ static inline void write_group(const Group &s, int32_t width, int32_t height, co
 }
 
 template <bool FLOAT_OUT>
-static void raster(const float *rec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
-                   int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, uint8_t *out_u8, float *out_rgb,
+static void raster(const float *rec, const int32_t *strip_start, const int32_t *strip_list, int32_t width,
+                   int32_t height, int32_t n_strips, const float *bg, uint8_t *out_u8, float *out_rgb,
                    float *out_alpha, float *out_depth, int32_t *next, int32_t chunk) {
-    enum { GROUPS = 2 * TH / 2 };  // the tile's 4 x 2 groups: left and right half of each row pair
+    // the strip's 4 x 2 groups: group 2 p + h is row pair p, half h; count[g] of them, their lists from start[g]
+    int32_t pairs = (height + 1) / 2, groups = 2 * pairs;
+    int32_t *count = (int32_t *)malloc(sizeof(int32_t) * (size_t)(2 * groups + 4));
+    int32_t *start = count + groups + 2;
     int64_t cap = 0;
     int32_t *lists = nullptr;
+    if (!count) return;  // the caller sees next[1] fall short (cpu_tiles: RuntimeError)
     for (;;) {
         int32_t t0 = __atomic_fetch_add(next, chunk, __ATOMIC_RELAXED);
-        if (t0 >= n_tiles) break;
-        int32_t t1 = t0 + chunk < n_tiles ? t0 + chunk : n_tiles;
+        if (t0 >= n_strips) break;
+        int32_t t1 = t0 + chunk < n_strips ? t0 + chunk : n_strips;
         for (int32_t t = t0; t < t1; t++) {
-            int32_t x0 = (t % n_tx) * TW, y0 = (t / n_tx) * TH;
-            int32_t j0 = tile_start[t], j1 = tile_start[t + 1];
-            if (j1 - j0 + 8 > cap) {  // 8 entries of padding after each list for the prefetches
-                cap = 2 * (j1 - j0) + 8;
-                free(lists);
-                lists = (int32_t *)calloc((size_t)(GROUPS * cap), sizeof(int32_t));
-                if (!lists) return;  // the caller sees next[1] fall short (cpu_tiles: RuntimeError)
-            }
-            int32_t n[GROUPS] = {0};  // group 2 p + h: row pair p, half h
-            for (int32_t j = j0; j < j1; j++) {  // each group's Gaussians, in depth order
-                const int32_t *e = tile_list + 3 * (int64_t)j;
-                for (int32_t h = 0; h < 2; h++) {  // branch-free: every group, appended or not
-                    int32_t lo = (e[1 + h] & 0xffff) - y0, hi = (e[1 + h] >> 16) - y0;
-                    for (int32_t p = 0; p < TH / 2; p++) {
-                        int32_t g = 2 * p + h;
-                        lists[g * cap + n[g]] = e[0];
-                        n[g] += (lo <= 2 * p + 1) & (hi >= 2 * p);
-                    }
+            int32_t x0 = t * SW, j0 = strip_start[t], j1 = strip_start[t + 1];
+            // counts per group from a difference array: +1 at a half's first pair, -1 after its last
+            memset(count, 0, sizeof(int32_t) * (size_t)(groups + 2));
+            for (int32_t j = j0; j < j1; j++) {
+                const int32_t *e = strip_list + 3 * (int64_t)j;
+                for (int32_t h = 0; h < 2; h++) {
+                    int32_t lo = e[1 + h] & 0xffff, hi = e[1 + h] >> 16;
+                    if (lo > hi) continue;
+                    count[2 * (lo >> 1) + h]++;
+                    count[2 * (hi >> 1) + 2 + h]--;
                 }
             }
-            for (int32_t p = 0; p < TH / 2 && y0 + 2 * p < height; p++) {
+            int64_t total = 0;
+            for (int32_t g = 0; g < groups; g++) {
+                if (g >= 2) count[g] += count[g - 2];
+                start[g] = (int32_t)total;
+                total += count[g];
+            }
+            if (total + 8 > cap) {  // 8 entries of padding at the end for the prefetches
+                cap = 2 * total + 8;
+                free(lists);
+                lists = (int32_t *)calloc((size_t)cap, sizeof(int32_t));
+                if (!lists) {
+                    free(count);
+                    return;
+                }
+            }
+            for (int32_t j = j0; j < j1; j++) {  // each group's Gaussians, in depth order
+                const int32_t *e = strip_list + 3 * (int64_t)j;
+                for (int32_t h = 0; h < 2; h++) {
+                    int32_t lo = e[1 + h] & 0xffff, hi = e[1 + h] >> 16;
+                    for (int32_t g = 2 * (lo >> 1) + h; g <= 2 * (hi >> 1) + h; g += 2) lists[start[g]++] = e[0];
+                }
+            }
+            for (int32_t p = 0; p < pairs; p++) {  // start[g] is now the end of group g's list
                 Group s0, s1;
-                group_init(s0, x0, y0 + 2 * p);
-                group_init(s1, x0 + 4, y0 + 2 * p);
-                composite_two<FLOAT_OUT>(s0, lists + 2 * p * cap, n[2 * p], s1, lists + (2 * p + 1) * cap,
-                                         n[2 * p + 1], rec);
+                group_init(s0, x0, 2 * p);
+                group_init(s1, x0 + 4, 2 * p);
+                composite_two<FLOAT_OUT>(s0, lists + start[2 * p] - count[2 * p], count[2 * p], s1,
+                                         lists + start[2 * p + 1] - count[2 * p + 1], count[2 * p + 1], rec);
                 write_group<FLOAT_OUT>(s0, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
                 if (x0 + 4 < width)
                     write_group<FLOAT_OUT>(s1, width, height, bg, out_u8, out_rgb, out_alpha, out_depth);
             }
         }
-        __atomic_fetch_add(next + 1, t1 - t0, __ATOMIC_RELAXED);  // tiles done
+        __atomic_fetch_add(next + 1, t1 - t0, __ATOMIC_RELAXED);  // strips done
     }
     free(lists);
+    free(count);
 }
 
 extern "C" {
 
-// Composite until no tile is left: each call (one per thread) takes `chunk` tiles at a time from the counter next[0]
-// and adds the tiles it finished to next[1]. Writes out_u8 [H, W, 3] when float_out is 0, else out_rgb [H, W, 3],
-// out_alpha [H, W], out_depth [H, W].
-void rs_raster(const float *rec, const int32_t *tile_start, const int32_t *tile_list, int32_t width,
-               int32_t height, int32_t n_tx, int32_t n_tiles, const float *bg, int32_t float_out, uint8_t *out_u8,
-               float *out_rgb, float *out_alpha, float *out_depth, int32_t *next, int32_t chunk) {
+// Composite until no strip is left: each call (one per thread) takes `chunk` strips at a time from the counter
+// next[0] and adds the strips it finished to next[1]. Writes out_u8 [H, W, 3] when float_out is 0, else out_rgb
+// [H, W, 3], out_alpha [H, W], out_depth [H, W].
+void rs_raster(const float *rec, const int32_t *strip_start, const int32_t *strip_list, int32_t width,
+               int32_t height, int32_t n_strips, const float *bg, int32_t float_out, uint8_t *out_u8, float *out_rgb,
+               float *out_alpha, float *out_depth, int32_t *next, int32_t chunk) {
     if (float_out)
-        raster<true>(rec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
+        raster<true>(rec, strip_start, strip_list, width, height, n_strips, bg, out_u8, out_rgb, out_alpha,
                      out_depth, next, chunk);
     else
-        raster<false>(rec, tile_start, tile_list, width, height, n_tx, n_tiles, bg, out_u8, out_rgb, out_alpha,
+        raster<false>(rec, strip_start, strip_list, width, height, n_strips, bg, out_u8, out_rgb, out_alpha,
                       out_depth, next, chunk);
 }
 
