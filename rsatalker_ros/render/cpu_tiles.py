@@ -1,47 +1,46 @@
 """CPU tile rasteriser: the 3DGS / gsplat image formation of ``reference_torch`` (same projection, thresholds and
 compositing; see that module's docstring), float32, no torch, no Python-level per-Gaussian work.
 
-Pipeline per frame:
-1. ``_project`` (numba, one thread): EWA projection, conic, SH colour, the pixel box where alpha can reach 1/255
-   (exact: ext = sqrt(2 ln(255 opacity)) <= 3.33 never clamps), culling;
-2. ``_depth_order`` (numba): stable LSD radix sort of the visible Gaussians by depth (11-bit passes, only as many
-   as the key span needs: 2 for a head);
-3. binning and compositing, by the hand-vectorised C++ kernel ``raster_kernel.cpp`` (built and loaded by
-   ``raster_c``; see the file's header): every 8 x 16 tile lists the Gaussians whose ellipse meets it, with the rows
-   met in each 4-column half; each 4 x 2 pixel group (one 8-lane vector) is composited pixel-major with T and the
-   colour sums in registers, 2^x from the exponent bits, per-group early termination. Threads: numba's thread
-   count (``numba.set_num_threads``), the calling thread plus a pool, tiles handed out by an atomic counter.
-   Where the library cannot be built or loaded (no g++, ``RSATALKER_RASTER=numba``) the reason is logged once and
-   3'. ``_bin_live`` + ``_raster`` (numba, parallel over 64 x 16 tiles) do the same, Gaussian-major: a Gaussian
-   whose box is under 8 (16) pixels wide in the tile takes one fixed 8 (16)-pixel run per row, a wider one 8-pixel
-   runs over each row's analytic span; per-pixel early termination (a stopped pixel stores -T) and a scan every 32
-   Gaussians for 8-pixel segments that have all stopped; exp(x) = (poly(x/32))^32.
-Both paths give the reference's images within 0.1/255 mean (tests: test_render_cpu_kernel, test_render_cpu_edges).
+Two paths, the same images (within 0.1/255 mean of the reference; tests: test_render_cpu_kernel, _edges):
+- the C++ kernel ``raster_kernel.cpp`` (built by g++ and loaded by ``raster_c``; its header describes it):
+  projection of degree-0 colours 8 Gaussians per vector (numba's ``_project`` + ``rs_records`` for SH degree > 0),
+  ``_depth_order`` below, binning into 8-column strips by the rows the ellipse really meets in each 4-column half,
+  and pixel-major compositing of 4 x 2 pixel groups with T and the colour sums in registers. Threads: numba's
+  thread count (``numba.set_num_threads``): the calling thread plus a pool, strips handed out by an atomic counter.
+- the numba kernels (where the library cannot be built or loaded, or ``RSATALKER_RASTER=numba``; the reason is
+  logged once): ``_project`` (EWA projection, conic, SH colour, the pixel box where alpha can reach 1/255: ext =
+  sqrt(2 ln(255 opacity)) <= 3.33 never clamps, culling), ``_depth_order`` (stable LSD radix sort by depth, 11-bit
+  passes, as many as the key span needs), ``_bin_live`` (records permuted into depth order, counting sort into
+  64 x 16 tiles) and ``_raster`` (parallel over tiles, Gaussian-major: a box under 8 (16) pixels wide in the tile
+  takes one fixed 8 (16)-pixel run per row, a wider one 8-pixel runs over each row's analytic span; per-pixel early
+  termination, a stopped pixel storing -T, and a scan every 32 Gaussians for 8-pixel segments that have all
+  stopped; exp(x) = (poly(x/32))^32).
 
-Issue #9 item 1 (target: 3x 73e3930's CPU time per 8-bit frame at <= 1/255 from the reference). What was measured
-(one thread, process_time, interleaved with 73e3930 in one process on the shared 2-core VM; ratios only):
-- frame statistics, default_older full (27.9k Gaussians, 512 x 512, front view): 11.1M box pixels, of which 4.9M
-  blends (alpha >= 1/255 on a live pixel), 2.5M below the threshold and 3.7M on stopped pixels; box width / height
-  median 12 / 13 px; 56 blends per covered pixel; colours degree 0.
-- numba rounds (kept as the fallback): fixed runs, records permuted into depth order, radix sort, the stopped
-  segment scan and a 10-operation exp: 1.45x (full, 12k, 6k all 1.4-1.5x). Compositing was ~75 % of the frame,
-  bound by ~36 vector operations per 8-pixel run including the loads and stores of T, r, g, b; numba does not
-  vectorise per-lane register state (SLP off), integer/float reinterpretation, or math.log. Not kept there:
-  pixel-major lists in numba (0.5-0.6x), exp recurrences, 4/12/16-pixel runs, other tile shapes, per-run masks.
-- C++ kernel (``scripts/profile_cpu_tiles.py``, full level, ms of 73e3930's ~33-40): projection 2.0-2.4, sort
-  0.3-0.4, binning 4-4.5, compositing ~12 of which ~2.5 list splitting and output. Steps, each measured against
-  the previous: 8 x 2 row pairs culled by box rows: no faster than numba (1.49x vs 1.44x: 960k pair
-  evaluations); culling by the ellipse's rows per 8-column strip: 744k pairs; 4 x 2 groups culled per 4-column
-  half: 886k group evaluations (7.1M lanes for 4.9M blends); exp2 from exponent bits (3 multiplies instead of 9),
-  min/max intrinsics, pixel coordinates kept per group: 1.70x -> 1.77x; binning in one pass with prefetched
-  depth-order gathers (the random reads of the records were ~25 % of binning) and 8 half strips per vector:
-  binning 6-7 -> 4 ms; per-tile lists split branch-free. No gain: interleaving two groups vs one (throughput-
-  bound, not latency-bound), binning straight into 4 x 2 groups (1.23M scattered list writes: binning 11 ms).
-  Result (``bench_render --threads 1 --counts 20000 --compare-only default_older --compare-frames 16``): see the
-  README; at the last interleaved run here 1.8x full, 1.6x 12k, 1.6x 6k at 256 x 256.
-- Not reached: 3x. Without any blending the rest of the frame (projection, sort, binning, list splitting, output,
-  Python) already takes ~13 of the ~13 ms budget: 3x needs projection and sort in C (vectorised over Gaussians),
-  binning without scattered writes, and fewer operations per blend (~28 vector operations per 8 pixels now).
+Issue #9 item 1 (target: 3x 73e3930's CPU time per 8-bit frame at <= 1/255 from the reference). Measured with one
+thread, process_time, interleaved with 73e3930 in one process on the shared 2-core VM (ratios only; absolute ms
+move with the load; full = default_older's 27.9k Gaussians at 512 x 512, front view):
+- frame statistics (full): 11.1M box pixels, of which 4.9M blends (alpha >= 1/255 on a live pixel), 2.5M below the
+  threshold, 3.7M on stopped pixels; box width / height median 12 / 13 px; colours degree 0.
+- numba (three rounds, kept as the fallback): 1.4-1.5x at every level. Compositing was ~75 % of the frame, bound by
+  ~36 vector operations per 8-pixel run including the loads and stores of T, r, g, b; numba does not vectorise
+  per-lane register state (SLP off), integer/float reinterpretation or math.log. Not kept there: pixel-major
+  lists (0.5-0.6x), exp recurrences, 4/12/16-pixel runs, other tile shapes, per-run masks, a parallel projection.
+- C++ kernel, steps in order (each against the previous, same process): 8 x 2 row pairs culled by box rows: no
+  faster than numba (1.49x); rows culled per 8-column strip by the ellipse: 744k instead of 960k pair
+  evaluations; 4 x 2 groups culled per 4-column half: 886k group evaluations (7.1M lanes for the 4.9M blends);
+  exp2 from exponent bits (3 multiplies instead of 9), min/max intrinsics, per-group pixel coordinates: 1.70x ->
+  1.77x; prefetched depth-order gathers in the binning (the random reads were ~25 % of it); the C++ projection
+  writing the records directly (no gather): 1.8x -> 2.1x; prefetching records 8 Gaussians ahead: +3 %; strips
+  instead of 8 x 16 tiles (the scattered writes of 161k tile entries were ~30 % of the binning): binning ~2x
+  cheaper. No gain: two groups interleaved vs one (throughput-bound, not latency-bound), the stop test every 4
+  Gaussians, binning straight into 4 x 2 groups (1.23M scattered list writes).
+- where the full level's time goes now (perf samples of the kernel): compositing ~80 % (blending ~65 % of it,
+  splitting the strips into group lists ~22 %, 8-bit output the rest), binning ~13 %, projection ~6 %; numba's
+  depth sort and Python ~0.5 ms.
+- result: see the README (``bench_render --threads 1 --counts 20000 --compare-only default_older --compare-frames
+  16``). 3x not reached: blending costs ~28 vector operations per 4 x 2 group and Gaussian (pixel coordinates 7,
+  exp2 and clamps 11, thresholds and T 7, colours 3) over 886k group evaluations; 3x needs fewer of either (e.g. a
+  shared exponent recurrence across a group's lanes) and a cheaper split into group lists (~1.2M pushes).
 """
 
 import math

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("raster_kernel.cpp")
@@ -29,6 +30,7 @@ STRIP = 8    # raster_kernel.cpp's strip width SW in pixels
 RECORD = 16  # and its record length REC (floats per Gaussian); load() checks both against the library
 _log = logging.getLogger(__name__)
 _state = {}  # "lib": CDLL or None, "reason": str
+_lock = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -98,26 +100,33 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 
 def load():
-    """The loaded kernel library (ctypes.CDLL) or None; built on first use. Not thread-safe on the first call
-    (call it once before starting render threads; ``cpu_tiles.render_cpu`` does)."""
+    """The loaded kernel library (ctypes.CDLL) or None; built on first use (once per process, under a lock)."""
     if "lib" in _state:
         return _state["lib"]
+    with _lock:
+        if "lib" not in _state:
+            _load()
+    return _state["lib"]
+
+
+def _load() -> None:
     lib, why = None, ""
     if os.environ.get("RSATALKER_RASTER", "").lower() == "numba":
         why = "RSATALKER_RASTER=numba"
     else:
         try:
-            lib = _bind(ctypes.CDLL(str(build())))
+            loaded = _bind(ctypes.CDLL(str(build())))
             layout = (ctypes.c_int32 * 2)()
-            lib.rs_layout(layout)
+            loaded.rs_layout(layout)
             if tuple(layout) != (STRIP, RECORD):
                 raise RuntimeError(f"the library's strip and record {tuple(layout)} are not {(STRIP, RECORD)}")
+            lib = loaded
         except Exception as e:  # noqa: BLE001 - any failure leaves the numba kernels, with the reason said once
             why = f"{type(e).__name__}: {e}"
     if lib is None:
         _log.warning("CPU rasteriser: the C++ kernel is not used (%s); using the numba kernels (slower)", why)
-    _state["lib"], _state["reason"] = lib, why
-    return lib
+    _state["reason"] = why
+    _state["lib"] = lib
 
 
 def reason() -> str:

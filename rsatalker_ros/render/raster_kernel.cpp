@@ -2,18 +2,19 @@
 // extensions: the same source compiles to AVX2 + FMA (-mavx2 -mfma) where the CPU has them and to baseline SSE2
 // otherwise. Built and loaded by render/raster_c.py (ctypes); the image formation is reference_torch's.
 //
-// Binning (rs_bin): the visible Gaussians' records are gathered into depth order, and each is listed in the 8 x 16
-// pixel tiles (TW x TH) whose rows its ellipse (opacity * exp(-sigma) >= 1/255) really meets within each 8-column
-// strip of its box, with the rows it meets in the strip's left and right 4-column halves (strip_rows: exact, 8
-// half strips per vector).
-// Compositing (rs_raster, parallel over tiles): each tile's entries are split into the Gaussian lists of its 16
-// groups of 4 x 2 pixels (one 8-lane vector each); a group is composited pixel-major, front to back, with the
-// transmittance T and the colour sums of its 8 pixels in registers (no loads or stores per Gaussian and pixel), two
-// groups interleaved. alpha = min(0.999, opacity 2^x) with 2^x built from the exponent bits and a degree-3
-// polynomial (3 multiply-adds); a pixel skips alpha < 1/255 and stops (T := 0, nothing more added) before the
-// Gaussian that would take its transmittance to <= T_MIN, as in the reference; every 8 Gaussians a group whose 8
-// pixels have all stopped ends. Colours are stored less the background: sum_i w_i (c_i - bg) + bg = sum_i w_i c_i +
-// T_final bg since sum_i w_i = 1 - T_final, so the 8-bit path needs no final T.
+// Projection (rs_project, degree-0 colours; cpu_tiles._project + rs_records otherwise): 8 Gaussians per vector, the
+// reference's float32 formulas, writing the records the binning and the blend read (write_record).
+// Binning (rs_bin): in depth order, each Gaussian is listed in the 8-column strips (SW) of its box that its ellipse
+// (opacity * exp(-sigma) >= 1/255) really meets, with the rows it meets in the strip's left and right 4-column
+// halves (strip_rows: exact, 8 half strips per vector); a counting sort by strip (~2.4 entries per Gaussian).
+// Compositing (rs_raster, parallel over strips): each strip's entries are split by a counting sort into the lists of
+// its 4 x 2 pixel groups (one 8-lane vector each); a group is composited pixel-major, front to back, with the
+// transmittance T and the colour sums of its 8 pixels in registers (no loads or stores per Gaussian and pixel), the
+// left and right groups of a row pair interleaved. alpha = min(0.999, opacity 2^x) with 2^x built from the exponent
+// bits and a degree-3 polynomial (3 multiply-adds); a pixel skips alpha < 1/255 and stops (T := 0, nothing more
+// added) before the Gaussian that would take its transmittance to <= T_MIN, as in the reference; every 8 Gaussians a
+// group whose 8 pixels have all stopped ends. Colours are stored less the background: sum_i w_i (c_i - bg) + bg =
+// sum_i w_i c_i + T_final bg since sum_i w_i = 1 - T_final, so the 8-bit path needs no final T.
 
 #include <stdint.h>
 #include <string.h>
