@@ -34,13 +34,17 @@ move with the load; full = default_older's 27.9k Gaussians at 512 x 512, front v
   instead of 8 x 16 tiles (the scattered writes of 161k tile entries were ~30 % of the binning): binning ~2x
   cheaper. No gain: two groups interleaved vs one (throughput-bound, not latency-bound), the stop test every 4
   Gaussians, binning straight into 4 x 2 groups (1.23M scattered list writes).
-- where the full level's time goes now (perf samples of the kernel): compositing ~80 % (blending ~65 % of it,
-  splitting the strips into group lists ~22 %, 8-bit output the rest), binning ~13 %, projection ~6 %; numba's
-  depth sort and Python ~0.5 ms.
-- result: see the README (``bench_render --threads 1 --counts 20000 --compare-only default_older --compare-frames
-  16``). 3x not reached: blending costs ~28 vector operations per 4 x 2 group and Gaussian (pixel coordinates 7,
-  exp2 and clamps 11, thresholds and T 7, colours 3) over 886k group evaluations; 3x needs fewer of either (e.g. a
-  shared exponent recurrence across a group's lanes) and a cheaper split into group lists (~1.2M pushes).
+- where the full level's time goes now (``scripts/profile_cpu_tiles.py --frames 16``, load 1.7): 73e3930 31.7 ms,
+  this module 14.1 ms (2.25x; 6k at 256 x 256: 7.1 -> 3.1 ms, 2.30x): binning + compositing 12.5 ms (perf samples:
+  blending ~65 %, splitting strips into group lists ~22 %, binning ~12 %), depth sort 0.4 ms, C++ projection and
+  Python ~1.2 ms. ``bench_render --threads 1 --counts 20000 --compare-only default_older --compare-frames 16``
+  (load 1.9 -> 4.1): CPU time full 33.0 -> 15.5 ms (2.12x), 12k 2.48x, 6k 2.21x (median 2.21x; the numba
+  fallback 1.44x / 1.52x / 1.37x); mean difference from the torch reference 0.089/255 for old, new and fallback.
+- 3x not reached. Blending costs ~28 vector operations per 4 x 2 group and Gaussian (pixel coordinates 7, exp2
+  and clamps 11, threshold and T 7, colours 3) over 886k group evaluations (full level), and the split into group
+  lists ~1.2M pushes; 3x needs fewer of both, e.g. Gaussian-major blending over a band's groups with their state in
+  L1 (memory operations use other ports than the FP-bound blend, and no lists are built), or an exponent
+  recurrence shared by a group's lanes.
 """
 
 import math
@@ -526,7 +530,7 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
     campos = camera.position.astype(np.float32)
     box = np.empty((n, 4), np.int32)
     visible = np.empty(n, np.bool_)
-    lib = raster_c.load() if use_c else None
+    lib = raster_c.load() if use_c and H <= raster_c.MAX_HEIGHT else None
     previous = numba.set_parallel_chunksize(chunksize)
     try:
         if lib is not None:  # the C++ kernel (binning, compositing; projection of degree-0 colours)

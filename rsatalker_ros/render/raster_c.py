@@ -28,6 +28,7 @@ BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu++17", "-ffp-contract=fast", "
               "-fno-rtti", "-Wno-psabi")
 STRIP = 8    # raster_kernel.cpp's strip width SW in pixels
 RECORD = 16  # and its record length REC (floats per Gaussian); load() checks both against the library
+MAX_HEIGHT = 32767  # rows are packed in 16 bits (rs_bin); taller images take the numba path
 _log = logging.getLogger(__name__)
 _state = {}  # "lib": CDLL or None, "reason": str
 _lock = threading.Lock()
