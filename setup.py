@@ -27,7 +27,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["rsatalker_ros", "rsatalker_ros.*"]),
-    package_data={"rsatalker_ros": ["assets/**/*", "assets/*", "display/*.html"]},
+    package_data={"rsatalker_ros": ["assets/**/*", "assets/*", "display/*.html", "render/*.cpp"]},
     include_package_data=True,
     install_requires=requirements(),
     extras_require={

@@ -131,6 +131,11 @@ fi
 log "numba: compiling the live render and motion kernels"
 "$PY" -c "import sys; from rsatalker_ros.ros.warm_spare import compile_kernels_main; sys.exit(compile_kernels_main())" \
   || { echo "bootstrap: step 6 (numba kernels) failed, see above" >&2; exit 1; }
+#    the C++ binning + compositing kernel of the live rasteriser (render/raster_kernel.cpp) into its cache
+#    (~/.cache/rsatalker_ros/kernels, keyed by source, compiler and CPU); without it the renderers use the slower
+#    numba kernels, so a failure is said and the bootstrap goes on
+log "g++: building the rasteriser's C++ kernel"
+"$PY" -m rsatalker_ros.render.raster_c || echo "bootstrap: the C++ rasteriser kernel was not built (see above); the renderers will use numba" >&2
 #    and the stage-3 training kernels (differentiable compositing, mesh rasteriser for the training views): about
 #    40 s of CPU once, which each first stage-3 process of a fresh clone (and each test process) would pay otherwise
 log "numba: compiling the stage-3 training kernels"

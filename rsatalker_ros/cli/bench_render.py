@@ -10,8 +10,9 @@ wall-clock frame rate and the CPU time per frame summed over threads (less sensi
 the cores). Also renders one frame with the torch reference at the same size and prints the speed ratio and the
 mean absolute difference.
 
-Old vs new rasteriser (``--baseline REF``, default: the last revision before issue #9's rasteriser work): loads ``render/cpu_tiles.py`` as it is at git revision REF
-into a throwaway module and times both rasterisers in the same run, frames interleaved, on the shipped avatars
+Old vs new rasteriser (``--baseline REF``, default: the last revision before issue #9's rasteriser work): loads
+``render/cpu_tiles.py`` as it is at git revision REF into a throwaway module and times both rasterisers (and this
+checkout's numba fallback, ``render_cpu(use_c=False)``) in the same run, frames interleaved, on the shipped avatars
 (every level found; ``--compare-only`` picks some) and the benchmark avatar of the first count: median wall-clock
 and CPU time per frame (CPU time is less sensitive to other processes; use ``--threads 1``), the ratios, and each
 one's mean difference from the torch reference (in 1/255 units, on a 128 x 128 frame of the same camera: the dense
@@ -116,14 +117,23 @@ def _baseline_rasteriser(ref: str):
 
 
 def _compare_rasterisers(ref: str, subjects, verts, cam: Camera, frames: int) -> None:
-    """Old (git ``ref``) vs new ``render_cpu`` on each (name, avatar): median ms per 8-bit frame, interleaved."""
+    """Old (git ``ref``) vs new ``render_cpu`` (and the new one's numba fallback) on each (name, avatar): median ms
+    per 8-bit frame, interleaved."""
+    from functools import partial
+
+    from ..render import raster_c
     from ..render.api import _cpu_inputs
     from ..render.cpu_tiles import render_cpu
     old = _baseline_rasteriser(ref)
     if old is None:
         return
+    lib = raster_c.load()
+    path = f"C++ kernel, {lib.rs_isa().decode()}" if lib is not None else f"numba: {raster_c.reason()}"
+    fallback = partial(render_cpu, use_c=False)
+    rasterisers = (old, render_cpu, fallback)
     bg = np.ones(3, np.float32)
-    print(f"rasteriser {ref} (old) vs this checkout (new), {cam.width}x{cam.height}, 8-bit frames, interleaved:")
+    print(f"rasteriser {ref} (old) vs this checkout (new: {path}; and its numba fallback), {cam.width}x{cam.height}, "
+          "8-bit frames, interleaved:")
     ratios, cpu_ratios = [], []
     for name, av in subjects:
         binder = FastBinder(av)
@@ -131,26 +141,26 @@ def _compare_rasterisers(ref: str, subjects, verts, cam: Camera, frames: int) ->
         small = cam.with_size(128, 128)
         with torch.no_grad():
             ref_img = render(bind(av, torch.as_tensor(verts[0])), small, background=bg, backend="torch").image.numpy()
-        errors = [np.abs(f(*inputs[0], small, bg, uint8=True) / 255.0 - ref_img.clip(0, 1)) * 255
-                  for f in (old, render_cpu)]
+        errors = [np.abs(f(*inputs[0], small, bg, uint8=True) / 255.0 - ref_img.clip(0, 1)) * 255 for f in rasterisers]
         diffs, maxes = [float(e.mean()) for e in errors], [float(e.max()) for e in errors]
-        for f in (old, render_cpu):  # compiled, warm
+        for f in rasterisers:  # compiled, warm
             f(*inputs[0], cam, bg, uint8=True)
-        t_old, t_new, c_old, c_new = [], [], [], []
+        wall, cpu = [[] for _ in rasterisers], [[] for _ in rasterisers]
         for i in tqdm(range(frames), desc=f"old vs new {name}", leave=False):
             x = inputs[i % len(inputs)]
-            for f, out, cpu in ((old, t_old, c_old), (render_cpu, t_new, c_new)):
+            for f, out, c_out in zip(rasterisers, wall, cpu):
                 c0, t0 = time.process_time(), time.perf_counter()
                 f(*x, cam, bg, uint8=True)
                 out.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-        m_old, m_new = 1e3 * float(np.median(t_old)), 1e3 * float(np.median(t_new))
-        p_old, p_new = 1e3 * float(np.median(c_old)), 1e3 * float(np.median(c_new))
+                c_out.append(time.process_time() - c0)
+        (m_old, m_new, m_fb), (p_old, p_new, p_fb) = ([1e3 * float(np.median(t)) for t in ts] for ts in (wall, cpu))
         ratios.append(m_old / m_new)
         cpu_ratios.append(p_old / p_new)
         print(f"  {name:28s} {len(av):6d} Gaussians: old {m_old:6.2f} ms, new {m_new:6.2f} ms -> {m_old / m_new:.2f}x; "
-              f"CPU time old {p_old:6.2f} ms, new {p_new:6.2f} ms -> {p_old / p_new:.2f}x; mean difference from the "
-              f"torch reference old {diffs[0]:.3f}/255, new {diffs[1]:.3f}/255 (max {maxes[0]:.1f}, {maxes[1]:.1f})")
+              f"CPU time old {p_old:6.2f} ms, new {p_new:6.2f} ms -> {p_old / p_new:.2f}x (numba fallback "
+              f"{p_fb:6.2f} ms -> {p_old / p_fb:.2f}x); mean difference from the torch reference old "
+              f"{diffs[0]:.3f}/255, new {diffs[1]:.3f}/255, fallback {diffs[2]:.3f}/255 (max {maxes[0]:.1f}, "
+              f"{maxes[1]:.1f}, {maxes[2]:.1f})")
     print(f"  speed-up new / old, wall clock: {', '.join(f'{r:.2f}x' for r in ratios)} (median {np.median(ratios):.2f}x);"
           f" CPU time: {', '.join(f'{r:.2f}x' for r in cpu_ratios)} (median {np.median(cpu_ratios):.2f}x); load "
           f"average now {os.getloadavg()[0]:.2f}")

@@ -5,7 +5,7 @@
     rgb8 = render_uint8(gaussians, camera)  ->  numpy uint8 [H, W, 3] (rgb, channel 0 = red), the live path
 
 Backends (same image formation, see ``reference_torch``):
-    "cpu"    numba tile rasteriser, float32, no gradients (the live renderer);
+    "cpu"    tile rasteriser (C++ kernel, numba fallback: cpu_tiles), float32, no gradients (the live renderer);
     "torch"  dense reference in plain torch, differentiable (tests, stage-3 training on small images);
     "gsplat" gsplat's CUDA rasterizer (needs CUDA + gsplat), differentiable;
     "auto"   gsplat for CUDA tensors when gsplat is importable; torch when any input needs gradients; else cpu.
