@@ -108,13 +108,36 @@ def compile_render_kernels(backend: str = "cpu") -> None:
         raise RuntimeError(f"the warm-up render refused frames: {refused}")
 
 
+def compile_cpu_fallback() -> None:
+    """The CPU rasteriser's numba kernels compiled into their on-disk cache: the path where the C++ kernel cannot be
+    built or loaded, and the projection of SH colours above degree 0. The live path (``compile_render_kernels``)
+    no longer reaches them where the C++ kernel loads, so without this the first such render (or the tests that
+    compare the two paths) paid ~30 s of compilation. One tiny render per output kind, both paths."""
+    import numpy as np
+
+    from rsatalker_ros.render.camera import Camera
+    from rsatalker_ros.render.cpu_tiles import render_cpu
+    rng = np.random.default_rng(0)
+    n = 64
+    means, quats = rng.uniform(-0.1, 0.1, (n, 3)), rng.normal(size=(n, 4))
+    scales, opacities = np.full((n, 3), 0.02), np.full(n, 0.5)
+    cam = Camera.look_at(eye=[0.0, 0.0, 0.6], target=[0.0, 0.0, 0.0], width=32, height=32, fov_y_deg=40.0)
+    background = np.ones(3, np.float32)
+    for sh in (rng.normal(size=(n, 1, 3)), rng.normal(size=(n, 4, 3))):     # degree 0 and degree 1 colours
+        for use_c in (False, True):
+            render_cpu(means, quats, scales, opacities, sh, cam, background, use_c=use_c)
+            render_cpu(means, quats, scales, opacities, sh, cam, background, uint8=True, use_c=use_c)
+
+
 def compile_kernels_main() -> int:
-    """``compile_render_kernels`` and the motion node's kernels (the model's live step: live_core.compile_kernels;
-    the skinning: live_skin.compile_kernels) for scripts/bootstrap.sh: exit code 0, or 1 with the reason on stderr."""
+    """``compile_render_kernels``, the numba fallback of the CPU rasteriser (``compile_cpu_fallback``) and the motion
+    node's kernels (the model's live step: live_core.compile_kernels; the skinning: live_skin.compile_kernels) for
+    scripts/bootstrap.sh: exit code 0, or 1 with the reason on stderr."""
     try:
         from rsatalker_ros.face import live_skin
         from rsatalker_ros.motion.live_core import compile_kernels
         compile_render_kernels()
+        compile_cpu_fallback()
         compile_kernels()
         live_skin.compile_kernels()
     except Exception as err:  # noqa: BLE001 - said (traceback, then the reason), and the bootstrap fails
