@@ -87,6 +87,16 @@ static inline bool any_positive(v8f a) {
 #endif
 }
 
+static inline int32_t lane_mask(v8i m) {  // bit i: lane i of a comparison's result is true
+#if defined(__AVX__)
+    return _mm256_movemask_ps((__m256)m);
+#else
+    int32_t bits = 0;
+    for (int32_t i = 0; i < 8; i++) bits |= (m[i] != 0) << i;
+    return bits;
+#endif
+}
+
 static inline v8i vceil(v8f x) {  // for |x| < 2^31
     v8i t = __builtin_convertvector(x, v8i);  // truncation
     return t - (__builtin_convertvector(t, v8f) < x);  // a true comparison is -1
@@ -295,14 +305,13 @@ int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32
         for (int32_t sxs = sx0; sxs <= sx1; sxs += 4) {  // 4 strips = 8 half strips per vector
             v8i lo, hi;
             strip_rows(s, 2 * sxs, b[2], b[3], lo, hi);
-            for (int32_t i = 0; i < 4 && sxs + i <= sx1; i++, sp += 2) {
-                int32_t l0 = lo[2 * i], l1 = hi[2 * i], r0 = lo[2 * i + 1], r1 = hi[2 * i + 1];
-                if (l0 > l1) l0 = 0xffff, l1 = 0;
-                if (r0 > r1) r0 = 0xffff, r1 = 0;
-                sp[0] = l0 | (l1 << 16);
-                sp[1] = r0 | (r1 << 16);
-                strip_start[sxs + i + 1] += (l0 <= l1) | (r0 <= r1);
-            }
+            // lanes 2 i, 2 i + 1: strip sxs + i's halves, packed first | last << 16 (none: 0xffff) in the order the
+            // scratch holds them; the lanes past sx1 are overwritten by the next Gaussian (the capacity check above)
+            v8i none = lo > hi;
+            v8i packed = none ? v8i{0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff} : lo | (hi << 16);
+            memcpy(sp, &packed, sizeof packed);
+            int32_t met = ~lane_mask(none);
+            for (int32_t i = 0; i < 4 && sxs + i <= sx1; i++, sp += 2) strip_start[sxs + i + 1] += (met >> 2 * i) & 3 ? 1 : 0;
         }
     }
     for (int32_t t = 0; t < n_strips; t++) strip_start[t + 1] += strip_start[t];
