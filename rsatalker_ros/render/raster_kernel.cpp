@@ -311,7 +311,8 @@ int64_t rs_bin(const float *rec, const int32_t *box, const int32_t *order, int32
             v8i packed = none ? v8i{0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff} : lo | (hi << 16);
             memcpy(sp, &packed, sizeof packed);
             int32_t met = ~lane_mask(none);
-            for (int32_t i = 0; i < 4 && sxs + i <= sx1; i++, sp += 2) strip_start[sxs + i + 1] += (met >> 2 * i) & 3 ? 1 : 0;
+            for (int32_t i = 0; i < 4 && sxs + i <= sx1; i++, sp += 2)
+                strip_start[sxs + i + 1] += (met >> 2 * i) & 3 ? 1 : 0;
         }
     }
     for (int32_t t = 0; t < n_strips; t++) strip_start[t + 1] += strip_start[t];
