@@ -63,7 +63,8 @@ move with the load; full = default_older's 27.9k Gaussians at 512 x 512, front v
   order) and the strips met counted from a lane mask, instead of 16 scalar lane extractions per vector: whole frame
   1.08-1.13x full, 1.11-1.13x 6k (two interleaved A/B runs against the previous commit, the same images).
   ``bench_render`` (load 3.2): CPU time 3.34x full, 3.24x 12k, 3.05x 6k (median 3.24x; the 6k row's old frames hit
-  a burst of load: wall 30 ms for 18.6 ms CPU). No gain (interleaved A/B, within +-2 %): the 8-bit output of a group
+  a burst of load: wall 30 ms for 18.6 ms CPU); again (load 2.4, wall = CPU): 3.34x / 3.31x / 3.33x (median 3.33x;
+  numba fallback 1.39x / 1.38x / 1.52x), mean difference from the reference 0.089/255 as before. No gain (interleaved A/B, within +-2 %): the 8-bit output of a group
   packed by a byte shuffle, the projection's records written as vectors through an 8 x 8 transpose.
 """
 
