@@ -1,8 +1,11 @@
 """The CPU rasteriser's two paths: the C++ kernel (``render/raster_c.py``, the default where it builds) and the numba
 kernels (the fallback) give the torch reference's images, each other's, and the same images on 1 and 2 threads;
-without a compiler, or when asked, the numba path renders and the reason is logged once."""
+without a compiler, or when asked, the numba path renders and the reason is logged once; a new build removes the
+cached builds unused for a day."""
 
 import logging
+import os
+import time
 
 import numba
 import numpy as np
@@ -90,3 +93,18 @@ def test_fallback_without_a_compiler(fresh_loader, monkeypatch, tmp_path):
     img, _, _ = render_cpu(*_cpu_inputs(g), CAM, np.zeros(3, np.float32))
     assert np.abs(img - ref.image.numpy()).mean() < 1 / 255
     assert list(tmp_path.iterdir()) == []  # no half-built library left behind
+
+
+def test_new_build_prunes_stale_builds_only(tmp_path):
+    now = time.time()
+    keep = tmp_path / "raster_kernel_new.so"
+    stale = [tmp_path / "raster_kernel_old.so", tmp_path / "raster_kernel_old.so.1234.tmp"]
+    recent = tmp_path / "raster_kernel_recent.so"  # another checkout's build, loaded an hour ago
+    other = tmp_path / "notes.txt"  # not a kernel build
+    for p in [keep, *stale, recent, other]:
+        p.write_bytes(b"x")
+    for p in [keep, *stale, other]:
+        os.utime(p, (now - 2 * raster_c.STALE_AFTER_S,) * 2)
+    os.utime(recent, (now - 3600,) * 2)
+    assert sorted(raster_c.prune(tmp_path, keep=keep)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([keep.name, recent.name, other.name])

@@ -5,7 +5,9 @@ Two paths, the same images (within 0.1/255 mean of the reference; tests: test_re
 - the C++ kernel ``raster_kernel.cpp`` (built by g++ and loaded by ``raster_c``; its header describes it):
   projection of degree-0 colours 8 Gaussians per vector (numba's ``_project`` + ``rs_records`` for SH degree > 0),
   ``_depth_order`` below, binning into 8-column strips by the rows the ellipse really meets in each 4-column half,
-  and pixel-major compositing of 4 x 2 pixel groups with T and the colour sums in registers. Threads: numba's
+  and Gaussian-major compositing within a strip: each entry, in depth order, blended into the strip's 4 x 2 pixel
+  groups of its rows (their T and colour sums in a per-thread array), the exponent stepped down the rows by forward
+  differences. Threads: numba's
   thread count (``numba.set_num_threads``): the calling thread plus a pool, strips handed out by an atomic counter.
 - the numba kernels (where the library cannot be built or loaded, or ``RSATALKER_RASTER=numba``; the reason is
   logged once): ``_project`` (EWA projection, conic, SH colour, the pixel box where alpha can reach 1/255: ext =
@@ -40,11 +42,30 @@ move with the load; full = default_older's 27.9k Gaussians at 512 x 512, front v
   Python ~1.2 ms. ``bench_render --threads 1 --counts 20000 --compare-only default_older --compare-frames 16``
   (load 1.9 -> 4.1): CPU time full 33.0 -> 15.5 ms (2.12x), 12k 2.48x, 6k 2.21x (median 2.21x; the numba
   fallback 1.44x / 1.52x / 1.37x); mean difference from the torch reference 0.089/255 for old, new and fallback.
-- 3x not reached. Blending costs ~28 vector operations per 4 x 2 group and Gaussian (pixel coordinates 7, exp2
-  and clamps 11, threshold and T 7, colours 3) over 886k group evaluations (full level), and the split into group
-  lists ~1.2M pushes; 3x needs fewer of both, e.g. Gaussian-major blending over a band's groups with their state in
-  L1 (memory operations use other ports than the FP-bound blend, and no lists are built), or an exponent
-  recurrence shared by a group's lanes.
+- then (pixel-major, lists): 3x not reached. Blending cost ~28 vector operations per 4 x 2 group and Gaussian (pixel
+  coordinates 7, exp2 and clamps 11, threshold and T 7, colours 3) over 886k group evaluations, and the split of
+  each strip into its groups' lists ~1.2M pushes (~22 % of the kernel).
+- Gaussian-major compositing within a strip (the groups' state in a per-thread array, 64 KiB at 512 rows: no
+  per-group lists; the exponent down each half by forward differences, two adds per group; 2^x's exponent bits
+  shifted from the rounding sum directly; dead groups skipped by a byte per group): whole frame 1.49x full, 1.35x 6k
+  against the list kernel interleaved (the same 8-bit images). ``bench_render`` as above (load 7.4 -> 5.6): CPU time
+  full 40.4 -> 12.8 ms (3.15x), 12k 3.07x, 6k 3.13x (median 3.13x; numba fallback 1.55x / 1.50x / 1.51x); mean
+  difference from the torch reference 0.089/255 for old, new and fallback; a second run (load 2.0): 3.03x / 3.34x
+  / 3.48x (the full level's margin over 3x is thin). ``scripts/profile_cpu_tiles.py``
+  (load 3.7): full 28.9 -> 9.5 ms (3.04x), 6k at 256 x 256 5.2 -> 1.95 ms (2.65x). Split of the full frame (C++
+  calls timed alone): compositing 6.45 ms (1.23M group evaluations before stops, 129k entry halves: ~5 ns each),
+  binning 1.69, projection 0.76, depth sort and Python ~1.0 ms. No gain from (kernel header): L1-sized bands of
+  row pairs (0.78x), dropping or changing the dead-group test, skipping all-below-threshold groups' exponent, both
+  halves in one pass, a shorter T chain, deeper or wider prefetches, 64-byte aligned records. What is left: the
+  compositing is near its instruction throughput (~35 instructions per group evaluation); the binning (~17 %) and
+  the depth sort + Python (~10 %, 25 % at 6k 256 x 256) are the next shares.
+- binning: each 4-strip vector of strip_rows packed and stored as it is (the scratch holds the half strips in lane
+  order) and the strips met counted from a lane mask, instead of 16 scalar lane extractions per vector: whole frame
+  1.08-1.13x full, 1.11-1.13x 6k (two interleaved A/B runs against the previous commit, the same images).
+  ``bench_render`` (load 3.2): CPU time 3.34x full, 3.24x 12k, 3.05x 6k (median 3.24x; the 6k row's old frames hit
+  a burst of load: wall 30 ms for 18.6 ms CPU); again (load 2.4, wall = CPU): 3.34x / 3.31x / 3.33x (median 3.33x;
+  numba fallback 1.39x / 1.38x / 1.52x), mean difference from the reference 0.089/255 as before. No gain (interleaved A/B, within +-2 %): the 8-bit output of a group
+  packed by a byte shuffle, the projection's records written as vectors through an 8 x 8 transpose.
 """
 
 import math

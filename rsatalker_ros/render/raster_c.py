@@ -8,7 +8,9 @@ Build: ``g++ -O3 -shared -fPIC`` plus ``-mavx2 -mfma`` when this CPU has both (a
 compiler), never ``-march=native``. The library goes to ``$RSATALKER_KERNEL_CACHE`` (default
 ``~/.cache/rsatalker_ros/kernels``) under a name keyed by a hash of the source, the compiler's version, the flags
 and the instruction set, written to a temporary name and renamed into place, so processes building at once do not
-collide and a cache shared between machines never hands one a library built for another CPU.
+collide and a cache shared between machines never hands one a library built for another CPU. Writing a new build
+removes the cached builds of other keys (older sources) that no process has loaded for a day (``prune``): the
+cache stays bounded, and a library another process may be loading at that moment is never removed.
 ``RSATALKER_RASTER=numba`` skips the C kernel (the numba kernels in ``cpu_tiles`` do the same work).
 ``scripts/bootstrap.sh`` builds it once (``python -m rsatalker_ros.render.raster_c``).
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("raster_kernel.cpp")
@@ -29,6 +32,7 @@ BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-std=gnu++17", "-ffp-contract=fast", "
 STRIP = 8    # raster_kernel.cpp's strip width SW in pixels
 RECORD = 16  # and its record length REC (floats per Gaussian); load() checks both against the library
 MAX_HEIGHT = 32767  # rows are packed in 16 bits (rs_bin); taller images take the numba path
+STALE_AFTER_S = 86400.0  # a new build removes the cached builds of other hashes unused for this long (prune)
 _log = logging.getLogger(__name__)
 _state = {}  # "lib": CDLL or None, "reason": str
 _lock = threading.Lock()
@@ -68,6 +72,10 @@ def build(out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir or cache_dir())
     path = out_dir / f"raster_kernel_{key}.so"
     if path.exists():
+        try:
+            os.utime(path)  # its age is the time since it was last used (prune)
+        except OSError:
+            pass  # a read-only cache: still usable
         return path
     out_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=out_dir)
@@ -80,7 +88,24 @@ def build(out_dir: Path | None = None) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    prune(out_dir, keep=path)
     return path
+
+
+def prune(out_dir: Path, keep: Path, max_age_s: float = STALE_AFTER_S) -> list:
+    """Remove the kernel builds in out_dir (other source hashes, compilers or flags: ``raster_kernel_*.so``, and
+    temporary files of builds that died) not used for max_age_s, except ``keep``; returns the removed paths. A build
+    used within that time (build() touches it on each load) is left: another process may be about to load it."""
+    removed = []
+    cutoff = time.time() - max_age_s
+    for old in [*out_dir.glob("raster_kernel_*.so"), *out_dir.glob("raster_kernel_*.tmp")]:
+        try:
+            if old != keep and old.stat().st_mtime < cutoff:
+                old.unlink()
+                removed.append(old)
+        except OSError:  # gone already (another process pruned it) or not ours to remove: leave it
+            continue
+    return removed
 
 
 def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
