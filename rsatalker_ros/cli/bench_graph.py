@@ -86,13 +86,17 @@ def move_threads_to(cpus) -> bool:
 
 
 def start_competitors(k: int) -> list:
-    """K busy processes (a pure-Python spin loop each, on the CPUs this process may use); stop with
+    """K busy processes (a pure-Python spin loop each, on the CPUs this process may use), each in a session of its
+    own like any other program on the machine (and like each node bringup starts): with autogroup scheduling a
+    competitor in the benchmark's session would share the benchmark's CPU weight, so a benchmark started at a
+    raised or lowered priority would change what the competitor takes from the graph. Stop with
     ``stop_competitors``."""
     import subprocess
     import sys
     if k < 0:
         raise ValueError(f"--load {k}: expected a count >= 0")
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL,
+                             start_new_session=True)
             for _ in range(k)]
 
 

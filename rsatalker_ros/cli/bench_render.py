@@ -13,8 +13,9 @@ mean absolute difference.
 Old vs new rasteriser (``--baseline REF``, default: the last revision before issue #9's rasteriser work): loads
 ``render/cpu_tiles.py`` as it is at git revision REF into a throwaway module and times both rasterisers (and this
 checkout's numba fallback, ``render_cpu(use_c=False)``) in the same run, frames interleaved, on the shipped avatars
-(every level found; ``--compare-only`` picks some) and the benchmark avatar of the first count: median wall-clock
-and CPU time per frame (CPU time is less sensitive to other processes; use ``--threads 1``), the ratios, and each
+(every level found; ``--compare-only`` picks some) and the benchmark avatar of the first count, on one thread
+(the renderer node's ``render_threads``, whatever ``--threads`` is): median wall-clock and CPU time per frame (CPU
+time is less sensitive to other processes), the ratios, and each
 one's mean difference from the torch reference (in 1/255 units, on a 128 x 128 frame of the same camera: the dense
 reference takes minutes at 512 x 512 on a busy core). ``--baseline ""`` skips it. Prints the machine load next to the figures. On a busy machine, OpenMP threads spin
 while they wait; ``OMP_WAIT_POLICY=PASSIVE`` or ``--threading-layer workqueue`` lowers that cost.
@@ -118,7 +119,18 @@ def _baseline_rasteriser(ref: str):
 
 def _compare_rasterisers(ref: str, subjects, verts, cam: Camera, frames: int) -> None:
     """Old (git ``ref``) vs new ``render_cpu`` (and the new one's numba fallback) on each (name, avatar): median ms
-    per 8-bit frame, interleaved."""
+    per 8-bit frame, interleaved, on one thread: the live path as the renderer node runs it (``render_threads`` 1:
+    one renderer per participant, each on its own core), whatever ``--threads`` the frame-rate figures above used
+    (with more threads the CPU time also counts OpenMP threads spinning while they wait)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _compare_one_thread(ref, subjects, verts, cam, frames)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _compare_one_thread(ref: str, subjects, verts, cam: Camera, frames: int) -> None:
     from functools import partial
 
     from ..render import raster_c
@@ -133,7 +145,7 @@ def _compare_rasterisers(ref: str, subjects, verts, cam: Camera, frames: int) ->
     rasterisers = (old, render_cpu, fallback)
     bg = np.ones(3, np.float32)
     print(f"rasteriser {ref} (old) vs this checkout (new: {path}; and its numba fallback), {cam.width}x{cam.height}, "
-          "8-bit frames, interleaved:")
+          "8-bit frames, one thread, interleaved:")
     ratios, cpu_ratios = [], []
     for name, av in subjects:
         binder = FastBinder(av)
