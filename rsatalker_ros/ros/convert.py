@@ -96,7 +96,8 @@ def audio_from_msg(msg: AudioFrame, max_samples: int = 16000 * 10) -> np.ndarray
     if n > max_samples:
         raise ValueError(f"AudioFrame holds {n} samples per channel; at most {max_samples} expected per chunk")
     if msg.sample_format == AudioFrame.FORMAT_S16LE:
-        x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+        x = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+        x *= np.float32(1.0 / 32768.0)             # (in place; exact: a power of two, the numbers of / 32768.0)
     else:
         x = np.frombuffer(raw, dtype="<f4").astype(np.float32)
         if not np.all(np.isfinite(x)):
@@ -300,19 +301,12 @@ def mono_audio_from_msg(msg: AudioFrame, participant_id: str, limits,
     why = check_audio(msg, limits, participant_id, now_ns)
     if why is not None:
         return None, why
-    if msg.sample_format == AudioFrame.FORMAT_S16LE:
-        # the checks above leave whole mono samples (nothing for audio_from_msg to refuse): decoded in place, and
-        # S16LE is finite and within [-1, 32767/32768] by construction, so the sample check only runs for a
-        # max_abs_sample below full scale
-        x = np.frombuffer(msg.data, dtype="<i2").astype(np.float32)
-        x *= np.float32(1.0 / 32768.0)             # (exact: a power of two, the same numbers as / 32768.0)
-        if limits.max_abs_sample >= 1.0:
-            return x, None
-    else:
-        try:
-            x = audio_from_msg(msg, max_samples=int(limits.max_chunk_s * limits.sample_rate))[:, 0]
-        except ValueError as err:
-            return None, Rejection("non_finite" if "finite" in str(err) else "format", str(err))
+    try:
+        x = audio_from_msg(msg, max_samples=int(limits.max_chunk_s * limits.sample_rate))[:, 0]
+    except ValueError as err:
+        return None, Rejection("non_finite" if "finite" in str(err) else "format", str(err))
+    if msg.sample_format == AudioFrame.FORMAT_S16LE and limits.max_abs_sample >= 1.0:
+        return x, None          # S16LE is finite and within [-1, 32767/32768] by construction: nothing to check
     why = check_samples(x, limits)
     return (None, why) if why is not None else (x, None)
 
