@@ -209,11 +209,10 @@ class FrameMessages:
         if self._relation is None or self._relation[0] != relation:
             self._relation = (relation, relation_to_msg(relation))
             msg.relation = self._relation[1]
-        pos, quat = stage.head_pose()
-        key = (cfg.world_frame, head_frame, pos, quat)
-        if self._pose is None or self._pose[0][:2] != key[:2] or self._pose[0][2] is not pos \
-                or self._pose[0][3] is not quat:          # (head_pose returns the same objects until it changes)
-            self._pose = (key, transform_msg(cfg.world_frame, head_frame, pos, quat, 0))
+        placement = (cfg.world_frame, head_frame, tuple(stage.cfg.head_position), stage.cfg.head_yaw_deg)
+        if self._pose is None or self._pose[0] != placement:
+            pos, quat = stage.head_pose()
+            self._pose = (placement, transform_msg(cfg.world_frame, head_frame, pos, quat, 0))
         pose = self._pose[1]
         for f in frames:
             motion_to_flame_params(f.motion, stage.layout, reuse=msg.params)

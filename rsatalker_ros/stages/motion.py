@@ -130,7 +130,6 @@ class MotionStage:
         self.skipped = {"late_audio": 0}              # frames computed but not published, by cause
         self.last_skip_lag_ms = 0.0                   # audio lag of the last skipped frame
         self._delay_floor_ns: int | None = None       # least (clock now - frame stamp) since the stream (re)started
-        self._head_pose = None                        # ((head_position, head_yaw_deg), origin, quaternion)
         self._held: list = []                         # aligned (own, partner) audio not yet given to the model
         self._held_start = 0                          # clock index of its first sample
         self._warm_up()
@@ -254,9 +253,5 @@ class MotionStage:
         return True
 
     def head_pose(self) -> tuple[list, np.ndarray]:
-        """(origin [3] in world_frame [m], quaternion x, y, z, w) of the head frame (computed again only when the
-        parameters change: the node asks for it with every frame)."""
-        key = (self.cfg.head_position, self.cfg.head_yaw_deg)
-        if self._head_pose is None or self._head_pose[0] != key:
-            self._head_pose = (key, [float(v) for v in key[0]], head_rotation(key[1]))
-        return self._head_pose[1], self._head_pose[2]
+        """(origin [3] in world_frame [m], quaternion x, y, z, w) of the head frame."""
+        return [float(v) for v in self.cfg.head_position], head_rotation(self.cfg.head_yaw_deg)
