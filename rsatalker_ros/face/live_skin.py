@@ -115,9 +115,9 @@ def skinning_transforms(rotvecs, joints, parents):
                 a = np.float32(1.0) - theta2 / np.float32(6.0)
                 b = np.float32(0.5) - theta2 / np.float32(24.0)
             else:
-                theta = np.sqrt(max(theta2, np.float32(1e-12)))
+                theta = np.sqrt(theta2)
                 a = np.sin(theta) / theta
-                b = (np.float32(1.0) - np.cos(theta)) / max(theta2, np.float32(1e-12))
+                b = (np.float32(1.0) - np.cos(theta)) / theta2
             S[0, 0], S[0, 1], S[0, 2] = 0.0, -z, y
             S[1, 0], S[1, 1], S[1, 2] = z, 0.0, -x
             S[2, 0], S[2, 1], S[2, 2] = -y, x, 0.0

@@ -556,15 +556,14 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
     try:
         if lib is not None:  # the C++ kernel (binning, compositing; projection of degree-0 colours)
             rec = np.empty((n, raster_c.RECORD), np.float32)
-            ptr = lambda a: a.ctypes.data  # noqa: E731
             if sh.shape[1] == 1:
                 sh0 = np.ascontiguousarray(sh[:, 0, :])
-                lib.rs_project(ptr(means), ptr(quats), ptr(scales), ptr(opacities), ptr(sh0), ptr(view), ptr(intr),
-                               ptr(lims), W, H, n, ptr(bg), ptr(rec), ptr(box), ptr(visible))
+                lib.rs_project(_ptr(means), _ptr(quats), _ptr(scales), _ptr(opacities), _ptr(sh0), _ptr(view),
+                               _ptr(intr), _ptr(lims), W, H, n, _ptr(bg), _ptr(rec), _ptr(box), _ptr(visible))
             else:
                 rec_in = np.empty((n, _REC), np.float32)
                 _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec_in, box, visible)
-                lib.rs_records(ptr(rec_in), ptr(visible), n, ptr(bg), ptr(rec))
+                lib.rs_records(_ptr(rec_in), _ptr(visible), n, _ptr(bg), _ptr(rec))
             return _composite_c(lib, rec, box, _depth_order(rec, visible), W, H, bg, uint8, max(1, chunksize // 8))
         rec = np.empty((n, _REC), np.float32)
         _project(means, quats, scales, opacities, sh, campos, view, intr, lims, W, H, rec, box, visible)
@@ -586,6 +585,11 @@ def render_cpu(means, quats, scales, opacities, sh, camera, background, uint8: b
         numba.set_parallel_chunksize(previous)
 
 
+def _ptr(a: np.ndarray) -> int:
+    """The address of a numpy array's buffer, for the C++ kernel's pointer arguments."""
+    return a.ctypes.data
+
+
 _pool = {}  # threads -> ThreadPoolExecutor for the C++ kernel's extra threads
 
 
@@ -593,14 +597,13 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
     """Binning and compositing by the C++ kernel (``raster_c``): the visible Gaussians ``order`` [M] (depth order)
     of rec [N, raster_c.RECORD] / box [N,4], on numba.get_num_threads() threads (ctypes releases the GIL), ``chunk``
     8-column strips at a time."""
-    ptr = lambda a: a.ctypes.data  # noqa: E731
     m = order.shape[0]
     n_strips = (W + raster_c.STRIP - 1) // raster_c.STRIP
     strip_start = np.empty(n_strips + 1, np.int32)
     capacity = 4 * m + n_strips  # a head at 512 x 512: ~2.4 entries per Gaussian
     while True:
         strip_list = np.empty((capacity, 3), np.int32)
-        entries = lib.rs_bin(ptr(rec), ptr(box), ptr(order), m, n_strips, ptr(strip_start), ptr(strip_list),
+        entries = lib.rs_bin(_ptr(rec), _ptr(box), _ptr(order), m, n_strips, _ptr(strip_start), _ptr(strip_list),
                              capacity)
         if entries < 0:
             raise MemoryError("the C++ rasteriser could not allocate its binning scratch")
@@ -609,13 +612,13 @@ def _composite_c(lib, rec, box, order, W, H, bg, uint8, chunk):
         capacity = entries
     if uint8:
         out = (np.empty((H, W, 3), np.uint8),)
-        ptrs = (ptr(out[0]), None, None, None)
+        ptrs = (_ptr(out[0]), None, None, None)
     else:
         out = (np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32))
-        ptrs = (None, ptr(out[0]), ptr(out[1]), ptr(out[2]))
+        ptrs = (None, _ptr(out[0]), _ptr(out[1]), _ptr(out[2]))
     counter = np.zeros(2, np.int32)  # next strip, strips done
-    args = (ptr(rec), ptr(strip_start), ptr(strip_list), W, H, n_strips, ptr(bg), int(not uint8), *ptrs,
-            ptr(counter), max(1, chunk))
+    args = (_ptr(rec), _ptr(strip_start), _ptr(strip_list), W, H, n_strips, _ptr(bg), int(not uint8), *ptrs,
+            _ptr(counter), max(1, chunk))
     threads = numba.get_num_threads()
     if threads > 1:
         pool = _pool.get(threads)
