@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         head = load_head(name)
         appearance = paint_head(head, size=int(data["texture_size"]))
         views = synthetic_views(head, appearance, args.views, seed=int(data["seed"]) + 1000, show_progress=True,
-                                **{k: v for k, v in _view_kwargs(data).items()})
+                                **_view_kwargs(data))
         levels = available_levels(name)
         options = [(lv, 1.0) for lv in levels] + [(levels[-1], s) for s in DeadlineConfig.scales if s < 1.0]
         images = [views.images[0]]
