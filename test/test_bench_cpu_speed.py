@@ -112,3 +112,28 @@ def test_a_real_group_holds_the_children_started_in_it_throttles_them_and_is_rem
         group.remove()
     assert not os.path.exists(group.path)
     group.remove()                                                  # twice is fine
+
+
+def test_removing_a_group_moves_what_still_runs_in_it_back_home():
+    """Cleanup after an error or Ctrl-C: a process still in the group is moved out, then the group is removed."""
+    group = _real_group_or_skip(0.5, 1, 10000)
+    try:
+        with group.entered():
+            child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+        assert group.procs() == [child.pid]
+        group.remove()
+        assert not os.path.exists(group.path)
+        with open(f"/proc/{child.pid}/cgroup") as f:
+            assert os.path.basename(group.path) not in f.read()
+    finally:
+        child.communicate(b"", timeout=30)
+        group.remove()
+
+
+def test_bench_graph_refuses_a_bad_speed_before_starting_anything(monkeypatch):
+    from rsatalker_ros.cli.bench_graph import main
+    monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0"))   # main sets it: restored afterwards
+    with pytest.raises(SystemExit, match=r"error: --cpu-speed 0: expected a fraction"):
+        main(["--cpu-speed", "0", "--domain-id", "77"])
+    with pytest.raises(SystemExit, match=r"--cpu-period-ms 0.5: expected 1..1000 ms"):
+        main(["--cpu-speed", "0.5", "--cpu-period-ms", "0.5", "--domain-id", "77"])

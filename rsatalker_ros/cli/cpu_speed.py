@@ -27,7 +27,9 @@ graph its whole quota, a far kinder machine than the one emulated. The group's C
 many sessions as it holds processes (``set_weight``): with autogroup scheduling each process the benchmark starts
 in its own session competes as one session against the rest of the host, while inside one cgroup the processes
 no longer have autogroups (they share the group's time by thread and niceness) and the group as a whole would
-weigh like one session.
+weigh like one session. On a busy host this is still not the same: the weight of the group's idle processes goes to
+its busy ones, so the graph in the group may get more of a contended host than the same graph without it; compare
+runs with and without ``--cpu-speed`` on an idle host only.
 
 cgroup v2 (``cpu.max``, ``cpu.weight``) is used where its hierarchy has the cpu controller, else cgroup v1's cpu
 controller (``cpu.cfs_period_us``, ``cpu.cfs_quota_us``, ``cpu.shares``); both need write access (root).
