@@ -305,10 +305,10 @@ class DeadlineController:
     def _learn_cost(self, i: int, j: int, t_j: float, t_i: float) -> None:
         """Option i's cost from the median render times of the frames just before (option j) and just after a
         switch: back to back, under the same load, their ratio is the ratio of the costs. Kept between the
-        neighbouring options' costs, and no further from j's than the Gaussians x pixels prior allows (a render's
-        time is a per-Gaussian, a per-pixel and a per-covered-pixel part: fewer of both never cost more than in
-        proportion, nor less than in proportion to the count alone): one slow frame at the switch cannot make a
-        finer level look so slow that it is never tried again."""
+        neighbouring options' costs, and a coarser option at no less than its Gaussians x pixels share of a finer
+        one's cost (a render's time is a per-Gaussian, a per-pixel and a per-covered-pixel part, and none of them
+        shrinks by more than that share): a slow frame at the switch cannot make a finer level look so slow that it
+        is never tried again."""
         if t_j <= 0 or t_i <= 0:
             return
         shown = self.costs[j] * t_i / t_j
