@@ -51,8 +51,11 @@ import numpy as np
 
 from rsatalker_ros.cli.cpu_speed import CgroupUnavailable, CpuGroup, format_throttling
 
-CPU_PERIOD_MS = 10.0     # --cpu-period-ms default: scripts/check_cpu_speed.py on 1 core at x0.5 gave the group 0.49 of
-                         # the core at 10 ms, 0.33 / 0.42 at 2 / 5 ms (throttling overhead), chunk stalls like 20 ms
+# --cpu-period-ms's default. scripts/check_cpu_speed.py, 1 core at x0.5 (load average 2.2): fixed work took 2.0-2.5x
+# the wall time at every period, the group got 0.50 of the core from 5 ms up (0.46 at 2 ms: throttling overhead),
+# and a 1 ms chunk of work stalled up to (p99) 5 / 7 / 8 / 13 / 47 ms at periods of 2 / 5 / 10 / 20 / 100 ms
+# (0.9 ms outside the group): 10 ms keeps the stalls well inside a 40 ms frame.
+CPU_PERIOD_MS = 10.0
 
 
 def rss_mb(pids, field: str = "VmRSS") -> float:
