@@ -40,8 +40,9 @@ def test_fast_machine_keeps_full_level_and_reports_ok():
 def test_slow_machine_steps_down_to_a_level_that_holds_rate_and_budget():
     ctl = DeadlineController(DeadlineConfig(), COSTS)
     choices = run(ctl, 80, ms_per_kgauss=2.5)           # full 67 ms > one 40 ms period; 12k 30 ms fits
-    assert choices[0].level == "full"                    # nothing measured yet
-    assert all(c.level == "12k" and c.scale == 1.0 for c in choices[2:])
+    warm_up = DeadlineConfig.warm_up
+    assert all(c.level == "full" for c in choices[:warm_up])     # the first frames render the full level
+    assert all(c.level == "12k" and c.scale == 1.0 for c in choices[warm_up:])
     st = ctl.status(100.0 + 80 * 0.04)
     assert st.level == OK and st.current_level == "12k"
 
@@ -90,10 +91,10 @@ def test_one_late_frame_from_upstream_does_not_lower_the_level_but_lasting_laten
 def test_the_publish_time_is_measured_and_leaves_less_time_for_the_render():
     ctl = DeadlineController(DeadlineConfig(publish_ms=5.0), COSTS)
     assert ctl.publish_ms() == 5.0                         # before anything was measured
-    choices = run(ctl, 60, ms_per_kgauss=1.0, upstream_ms=60.0, publish_ms=70.0)
-    assert ctl.publish_ms() == pytest.approx(70.0, abs=0.01)
-    assert choices[-1].level == "12k"                      # 150 - 60 - 70 = 20 ms x 0.85: full's 27 ms do not fit
-    assert ctl.status(103.0).values()["publish_ms"] == "70.0"
+    choices = run(ctl, 60, ms_per_kgauss=1.0, upstream_ms=100.0, publish_ms=20.0)
+    assert ctl.publish_ms() == pytest.approx(20.0, abs=0.01)
+    assert choices[-1].level == "12k"                      # 150 - 100 - 20 = 30 ms x 0.85: full's 27 ms do not fit
+    assert ctl.status(103.0).values()["publish_ms"] == "20.0"
 
 
 def test_relative_costs_are_learnt_so_a_renderer_that_stepped_down_goes_back_to_full():
@@ -161,3 +162,71 @@ def test_bad_config_and_costs_are_rejected_with_names():
         DeadlineController(DeadlineConfig(), {"full": 1, "12k": 1})
     ctl = DeadlineController(DeadlineConfig(), COSTS)
     assert math.isnan(ctl.predict_ms(0))
+
+
+def simulate(ctl, frames, render_ms, age_ms, t0=100.0, publish_ms=2.0):
+    """Frames 40 ms apart: ``render_ms(option level, scale, k)`` and ``age_ms(level, k)`` give frame k's render time
+    and its age when taken (both may depend on what was chosen). Returns [(level, scale)] per frame."""
+    out, t = [], t0
+    for k in range(frames):
+        c = ctl.choose(t + age_ms(ctl.options[ctl._current][0], k) / 1e3, t)
+        render_s = render_ms(c.level, c.scale, k) / 1e3
+        ctl.rendered(c, render_s, t + c.age_ms / 1e3 + render_s + publish_ms / 1e3, t)
+        out.append((c.level, c.scale))
+        t += 0.04
+    return out
+
+
+def test_a_machine_where_the_full_level_holds_gets_it_after_the_warm_up():
+    """The 2-core case of #9: the full level renders in 24 ms, one frame in seven takes 42 ms (a busy core), and
+    frames reach the render loop 70-90 ms after their stamp. Pinned, that holds 25 Hz at p95 ~120 ms of the 150 ms
+    budget. A prediction from the p90 render time over 0.85 x the 40 ms period (42 / 0.85 = 49 ms > 40) kept it
+    off; the replayed frames' p95 latency (~140 ms) and the mean time per frame (~29 ms) let it go back to full."""
+    import random
+    rng = random.Random(1)
+    spikes = [rng.random() < 1 / 7 for _ in range(600)]
+    ages = [rng.uniform(70.0, 90.0) for _ in range(600)]
+    gauss = {"full": 1.0, "12k": 0.55, "6k": 0.4}            # render time relative to full (a per-pixel part)
+
+    def render_ms(level, scale, k):
+        return (42.0 if spikes[k] else 24.0) * gauss[level] * scale ** 2
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    used = simulate(ctl, 600, render_ms, lambda level, k: ages[k])
+    assert used[-400:] == [("full", 1.0)] * 400
+    st = ctl.status(100.0 + 600 * 0.04)
+    assert st.level == OK and st.latency_p95_ms <= 150
+
+
+def test_a_finer_level_that_slows_upstream_is_tried_less_and_less_often():
+    """On one core a heavier render also delays the motion nodes: with the full level every frame arrives 90 ms
+    later, which the replay of 12k frames cannot foresee. Each try of the full level ends within a few frames, and
+    the streak before the next try doubles (25, 50, 100, ... up to 400 frames), so the level does not flicker."""
+    ctl = DeadlineController(DeadlineConfig(), COSTS)
+    used = simulate(ctl, 1500, lambda level, scale, k: 20.0 * COSTS[level] / 27000 * scale ** 2,
+                    lambda level, k: 130.0 if level == "full" else 40.0)
+    tries = [k for k in range(1, len(used)) if used[k] == ("full", 1.0) and used[k - 1] != ("full", 1.0)]
+    assert 3 <= len(tries) <= 7, tries
+    gaps = [b - a for a, b in zip(tries, tries[1:])]         # the streak + the window's flush of the late frames
+    assert gaps == sorted(gaps) and gaps[-1] >= 16 * DeadlineConfig.upgrade_after, gaps
+    assert sum(u == ("full", 1.0) for u in used) < 0.03 * len(used)
+    assert used[-1] == ("12k", 1.0)
+
+
+def test_a_level_that_held_a_whole_window_resets_the_streak():
+    """After a failed try the streak is doubled, but once a finer level held for a window, the next upgrade needs
+    only upgrade_after frames again."""
+    cfg = DeadlineConfig(upgrade_after=10)
+    ctl = DeadlineController(cfg, COSTS)
+    slow = {"v": True}
+
+    def render_ms(level, scale, k):
+        return (3.0 if slow["v"] else 0.6) * COSTS[level] / 1000 * scale ** 2
+    simulate(ctl, 40, render_ms, lambda level, k: 30.0)        # settles on 12k (full 81 ms does not fit)
+    ctl._move_to(0)                                             # a try of full that fails at once
+    simulate(ctl, 5, render_ms, lambda level, k: 30.0, t0=102.0)
+    assert ctl._upgrade_need == 2 * cfg.upgrade_after
+    slow["v"] = False
+    used = simulate(ctl, 200, render_ms, lambda level, k: 30.0, t0=103.0)
+    first = used.index(("full", 1.0))
+    assert first >= 2 * cfg.upgrade_after and set(used[first:]) == {("full", 1.0)}
+    assert ctl._upgrade_need == cfg.upgrade_after               # held a window: back to the plain streak

@@ -1,7 +1,7 @@
 """Benchmark of the whole graph: two participants, 512 x 512 images, real processes over DDS, in real time.
 
     python -m rsatalker_ros.cli.bench_graph [--seconds 20] [--processes separate|per_participant|single] \
-        [--cpus N] [--load K]
+        [--cpus N] [--load K] [--cpu-speed F [--cpu-period-ms P]]
 
 Plays the bundled conversation (looped) through the full graph and prints, once:
   - each image topic's rate (target >= 25 Hz),
@@ -15,6 +15,13 @@ Plays the bundled conversation (looped) through the full graph and prints, once:
 benchmark's own subscriber (every image, mesh and audio chunk of the graph) moves to the other cores once the
 graph has started, where there are any (not with ``--kill``), so that it does not take the pinned cores' time from
 the graph; its CPU use is printed next to the graph's.
+``--cpu-speed F`` (0 < F <= 1) emulates cores F times as fast as this host's: the whole graph and the ``--load``
+competitors run in a CPU cgroup whose CFS bandwidth quota is F x (cores used) x ``--cpu-period-ms`` per period
+(cli/cpu_speed.py says why the competitors are inside and the period short; ``scripts/check_cpu_speed.py``
+measures how well fixed work slows down). The benchmark's own subscriber stays outside the quota (it is in the
+group only while it starts processes). Needs root (cgroup v1's cpu controller or cgroup v2's cpu.max); the output
+gives the quota and how often and how long the group was throttled (cpu.stat) in the measured span. ``--cpus 2
+--cpu-speed 0.5`` is the issue's 2-core machine at half this host's core speed.
 With ``--out DIR`` it also writes DIR/timings.npz (per topic: receive time and stamp of every message [ns]) and
 DIR/latency.png (latency distribution per stage and the images' arrival intervals).
 
@@ -32,12 +39,23 @@ and the node's own start-up line from its log (imports + DDS vs. models, assets 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
+import sys
 import time
 
 import numpy as np
+
+
+from rsatalker_ros.cli.cpu_speed import CgroupUnavailable, CpuGroup, format_throttling
+
+# --cpu-period-ms's default. scripts/check_cpu_speed.py, 1 core at x0.5 (load average 2.2): fixed work took 2.0-2.5x
+# the wall time at every period, the group got 0.50 of the core from 5 ms up (0.46 at 2 ms: throttling overhead),
+# and a 1 ms chunk of work stalled up to (p99) 5 / 7 / 8 / 13 / 47 ms at periods of 2 / 5 / 10 / 20 / 100 ms
+# (0.9 ms outside the group): 10 ms keeps the stalls well inside a 40 ms frame.
+CPU_PERIOD_MS = 10.0
 
 
 def rss_mb(pids, field: str = "VmRSS") -> float:
@@ -131,6 +149,11 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="", help="folder for timings.npz and latency.png ('' = print only)")
     ap.add_argument("--cpus", type=int, default=0, help="pin the whole graph to this many cores (0 = all)")
     ap.add_argument("--load", type=int, default=0, help="busy competitor processes during the run")
+    ap.add_argument("--cpu-speed", type=float, default=1.0, help="emulate cores this fraction of the host's speed "
+                    "(0 < F <= 1; 1 = as they are): the graph and the competitors run under a CFS quota of F x cores "
+                    "per period in a CPU cgroup (needs root)")
+    ap.add_argument("--cpu-period-ms", type=float, default=CPU_PERIOD_MS, help="the quota's CFS period [ms], "
+                    "1..1000: short, so that the slower cores are not emulated as full speed then a long stall")
     ap.add_argument("--renderer-nice", type=int, default=None, help="the renderer processes' CPU niceness 0..19 "
                     "(default: config/graph.yaml's renderer_nice; 0 = as the other nodes)")
     ap.add_argument("--kill", nargs="+", default=[], metavar="GROUP", help="after the run, kill these process "
@@ -152,8 +175,20 @@ def main(argv=None) -> None:
         cpus = pin_to_cpus(args.cpus) if args.cpus else allowed
         if args.load < 0:
             raise ValueError(f"--load {args.load}: expected a count >= 0")
-    except ValueError as e:
+        group = (CpuGroup.create(args.cpu_speed, len(cpus), round(args.cpu_period_ms * 1000))
+                 if args.cpu_speed != 1.0 else None)
+    except (ValueError, CgroupUnavailable) as e:
         raise SystemExit(f"error: {e}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))   # (the finally below cleans up)
+    try:
+        run(args, allowed, cpus, group)
+    finally:
+        if group is not None:
+            group.remove()
+
+
+def run(args, allowed: list, cpus: list, group) -> None:
+    """The benchmark after the command line was checked: ``group`` is the CpuGroup (``--cpu-speed``) or None."""
     from rsatalker_ros.ros.dds import local_dds_defaults
     local_dds_defaults()
     import rclpy
@@ -184,9 +219,13 @@ def main(argv=None) -> None:
     audio = watch_audio(probe, pids)
     g = Graph(specs, log_dir="runs/bench_graph_logs", warm_spare=args.warm_spare)
     competitors = []
+    in_group = group.entered if group is not None else contextlib.nullcontext
     try:
-        competitors = start_competitors(args.load)
-        g.start()
+        with in_group():                               # what starts here is born in the quota's group
+            competitors = start_competitors(args.load)
+            g.start()
+        if group is not None:
+            group.set_weight(len(g.pids()) + len(competitors))
         # (the graph's processes keep the pinned cores; with --kill the respawns, started from here, need them too)
         others = [c for c in allowed if c not in cpus and not args.kill]
         probe_where = "on the graph's cores"
@@ -203,6 +242,7 @@ def main(argv=None) -> None:
         soak = RssSoak()
         cpu0 = {grp: cpu_seconds(p.pid) for grp, p in g.procs.items()}
         probe_cpu0 = cpu_seconds(os.getpid())
+        throttle0 = group.stat() if group is not None else None
         while time.monotonic() - t0 < args.seconds:
             probe.spin_for(1.0)
             rss.append(rss_mb(g.pids()))
@@ -210,6 +250,7 @@ def main(argv=None) -> None:
         wall = time.monotonic() - t0
         cpu = {grp: (cpu_seconds(p.pid) - cpu0[grp]) / wall for grp, p in g.procs.items()}
         probe_cpu = (cpu_seconds(os.getpid()) - probe_cpu0) / wall
+        throttling = format_throttling(throttle0, group.stat(), wall) if group is not None else ""
         summary = probe.summary()
         timings = {topic: (np.asarray(log.recv_ns, np.int64), np.asarray(log.stamp_ns, np.int64))
                    for topic, log in probe.logs.items()}
@@ -219,7 +260,8 @@ def main(argv=None) -> None:
             spare = g.start_spare()
             probe.spin_for(600, spare.ready)
             spare_mb = rss_mb([spare.proc.pid])
-        respawns = [kill_and_time(g, probe, grp, output_topics(specs, grp)) for grp in args.kill]
+        with in_group():                               # the respawned processes belong in the quota's group
+            respawns = [kill_and_time(g, probe, grp, output_topics(specs, grp)) for grp in args.kill]
     finally:
         g.stop()
         stop_competitors(competitors)
@@ -230,6 +272,9 @@ def main(argv=None) -> None:
           f"({len(graph.groups(specs))} processes), {args.seconds:.0f} s measured; machine: {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; graph pinned to {len(cpus)} core(s) {cpus}, "
           f"{args.load} busy competitor process(es); renderer niceness {max(s.nice for s in specs)}")
+    if group is not None:
+        print(f"{group.describe()}; the graph and the {args.load} competitor(s) inside it, the benchmark's "
+              f"subscriber outside; {throttling}")
     print(format_summary(summary))
     print("\nrenderer diagnostics (audio stamp -> image publish, every image of the measured span):")
     ok = all(alive.values())
@@ -281,7 +326,8 @@ def main(argv=None) -> None:
             print("  " + format_respawn(r))
     print("\nREADME row (cores | competitors | per participant: image rate on the audio clock, publish p95, level "
           "chosen | CPU per process | graph RSS max):")
-    print(f"| {len(cpus)} | {args.load} | " + "; ".join(
+    speed = f" at x{group.quota.speed:g} speed" if group is not None else ""
+    print(f"| {len(cpus)}{speed} | {args.load} | " + "; ".join(
         f"{pid} {rates[pid][0]:.1f} Hz, p95 {np.percentile(publish[pid], 95) if publish[pid].size else float('nan'):.0f} ms, "
         f"{level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids)
         + " | " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.2f}) | "

@@ -6,27 +6,41 @@ Pure Python, no ROS: the renderer node's adapter owns one ``DeadlineController``
     if choice.render:
         image = render(avatars[choice.level], camera.scaled(choice.scale))
         ctl.rendered(choice, render_s, publish_s, stamp_s)     # after publishing it (seconds)
-    ctl.dropped("stale", n)                   # drops decided elsewhere (the frame queue), so all causes are in one place
+    ctl.dropped("stale", n)                   # drops decided elsewhere (the frame queue): all causes in one place
     status = ctl.status(now_s)                # -> Status: level, scale, budget, p95 latency, rate, drops, OK/WARN/ERROR
 
 Model: render time = (seconds per unit of cost) x cost(option), cost(level, scale) = costs[level] x scale^2 (Gaussians
-x pixels, the rasteriser's two factors) to begin with. The seconds-per-cost figure is a high quantile (``quantile``)
-of the last ``window`` rendered frames, whatever option they used, so one slow machine or a busy core moves every
-prediction at once and the first frame of a level it never used is already predicted. Render times are not
-proportional to the Gaussian count (a frame has a per-pixel part: 6k Gaussians take about 40 %, not 22 %, of the full
-level's time), so the relative costs are learnt: whenever two frames in a row use different options, the ratio of
-their render times (measured back to back, under the same load) sets the new option's cost relative to the other's
-(kept between its neighbours' costs). Without that a renderer that stepped down once would predict the finer levels
-far too slow and never go back up. Each frame gets the most detailed option
-(levels first, then scales, in config order) whose predicted render time fits both the time left before the budget
-and the frame period (so the rate holds), each with ``headroom``. The time left is ``budget - age - publish``, with
-the age (audio stamp -> the render loop taking the frame) a high quantile (``age_quantile``) of the last ``window``
-frames' ages, not the one frame's: what arrives late arrives late from upstream (audio chunks, the motion model's
-look-ahead, a busy motion node), and a single late frame must not send the level down for the next
-``upgrade_after`` frames, while upstream lateness that lasts does lower it (on a shared core a cheaper render is
-also what lets the motion nodes run sooner). ``publish`` is a high quantile of the measured time from the end of a
-render to its publish (``publish_ms`` until frames were measured). Going coarser happens at once; going finer only
-after the finer option fitted ``upgrade_after`` frames in a row (no flicker between levels). Nothing is ever queued here: a frame is rendered now or dropped.
+x pixels, the rasteriser's two factors) to begin with. Render times are not proportional to the Gaussian count (a
+frame has a per-pixel part: 6k Gaussians take about 40 %, not 22 %, of the full level's time), so the relative costs
+are learnt: whenever the option changes, the ratio of the median render times of the last frames before the switch
+(taken at the cost of the option before) and the first frames after it (measured back to back, under the same load)
+sets the new option's cost relative to the other's, kept between its neighbours' costs and within what the
+Gaussians x pixels prior allows. Without that a renderer that stepped down once would predict the finer levels far
+too slow and never go back up.
+
+After the first ``warm_up`` frames (rendered at the most detailed option: a first frame can be slow), each frame
+gets the most detailed option (levels first, then scales, in config order) that passes two tests, both on the last
+``window`` rendered frames whatever option they used (so a slow machine or a busy core moves every prediction at
+once, and the first frame of a level it never used is already predicted):
+- the budget: each of those frames is replayed at the option's cost, its age (audio stamp -> the render loop taking
+  it) and publish time (render end -> publish) as they were, its render time scaled to the option's cost and
+  divided by ``headroom``; the ``latency_quantile`` of these latencies must be within ``budget_ms``. The measured
+  spread of ages, render times and publish times, and how they go together, is in that quantile; summing a high
+  quantile of each (the ages' p95 + the renders' p90 + the publishes' p90, as this controller did before) counts
+  the rare bad cases three times over and kept the full level off a 2-core machine where it held the budget;
+- the rate: the mean render time of the last ``rate_frames`` frames at the option's cost, over ``headroom``, plus
+  their mean publish time must fit one frame period. The render loop takes its frames from a queue, so one render
+  longer than a period delays the next frame but loses none: what must fit is the time per frame on average (the
+  latency test sees the delays), over recent frames so that a machine that gets slower is followed within them.
+A single late frame from upstream (a motion node's hiccup) hardly moves the window's quantile, so it does not send
+the level down for the next ``upgrade_after`` frames; upstream lateness that lasts does lower it (on a shared core a
+cheaper render is also what lets the motion nodes run sooner), and when even no render at all would leave a frame
+within the budget (the ``age_quantile`` of the window's ages alone is over the budget) the status says upstream is
+late. Going coarser happens at once; going finer only after the finer option fitted ``upgrade_after`` frames in a
+row, and that streak doubles (up to 16 x) each time a finer option had to be left again within ``window`` frames of
+going to it (its replayed prediction held but the frames after the switch did not, e.g. on one core where a
+heavier render also delays the motion nodes), back to ``upgrade_after`` once an option held for ``window`` frames:
+no flicker between levels. Nothing is ever queued here: a frame is rendered now or dropped.
 A frame already older than ``max_age_ms`` when the render loop takes it is dropped (cause "too_old"): it cannot
 be published in time and would delay the next one. ``pinned_level`` fixes the level (scale 1) for those who want
 fixed quality; the budget and rate are then still measured and reported.
@@ -47,12 +61,15 @@ publishing), call ``rendered`` after publishing; forward ``FrameQueue.stats`` dr
 from __future__ import annotations
 
 import collections
+import itertools
 import math
+import statistics
 from dataclasses import dataclass, field
 
 from rsatalker_ros.stages.health import percentile
 
 OK, WARN, ERROR = 0, 1, 2   # diagnostic_msgs/DiagnosticStatus levels
+PAIR_FRAMES = 5             # frames before and after a switch whose median render times set the relative cost
 
 
 @dataclass
@@ -63,11 +80,14 @@ class DeadlineConfig:
     scales: tuple = (1.0, 0.75, 0.5)  # render scales tried, in order, once the coarsest level does not fit (0 < s <= 1)
     pinned_level: str = ""            # "" = automatic; else always this level at scale 1
     publish_ms: float = 5.0           # end of rendering -> publish (conversion, DDS) before any was measured, ms
-    age_quantile: float = 0.95        # quantile of the frames' ages at take over the window that sets the time left
-    headroom: float = 0.85            # an option fits when predicted time <= headroom x the time available (0..1]
-    quantile: float = 0.9             # quantile of seconds-per-cost over the window used for predictions (0..1]
+    age_quantile: float = 0.95        # quantile of the frames' ages at take: over the budget alone = upstream is late
+    latency_quantile: float = 0.95    # quantile of the window's latencies, replayed at an option's cost, that must fit
+    headroom: float = 0.85            # predicted render times are divided by this (0..1]: the margin for a change
+    quantile: float = 0.9             # quantile of render times and publish times reported (predicted_ms, publish_ms)
     window: int = 50                  # frames kept for predictions, p95 latency and rate (>= 5)
+    rate_frames: int = 25             # the latest frames whose mean time per frame must fit the period (1..window)
     upgrade_after: int = 25           # frames a finer option must fit in a row before switching to it (>= 1)
+    warm_up: int = 5                  # frames rendered at the first option before any change (>= 1)
     max_age_ms: float = 300.0         # frames older than this when taken are dropped as "too_old" (ms, > 0)
     min_rate_fraction: float = 0.9    # WARN when published / offered frames over the window falls below this
     stall_s: float = 2.0              # ERROR when frames are offered but none was published for this long (s)
@@ -78,7 +98,11 @@ class DeadlineConfig:
                   ("scales", len(self.scales) > 0 and all(0 < s <= 1 for s in self.scales), "values in (0, 1]"),
                   ("headroom", 0 < self.headroom <= 1, "in (0, 1]"), ("quantile", 0 < self.quantile <= 1, "in (0, 1]"),
                   ("age_quantile", 0 < self.age_quantile <= 1, "in (0, 1]"),
-                  ("window", self.window >= 5, ">= 5"), ("upgrade_after", self.upgrade_after >= 1, ">= 1"),
+                  ("latency_quantile", 0 < self.latency_quantile <= 1, "in (0, 1]"),
+                  ("window", self.window >= 5, ">= 5"),
+                  ("rate_frames", 1 <= self.rate_frames <= self.window, "in 1..window"),
+                  ("upgrade_after", self.upgrade_after >= 1, ">= 1"),
+                  ("warm_up", self.warm_up >= 1, ">= 1"),
                   ("max_age_ms", self.max_age_ms > 0, "> 0"), ("publish_ms", self.publish_ms >= 0, ">= 0"),
                   ("min_rate_fraction", 0 <= self.min_rate_fraction <= 1, "in [0, 1]"),
                   ("stall_s", self.stall_s > 0, "> 0")]
@@ -94,8 +118,9 @@ class Choice:
     render: bool                      # False: drop this frame (cause in `cause`)
     level: str                        # level of detail to render
     scale: float                      # render scale (1 = full resolution)
-    predicted_ms: float               # predicted render time of this option (nan before the first measurement)
-    available_ms: float               # time left for the render: budget - age (window quantile) - publish
+    predicted_ms: float               # predicted render time of this option, the window's ``quantile`` (nan before the
+                                      # first measurement)
+    available_ms: float               # time left for the render: budget - age (window's age_quantile) - publish
     cause: str = ""                   # why the frame is dropped ("too_old"), or "" when rendered
     age_ms: float = float("nan")      # this frame's audio stamp -> taken by the render loop
 
@@ -142,9 +167,16 @@ class DeadlineController:
                                                                   if s < 1.0]
         # relative cost per option (index into options), learnt from back-to-back frames of two options
         self.costs = [float(costs[lv]) * sc ** 2 for lv, sc in self.options]
+        self.prior = list(self.costs)             # Gaussians x pixels, the bounds of what is learnt
+        self._pair = None                         # (option before a switch, its median render s, option after,
+                                                  #  render s of the first frames after it)
         self._current = 0                          # index into options
         self._fit_streak = 0                       # frames in a row the next finer option fitted
-        self._renders = collections.deque(maxlen=config.window)    # (option index, render seconds) per frame
+        self._upgrade_need = config.upgrade_after  # the streak needed now (doubled after a finer option failed)
+        self._held = 0                             # frames chosen at the current option since going to it
+        self._went_finer = False                   # the current option was reached by going finer
+        # per rendered frame: (option index, render s, age at take ms, render end -> publish ms)
+        self._renders = collections.deque(maxlen=config.window)
         self._per_cost_q = None                    # cached quantile of seconds per unit of cost (None: recompute)
         self._latency = collections.deque(maxlen=config.window)    # stamp -> publish seconds
         self._ages = collections.deque(maxlen=config.window)       # stamp -> taken by the render loop, ms
@@ -165,15 +197,32 @@ class DeadlineController:
         if not self._renders:
             return float("nan")
         if self._per_cost_q is None:
-            self._per_cost_q = percentile(sorted(t / self.costs[i] for i, t in self._renders), self.cfg.quantile)
+            self._per_cost_q = percentile(sorted(r[1] / self.costs[r[0]] for r in self._renders), self.cfg.quantile)
         return 1e3 * self._per_cost_q * self.costs[option_index]
 
-    def _fits(self, i: int, available_ms: float) -> bool:
-        p = self.predict_ms(i)
-        if math.isnan(p):
+    def predict_latency_ms(self, option_index: int) -> float:
+        """The window's frames replayed at an option's cost (render time / headroom): their ``latency_quantile``
+        [ms] (nan before the first measured frame)."""
+        if not self._renders:
+            return float("nan")
+        scale = 1e3 * self.costs[option_index] / self.cfg.headroom
+        return percentile(sorted(age + publish + scale * t / self.costs[i] for i, t, age, publish in self._renders),
+                          self.cfg.latency_quantile)
+
+    def predict_tick_ms(self, option_index: int) -> float:
+        """Mean time per frame of the render loop at an option's cost over the last ``rate_frames`` frames:
+        render / headroom + publish [ms] (nan before the first measured frame)."""
+        if not self._renders:
+            return float("nan")
+        scale = 1e3 * self.costs[option_index] / self.cfg.headroom
+        recent = list(itertools.islice(reversed(self._renders), self.cfg.rate_frames))
+        return sum(scale * t / self.costs[i] + publish for i, t, _, publish in recent) / len(recent)
+
+    def _fits(self, i: int) -> bool:
+        if not self._renders:
             return True
-        limit = self.cfg.headroom * min(available_ms, 1e3 / self.cfg.rate_hz)
-        return p <= limit
+        return (self.predict_latency_ms(i) <= self.cfg.budget_ms
+                and self.predict_tick_ms(i) <= 1e3 / self.cfg.rate_hz)
 
     def choose(self, now_s: float, stamp_s: float) -> Choice:
         """Decide for the frame stamped ``stamp_s`` (audio clock, seconds), taken by the render loop at ``now_s``."""
@@ -191,19 +240,36 @@ class DeadlineController:
         self._upstream_late = available <= 0
         n = len(self.options)
         i = self._current
-        while i < n - 1 and not self._fits(i, available):       # coarser at once
+        if len(self._renders) < cfg.warm_up:                    # a first frame can be slow (caches, start-up)
+            self._too_coarse = bool(self._renders) and not self._fits(i)
+            self._move_to(i)
+            return Choice(True, *self.options[i], self.predict_ms(i), available, "", age_ms)
+        while i < n - 1 and not self._fits(i):                   # coarser at once
             i += 1
-        self._too_coarse = not self._fits(i, available)
-        if i == self._current and i > 0 and self._fits(i - 1, available):   # finer only after a streak
+        self._too_coarse = not self._fits(i)
+        if i == self._current and i > 0 and self._fits(i - 1):   # finer only after a streak
             self._fit_streak += 1
-            if self._fit_streak >= cfg.upgrade_after:
+            if self._fit_streak >= self._upgrade_need:
                 i -= 1
-                self._fit_streak = 0
         else:
             self._fit_streak = 0
-        self._current = i
+        self._move_to(i)
         lv, sc = self.options[i]
         return Choice(True, lv, sc, self.predict_ms(i), available, "", age_ms)
+
+    def _move_to(self, i: int) -> None:
+        """Make option ``i`` the current one, keeping the anti-flicker state: a finer option left again within a
+        window doubles the streak the next going finer needs; one held for a window resets it."""
+        cfg = self.cfg
+        if i == self._current:
+            self._held += 1
+            if self._went_finer and self._held >= cfg.window:    # the finer option held: plain streaks again
+                self._upgrade_need = cfg.upgrade_after
+            return
+        if i > self._current and self._went_finer and self._held < cfg.window:
+            self._upgrade_need = min(16 * cfg.upgrade_after, 2 * self._upgrade_need)
+        self._went_finer = i < self._current
+        self._current, self._held, self._fit_streak = i, 1, 0
 
     def publish_ms(self) -> float:
         """Render end -> publish [ms]: a high quantile of the measured ones (publish_ms before 5 were measured)."""
@@ -216,22 +282,41 @@ class DeadlineController:
         (what is left of stamp -> publish after the frame's age at ``choose`` and its render is the publish time)."""
         if render_s < 0:
             raise ValueError(f"render_s must be >= 0, got {render_s}")
-        if math.isfinite(choice.age_ms):
-            self._publish.append(max(0.0, 1e3 * (now_s - stamp_s - render_s) - choice.age_ms))
+        age_ms = choice.age_ms if math.isfinite(choice.age_ms) else 1e3 * (now_s - stamp_s - render_s)
+        publish_ms = max(0.0, 1e3 * (now_s - stamp_s - render_s) - age_ms)
+        self._publish.append(publish_ms)
         i = self.options.index((choice.level, choice.scale))
-        j, t_j = self._renders[-1] if self._renders else (i, 0.0)     # the frame rendered just before
-        if j != i and t_j > 0 and render_s > 0:    # back to back: the ratio of the two is the ratio of their costs
-            shown = self.costs[j] * render_s / t_j
-            finer = min(self.costs[:i], default=float("inf"))      # options run from the finest to the coarsest
-            coarser = max(self.costs[i + 1:], default=0.0)
-            self.costs[i] = min(finer, max(coarser, shown))
-        self._renders.append((i, render_s))
+        if self._renders and self._renders[-1][0] != i:     # the first frame of a new option: compare it with the
+            j = self._renders[-1][0]                        # last PAIR_FRAMES frames, at the option before's cost
+            before = [t * self.costs[j] / self.costs[o] for o, t, _, _ in itertools.islice(reversed(self._renders),
+                                                                                             PAIR_FRAMES)]
+            self._pair = (j, statistics.median(before), i, [])
+        if self._pair is not None and self._pair[2] == i and len(self._pair[3]) < PAIR_FRAMES:
+            self._pair[3].append(render_s)
+            self._learn_cost(i, *self._pair[:2], statistics.median(self._pair[3]))
+        self._renders.append((i, render_s, age_ms, publish_ms))
         self._per_cost_q = None
         self._latency.append(now_s - stamp_s)
         self._published_at.append(now_s)
         self._offered.append(1)
         self.published += 1
         self._last_publish_s = now_s
+
+    def _learn_cost(self, i: int, j: int, t_j: float, t_i: float) -> None:
+        """Option i's cost from the median render times of the frames just before (option j) and just after a
+        switch: back to back, under the same load, their ratio is the ratio of the costs. Kept between the
+        neighbouring options' costs, and a coarser option at no less than its Gaussians x pixels share of a finer
+        one's cost (a render's time is a per-Gaussian, a per-pixel and a per-covered-pixel part, and none of them
+        shrinks by more than that share): a slow frame at the switch cannot make a finer level look so slow that it
+        is never tried again."""
+        if t_j <= 0 or t_i <= 0:
+            return
+        shown = self.costs[j] * t_i / t_j
+        bound = self.costs[j] * self.prior[i] / self.prior[j]       # i coarser: at least; i finer: at most
+        shown = max(shown, bound) if i > j else min(shown, bound)
+        finer = min(self.costs[:i], default=float("inf"))            # options run from the finest to the coarsest
+        coarser = max(self.costs[i + 1:], default=0.0)
+        self.costs[i] = min(finer, max(coarser, shown))
 
     def dropped(self, cause: str, count: int = 1) -> None:
         """Count ``count`` frames dropped for ``cause`` (e.g. the frame queue's "stale", "overflow", "out_of_order")."""
@@ -252,7 +337,7 @@ class DeadlineController:
         lv, sc = self.options[self._current]
         nan = float("nan")
         lat = 1e3 * percentile(sorted(self._latency), 0.95) if self._latency else nan
-        ren = 1e3 * percentile(sorted(t for _, t in self._renders), 0.95) if self._renders else nan
+        ren = 1e3 * percentile(sorted(r[1] for r in self._renders), 0.95) if self._renders else nan
         t = self._published_at
         rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else nan
         published_fraction = sum(self._offered) / len(self._offered) if self._offered else 1.0
