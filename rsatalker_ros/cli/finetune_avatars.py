@@ -148,25 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=None, help="where accepted avatar files go (default: over the input ones)")
     args = ap.parse_args(argv)
     size = args.size if args.size is not None else published_size()
-    for name, value, low in (("size", size, 16), ("iterations", args.iterations, 1), ("views", args.views, 1)):
-        if value < low:
-            print(f"error: --{name} must be at least {low}, got {value}", file=sys.stderr)
-            return 2
+    from rsatalker_ros.cli.train_avatar import below_minimum, config_and_head
+    if below_minimum((("size", size, 16), ("iterations", args.iterations, 1), ("views", args.views, 1))):
+        return 2
     if args.scales and not all(0.0 < x <= 1.0 for x in args.scales):
         print(f"error: --scales must be shares in (0, 1], got {args.scales}", file=sys.stderr)
         return 2
     if not 0.0 <= args.open_mouth_share <= 1.0:
         print(f"error: --open-mouth-share must lie in [0, 1], got {args.open_mouth_share}", file=sys.stderr)
         return 2
-    import torch
-    from rsatalker_ros.cli.train_avatar import load_config
-    from rsatalker_ros.face.head_model import load_head
-    try:
-        cfg, data = load_config(args.config)
-        head = load_head(args.head)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    loaded = config_and_head(args.config, args.head)
+    if loaded is None:
         return 2
+    cfg, data, head = loaded
+    import torch
     torch.manual_seed(cfg.seed)
     finetune_head(head, args.avatar or head.name, cfg, data, size, args.views, args.open_mouth_share,
                   args.iterations, args.min_psnr, Path(args.work or f"runs/finetune_{head.name}"),
