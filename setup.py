@@ -55,6 +55,7 @@ setup(
         "rsatalker-kiosk=rsatalker_ros.nodes.kiosk:main",
         "rsatalker-foxglove-bridge=rsatalker_ros.nodes.foxglove_bridge:main",
         "rsatalker-train-levels=rsatalker_ros.cli.train_levels:main",
+        "rsatalker-finetune-avatars=rsatalker_ros.cli.finetune_avatars:main",
         "rsatalker-avatar-add-teeth=rsatalker_ros.cli.avatar_add_teeth:main",
         "rsatalker-avatar-from-photo=rsatalker_ros.cli.avatar_from_photo:main",
     ]},

@@ -49,11 +49,14 @@ def evaluate_option(avatar, head, views, scale: float, background) -> tuple[dict
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--heads", nargs="+", default=["default_older", "default_younger"], help="default head names")
-    ap.add_argument("--size", type=int, default=512, help="output image width = height [px]")
+    ap.add_argument("--size", type=int, default=None,
+                    help="output image width = height [px] (default: the renderer's published width, RenderConfig.width)")
     ap.add_argument("--views", type=int, default=16, help="held-out views per head")
     ap.add_argument("--config", default="config/train_stage3.yaml", help="YAML with 'stage3' and 'data' sections")
     ap.add_argument("--sheet", default="", help="PNG: per head the first view's ground truth and every option")
     args = ap.parse_args(argv)
+    from rsatalker_ros.cli.finetune_avatars import published_size
+    args.size = published_size() if args.size is None else args.size
     if args.size < 16 or args.views < 1:
         print(f"error: --size {args.size} (expected >= 16) / --views {args.views} (expected >= 1)", file=sys.stderr)
         return 2

@@ -106,3 +106,38 @@ def test_stage3_under_a_budget_never_exceeds_it_and_improves_the_reduced_avatar(
     assert after["psnr"] > before["psnr"] + 0.5, (before, after)
     with pytest.raises(ValueError, match="more than gaussian_budget"):
         train_stage3(head, train, Stage3Config(iterations=1, gaussian_budget=budget), avatar=fit, show_progress=False)
+
+
+def test_finetune_at_the_published_size_keeps_each_count_and_writes_only_accepted_levels(tmp_path):
+    """rsatalker-finetune-avatars: the default size is the renderer's published width; a level fine-tuned at a new
+    size (its steps at the default scales) keeps its Gaussian count, and its file is written only if its held-out
+    PSNR at that size rose and at the config's training size stays at least min_psnr."""
+    from rsatalker_ros.avatar.gaussians import load_avatar
+    from rsatalker_ros.cli.finetune_avatars import finetune_head, published_size
+    from rsatalker_ros.cli.train_avatar import load_config
+    from rsatalker_ros.face.head_model import load_head
+    from rsatalker_ros.stages.render import RenderConfig
+    assert published_size() == RenderConfig().width == RenderConfig().height
+    config = tmp_path / "tiny.yaml"
+    config.write_text("data: {size: 24, n_eval: 2, supersample: 1, texture_size: 64}\n")
+    cfg, data = load_config(config)
+    head = load_head("default_older")
+    old = load_level("default_older", "6k", faces=head.faces)
+    for min_psnr in (0.0, 100.0):
+        out = tmp_path / f"out{min_psnr:.0f}"
+        m = finetune_head(head, "default_older", cfg, data, size=40, n_views=3, open_mouth_share=1 / 3,
+                          iterations=2, min_psnr=min_psnr, work=tmp_path / "work", out_dir=out, levels=["6k"])
+        entry = m["levels"]["6k"]
+        assert m["views"] == {"train": 3, "heldout": 2, "heldout_train_size": 2, "heldout_open": 8,
+                              "heldout_mouth": 8}
+        gain = entry["after"]["heldout"]["psnr"] - entry["before"]["heldout"]["psnr"]
+        assert entry["gaussians"] == len(old)
+        assert m["scales"] == [1.0, 1.0, 0.75, 0.5, 0.6]           # published size twice, the renderer's, 24 / 40
+        assert entry["accepted"] == (gain > 0 and entry["after"]["heldout_train_size"]["psnr"] >= min_psnr) \
+            == (min_psnr == 0)                                      # 2 steps raise it at 40 px
+        path = out / "default_older.6k.safetensors"
+        assert path.is_file() == entry["accepted"]
+        if entry["accepted"]:
+            new = load_avatar(path, faces=head.faces)
+            assert len(new) == len(old) and not torch.equal(new.sh, old.sh)
+    assert not (tmp_path / "out100").exists() or not any((tmp_path / "out100").iterdir())

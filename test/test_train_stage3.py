@@ -301,3 +301,37 @@ def test_bootstrap_compiles_the_training_kernels():
     with open(Path(__file__).resolve().parents[1] / "scripts" / "bootstrap.sh") as f:
         assert "from rsatalker_ros.train.raster_grad import compile_kernels; compile_kernels()" in f.read()
     compile_kernels()
+
+
+def test_train_scales_render_each_step_at_a_drawn_share_of_the_view_against_the_area_averaged_image(monkeypatch):
+    """``train_scales``: the steps render at the listed shares of the views' size (each drawn), against the view's
+    image averaged down to that size; shares outside (0, 1] are refused."""
+    import rsatalker_ros.train.stage3 as stage3
+    head = SphereHead()
+    views = _sphere_views(head, 2, 32, seed=3)
+    seen = []
+    real_render, real_loss = stage3.render_avatar, stage3.photometric_loss
+
+    def render(avatar, verts, cam, bg, renderer):
+        seen.append((cam.width, cam.height))
+        return real_render(avatar, verts, cam, bg, renderer)
+
+    def loss(pred, target, lambda_ssim):
+        assert pred.shape == target.shape
+        if target.shape[0] == 16:   # the 32 px image averaged over 2 x 2 pixels
+            small = [views.image(i).reshape(16, 2, 16, 2, 3).mean((1, 3)) for i in range(len(views))]
+            assert min(float((target - s).abs().max()) for s in small) < 1e-6
+        return real_loss(pred, target, lambda_ssim)
+
+    monkeypatch.setattr(stage3, "render_avatar", render)
+    monkeypatch.setattr(stage3, "photometric_loss", loss)
+    cfg = Stage3Config(iterations=16, densify_from=100, min_gaussians=0, init_per_triangle=1, train_scales=(1.0, 0.5))
+    train_stage3(head, views, cfg, show_progress=False)
+    assert set(seen) == {(32, 32), (16, 16)}
+    seen.clear()
+    train_stage3(head, views, Stage3Config(iterations=4, densify_from=100, min_gaussians=0, init_per_triangle=1),
+                 show_progress=False)
+    assert set(seen) == {(32, 32)}
+    for bad in ([1.0, 0.0], [1.5], []):
+        with pytest.raises(ValueError, match="train_scales"):
+            Stage3Config.from_dict({"train_scales": bad})

@@ -394,20 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.sheet:
         print(f"wrote {mouth_sheet(args.heads, args.sheet, avatar_dir=args.out_dir)}")
         return 0
-    for name, value, low in (("iterations", args.iterations, 1), ("level-iterations", args.level_iterations, 0),
-                             ("views", args.views, 1)):
-        if value < low:
-            print(f"error: --{name} must be at least {low}, got {value}", file=sys.stderr)
-            return 2
-    import torch
-    from rsatalker_ros.cli.train_avatar import load_config
-    from rsatalker_ros.face.head_model import load_head
-    try:
-        cfg, data = load_config(args.config)
-        head = load_head(args.head)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    from rsatalker_ros.cli.train_avatar import below_minimum, config_and_head
+    if below_minimum((("iterations", args.iterations, 1), ("level-iterations", args.level_iterations, 0),
+                      ("views", args.views, 1))):
         return 2
+    loaded = config_and_head(args.config, args.head)
+    if loaded is None:
+        return 2
+    cfg, data, head = loaded
+    import torch
     if "upper_teeth" not in head.regions:
         print(f"error: head {args.head!r} has no teeth (regions upper_teeth / lower_teeth); bake it again",
               file=sys.stderr)

@@ -50,6 +50,28 @@ def load_config(path):
         raise BadFileError(path, f"section 'stage3': {e}") from e
 
 
+def below_minimum(values) -> bool:
+    """For a CLI: print an error for the first (flag, value, least allowed) of ``values`` whose value is smaller, and
+    say whether there was one."""
+    for name, value, low in values:
+        if value < low:
+            print(f"error: --{name} must be at least {low}, got {value}", file=sys.stderr)
+            return True
+    return False
+
+
+def config_and_head(config_path, head_spec):
+    """For a CLI: (Stage3Config, data dict, head) from the config file and the head spec, or None after printing the
+    error when either is not valid."""
+    from rsatalker_ros.face.head_model import load_head
+    try:
+        cfg, data = load_config(config_path)
+        return cfg, data, load_head(head_spec)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
 def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) < float("inf")
 

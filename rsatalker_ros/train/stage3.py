@@ -80,6 +80,10 @@ class Stage3Config:
     lambda_region: float = 0.0        # with ``region_weights`` (train_stage3): weight of an extra L1 over the weighted
                                       # pixels (e.g. the open mouth), normalised by their weight sum, so a small
                                       # region counts as much as the whole image does in the main L1
+    train_scales: tuple = (1.0,)      # each step renders at one of these shares of the view's size (drawn with equal
+                                      # probability; repeat one to weight it) against the view's image area-averaged
+                                      # to that size: the rasterisers' 0.3 px low-pass is fixed in pixels, so an
+                                      # avatar trained at one size alone draws grain or blots at another
 
     @staticmethod
     def from_dict(d: dict) -> "Stage3Config":
@@ -91,6 +95,8 @@ class Stage3Config:
             d["densify"] = DensifyConfig(**(d["densify"] or {}))
         if "background" in d:
             d["background"] = tuple(float(x) for x in d["background"])
+        if "train_scales" in d:
+            d["train_scales"] = tuple(float(x) for x in d["train_scales"])
         cfg = Stage3Config(**d)
         cfg.validate()
         return cfg
@@ -108,6 +114,8 @@ class Stage3Config:
             raise ValueError(f"lr_scale_unfocused must be in 0..1, got {self.lr_scale_unfocused}")
         if self.lambda_region < 0:
             raise ValueError(f"lambda_region must be >= 0, got {self.lambda_region}")
+        if not self.train_scales or not all(0.0 < float(x) <= 1.0 for x in self.train_scales):
+            raise ValueError(f"train_scales must be one or more shares in (0, 1], got {self.train_scales}")
         if self.gaussian_budget < 0:
             raise ValueError(f"gaussian_budget must be 0 (none) or a positive count, got {self.gaussian_budget}")
 
@@ -432,15 +440,22 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
             order = rng.permutation(len(views))
         cam = views.camera(i)
         target = views.image(i) if images_dev is None else images_dev[i].float() / 255.0
+        weights = None if region_weights is None or cfg.lambda_region <= 0 or not region_weights[i].any() else \
+            torch.from_numpy(region_weights[i].astype(np.float32)).to(device)[..., None]
+        scale = cfg.train_scales[int(rng.integers(len(cfg.train_scales)))] if len(cfg.train_scales) > 1 \
+            else cfg.train_scales[0]
+        if scale < 1.0:
+            cam = cam.with_size(max(1, round(cam.width * scale)), max(1, round(cam.height * scale)))
+            target = _area_resize(target, cam.height, cam.width)
+            weights = None if weights is None else _area_resize(weights, cam.height, cam.width)
         if cfg.finetune_motion:
             verts = head.from_motion(motions[i:i + 1] + motion_delta[i:i + 1])[0]
         else:
             verts = all_verts[i]
         out, mean2d, wmeans = render_avatar(avatar, verts, cam, bg, cfg.renderer)
         loss = photometric_loss(out.image, target, cfg.lambda_ssim) + regularisers(avatar, cfg)
-        if region_weights is not None and cfg.lambda_region > 0 and region_weights[i].any():
-            w = torch.from_numpy(region_weights[i].astype(np.float32)).to(device)[..., None]
-            loss = loss + cfg.lambda_region * (w * (out.image - target).abs()).sum() / (3 * w.sum())
+        if weights is not None:
+            loss = loss + cfg.lambda_region * (weights * (out.image - target).abs()).sum() / (3 * weights.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         before = None if damped is None else {n: getattr(avatar, n).detach()[damped].clone() for n in PARAM_NAMES}
@@ -495,6 +510,13 @@ def train_stage3(head, views: ViewSet, cfg: Stage3Config, avatar: GaussianAvatar
                         None if motion_delta is None else (motions + motion_delta).detach().cpu())
 
 
+def _area_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """image [H, W, C] averaged over the pixel areas of a [height, width, C] grid (the ground truth a camera of that
+    size would see, up to the supersampling of the views)."""
+    return torch.nn.functional.interpolate(image.permute(2, 0, 1)[None], size=(height, width),
+                                           mode="area")[0].permute(1, 2, 0).contiguous()
+
+
 def _detached(avatar: GaussianAvatar, device="cpu") -> GaussianAvatar:
     return GaussianAvatar(**{n: getattr(avatar, n).detach().to(device).clone() for n in PARAM_NAMES},
                           parent=avatar.parent.detach().to(device).clone(),
@@ -541,4 +563,5 @@ def config_dict(cfg: Stage3Config) -> dict:
     """The config as plain YAML-friendly values."""
     d = asdict(cfg)
     d["background"] = list(cfg.background)
+    d["train_scales"] = list(cfg.train_scales)
     return d
