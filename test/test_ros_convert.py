@@ -126,7 +126,7 @@ def test_a_serialized_audio_frame_reads_as_the_message_and_truncated_bytes_are_r
     from rclpy.serialization import serialize_message
 
     from rsatalker_ros.msg import AudioFrame
-    from rsatalker_ros.ros.convert import audio_frame_from_cdr, audio_to_msg, mono_audio_from_msg
+    from rsatalker_ros.ros.convert import audio_frame_from_cdr, audio_from_msg, audio_to_msg, mono_audio_from_msg
     from rsatalker_ros.stages.motion import MotionConfig
     from rsatalker_ros.stages import params
     cfg = params.build(MotionConfig, {})
@@ -141,7 +141,7 @@ def test_a_serialized_audio_frame_reads_as_the_message_and_truncated_bytes_are_r
             (msg.header.stamp.sec, msg.header.stamp.nanosec, frame_id, pid, 16000, 1, fmt, bytes(msg.data))
         x, why = mono_audio_from_msg(got, pid, cfg)
         y, _ = mono_audio_from_msg(msg, pid, cfg)
-        assert why is None and np.array_equal(x, y)
+        assert why is None and np.array_equal(x, y) and np.array_equal(x, audio_from_msg(msg)[:, 0])
         for cut in (6, 20, len(raw) - 1):
             with pytest.raises(ValueError, match="AudioFrame"):
                 audio_frame_from_cdr(raw[:cut])
