@@ -162,18 +162,22 @@ def check_audio(msg, limits: InputLimits, participant: str, now_ns: int | None =
     width = AUDIO_FORMATS[msg.sample_format]
     n_bytes = len(msg.data)
     max_bytes = int(limits.max_chunk_s * limits.sample_rate) * width
-    return _first(
-        check_participant_id(msg.participant_id, "AudioFrame.participant_id", limits, expected=participant),
-        lambda: check_stamp(msg.header.stamp, now_ns, limits, "AudioFrame.header.stamp"),
-        lambda: None if msg.sample_rate == limits.sample_rate else Rejection(
-            "format", f"AudioFrame.sample_rate is {msg.sample_rate} Hz; expected {limits.sample_rate} Hz"),
-        lambda: None if msg.channels == 1 else Rejection(
-            "format", f"AudioFrame.channels is {msg.channels}; expected 1 (one participant per topic)"),
-        lambda: None if 0 < n_bytes <= max_bytes else Rejection(
-            "size", f"AudioFrame.data has {n_bytes} bytes; expected 1..{max_bytes} ({limits.max_chunk_s} s, "
-                    "max_chunk_s)"),
-        lambda: None if n_bytes % width == 0 else Rejection(
-            "size", f"AudioFrame.data has {n_bytes} bytes, not a multiple of {width} bytes per sample"))
+    # the first failing check, in this order (plain ifs: ~100 chunks a second reach this in a motion node)
+    why = check_participant_id(msg.participant_id, "AudioFrame.participant_id", limits, expected=participant)
+    if why is None:
+        why = check_stamp(msg.header.stamp, now_ns, limits, "AudioFrame.header.stamp")
+    if why is not None:
+        return why
+    if msg.sample_rate != limits.sample_rate:
+        return Rejection("format", f"AudioFrame.sample_rate is {msg.sample_rate} Hz; expected {limits.sample_rate} Hz")
+    if msg.channels != 1:
+        return Rejection("format", f"AudioFrame.channels is {msg.channels}; expected 1 (one participant per topic)")
+    if not 0 < n_bytes <= max_bytes:
+        return Rejection("size", f"AudioFrame.data has {n_bytes} bytes; expected 1..{max_bytes} ({limits.max_chunk_s} "
+                                 "s, max_chunk_s)")
+    if n_bytes % width:
+        return Rejection("size", f"AudioFrame.data has {n_bytes} bytes, not a multiple of {width} bytes per sample")
+    return None
 
 
 def check_samples(samples: np.ndarray, limits: InputLimits) -> Rejection | None:

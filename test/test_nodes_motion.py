@@ -226,3 +226,56 @@ def test_audio_that_arrives_late_is_skipped_counted_and_reported(ros, tmp_path):
         assert h.spin_until(warned, 10), "the skipped frames are not reported on /diagnostics"
     finally:
         h.close()
+
+
+def test_the_frames_published_as_bytes_read_as_the_frame_messages(ros, tmp_path):
+    """The node publishes each frame's SocialMotion, FaceMesh and head pose as bytes patched per frame
+    (SerializedFrames): they must read as the messages FrameMessages fills for the same frames, also after the
+    relationship, the turn, the role and the placement changed; and with bytes of a layout it does not know, it
+    falls back to those message objects."""
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.serialization import deserialize_message
+
+    from rsatalker_ros.msg import FaceMesh, SocialMotion
+    from rsatalker_ros.nodes import motion as motion_node
+    from rsatalker_ros.social.relation import Hierarchy, Kinship, Relation
+    from rsatalker_ros.stages import params
+    from rsatalker_ros.stages.motion import MotionConfig, MotionStage
+    cfg = params.build(MotionConfig, {"checkpoint": motion_checkpoint(tmp_path), "participant": "alice",
+                                      "partner": "bob"})
+    stage = MotionStage(cfg)
+    a, b, _ = demo_audio(1.0)
+    frames = []
+    for k in range(0, a.size, 320):
+        frames += stage.push_audio(0, a[k:k + 320], k * 62_500)[0] + stage.push_audio(1, b[k:k + 320], k * 62_500)[0]
+    assert len(frames) >= 12
+    serialized, plain = motion_node.SerializedFrames(), motion_node.FrameMessages()
+    types = (FaceMesh, SocialMotion, TransformStamped)
+    for i, f in enumerate(frames):
+        if i == 4:
+            stage.relation.heard(Relation(Kinship.BLOOD, Hierarchy.UNEQUAL, "bob", "parent-child", 0.5))
+            stage.turn_index = 3
+        if i == 6:
+            stage.turn_index = 5                  # (patched: nothing else changed)
+        if i == 8:
+            cfg = params.build(MotionConfig, {**cfg.__dict__, "world_frame": "map", "head_yaw_deg": 30.0})
+            stage.cfg = cfg
+        if i == 10:
+            f.vertices = None                     # publish_mesh false: no mesh
+        got = next(serialized(cfg, stage, [f], speaking=i % 2 == 1))
+        want = next(plain(cfg, stage, [f], speaking=i % 2 == 1))
+        assert all(isinstance(g, bytes) for g in got if g is not None) and (got[0] is None) == (i == 10)
+        for g, w, t in zip(got, want, types):
+            assert (g is None and w is None) or deserialize_message(g, t) == w
+    assert deserialize_message(got[1], SocialMotion).relation.label == "parent-child"
+    assert deserialize_message(got[2], TransformStamped).header.frame_id == "map"
+    # an rmw whose bytes have another layout: the message objects themselves
+    real = motion_node.social_motion_fields
+    motion_node.social_motion_fields = lambda msg: ({**real(msg)[0], "role": (0, "u1", 1)}, real(msg)[1])
+    try:
+        stage.turn_index = 4
+        fallback = motion_node.SerializedFrames()
+        got = next(fallback(cfg, stage, frames[:1], speaking=True))
+        assert not fallback.serialized and isinstance(got[1], SocialMotion) and got[1].turn_index == 4
+    finally:
+        motion_node.social_motion_fields = real

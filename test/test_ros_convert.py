@@ -126,7 +126,7 @@ def test_a_serialized_audio_frame_reads_as_the_message_and_truncated_bytes_are_r
     from rclpy.serialization import serialize_message
 
     from rsatalker_ros.msg import AudioFrame
-    from rsatalker_ros.ros.convert import audio_frame_from_cdr, audio_to_msg, mono_audio_from_msg
+    from rsatalker_ros.ros.convert import audio_frame_from_cdr, audio_from_msg, audio_to_msg, mono_audio_from_msg
     from rsatalker_ros.stages.motion import MotionConfig
     from rsatalker_ros.stages import params
     cfg = params.build(MotionConfig, {})
@@ -141,8 +141,72 @@ def test_a_serialized_audio_frame_reads_as_the_message_and_truncated_bytes_are_r
             (msg.header.stamp.sec, msg.header.stamp.nanosec, frame_id, pid, 16000, 1, fmt, bytes(msg.data))
         x, why = mono_audio_from_msg(got, pid, cfg)
         y, _ = mono_audio_from_msg(msg, pid, cfg)
-        assert why is None and np.array_equal(x, y)
+        assert why is None and np.array_equal(x, y) and np.array_equal(x, audio_from_msg(msg)[:, 0])
         for cut in (6, 20, len(raw) - 1):
             with pytest.raises(ValueError, match="AudioFrame"):
                 audio_frame_from_cdr(raw[:cut])
     assert audio_frame_from_cdr(b"\x00\x00" + raw[2:]) is None        # big-endian CDR: left to rclpy's reader
+
+
+def test_a_serialized_message_with_new_field_values_is_the_bytes_rclpy_serializes():
+    """The motion node publishes its frame messages as bytes: one serialized message whose stamp, role, face
+    parameters, turn index and vertices are overwritten per frame must read as the message holding those values,
+    and be as long as what rclpy serializes from it, whatever the lengths of its strings (CDR alignment). (Not
+    byte for byte: the rmw leaves the alignment padding uninitialised.)"""
+    from geometry_msgs.msg import TransformStamped
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from rsatalker_ros.motion.layout import MotionLayout
+    from rsatalker_ros.msg import FaceMesh, SocialMotion
+    from rsatalker_ros.ros.convert import (SerializedMessage, face_mesh_fields, mesh_to_msg, motion_to_flame_params,
+                                           ns_to_stamp, relation_to_msg, social_motion_fields, transform_fields)
+    from rsatalker_ros.social.relation import Hierarchy, Kinship, Relation
+    rng = np.random.default_rng(4)
+    for basis, ids, senior, label in (("arkit52", ("a", "a/head"), "", ""), ("flame50", ("alice", "al/head"), "alice", "x"),
+                                      ("flame100", ("bobby", "bobby/head"), "bobby", "boss-employee")):
+        lay = MotionLayout.for_basis(basis)
+        rel = Relation(Kinship.NON_BLOOD, Hierarchy.UNEQUAL if senior else Hierarchy.EQUAL, senior, label, 0.75)
+
+        def motion_msg(m, stamp, role, turn):
+            msg = SocialMotion(participant_id=ids[0], role=role, turn_index=turn, relation=relation_to_msg(rel))
+            msg.header.frame_id = ids[1]
+            ns_to_stamp(stamp, msg.header.stamp)
+            motion_to_flame_params(m, lay, reuse=msg.params)
+            return msg
+
+        def pose_msg(stamp):
+            t = TransformStamped(child_frame_id=ids[1])
+            t.header.frame_id = "world"
+            t.transform.translation.x, t.transform.rotation.w = 0.5, 1.0
+            ns_to_stamp(stamp, t.header.stamp)
+            return t
+
+        verts = rng.normal(size=(7, 3)).astype(np.float32)
+        first = (motion_msg(rng.normal(size=lay.dim).astype(np.float32), 5, 0, 1),
+                 mesh_to_msg(verts, ids[0], basis, 5, ids[1]), pose_msg(5))
+        kept = [SerializedMessage(first[0], *social_motion_fields(first[0])),
+                SerializedMessage(first[1], *face_mesh_fields(first[1])),
+                SerializedMessage(first[2], *transform_fields(first[2]))]
+        assert all(k.ok for k in kept)
+        for stamp in (1_700_000_000_123_456_789, 42):
+            m = rng.normal(size=lay.dim).astype(np.float32)
+            verts = rng.normal(size=(7, 3)).astype(np.float32)
+            motion, mesh, pose = kept
+            for k in kept:
+                k.stamp(stamp)
+            motion.field("role")[0] = 1
+            motion.field("turn_index")[0] = 70000
+            for name in ("expression", "jaw", "neck", "eyes"):
+                motion.field({"jaw": "jaw_pose", "neck": "neck_pose", "eyes": "eye_pose"}.get(name, name))[:] = \
+                    m[getattr(lay, name)]
+            mesh.field("vertices")[:] = verts.reshape(-1)
+            want = (motion_msg(m, stamp, 1, 70000), mesh_to_msg(verts, ids[0], basis, stamp, ids[1]), pose_msg(stamp))
+            for got, msg in zip((motion.bytes(), mesh.bytes(), pose.bytes()), want):
+                assert len(got) == len(serialize_message(msg))
+                assert deserialize_message(got, type(msg)) == msg
+    # a layout that does not fit the bytes (the check reads back the values the message was serialized with)
+    msg = mesh_to_msg(verts, "a", "t", 5, "f")
+    fields, values = face_mesh_fields(msg)
+    fields["vertices"] = (fields["vertices"][0] + 4, "<f4", 21)
+    assert not SerializedMessage(msg, fields, values).ok
+    assert not SerializedMessage(FaceMesh(), {"stamp": (0, "<u4", 2)}, {"stamp": (1, 0)}).ok

@@ -86,8 +86,8 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
     a, b = a[:n, 0].copy(), b[:n, 0].copy()
     stage = MotionStage(params.build(MotionConfig, {"checkpoint": checkpoint, "torch_threads": threads}))
     try:
-        from rsatalker_ros.nodes.motion import FrameMessages
-        frame_messages = FrameMessages()          # the node's messages, refilled for every frame as the node does
+        from rsatalker_ros.nodes.motion import SerializedFrames
+        frame_messages = SerializedFrames()       # the node's messages, as bytes patched per frame as the node does
     except ImportError as e:                      # no built interfaces: the stage alone
         print(f"  (messages not built: {e})")
         frame_messages = None
@@ -111,8 +111,9 @@ def bench_live_path(checkpoint: str, seconds: float, threads: int) -> None:
                 frames.extend(out)
 
     warm = min(n, 2 * rate)
-    feed(0, warm)                                 # warm-up: caches filled, masks built
+    feed(0, warm)                                 # warm-up: caches filled, masks built, messages serialized once
     frames.clear()
+    acc.clear()                                   # (the warm-up's messages are not part of the measured span)
     saved = [(obj, name, vars(obj).get(name)) for obj, name, _ in parts]
     for obj, name, label in parts:
         setattr(obj, name, _Timed(getattr(obj, name), acc, label))

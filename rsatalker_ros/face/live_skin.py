@@ -4,10 +4,12 @@
 The numbers are those of ``HeadModel.pose`` (rsatalker_ros.face.lbs: blendshapes, joints, pose correctives,
 skinning) to float rounding, with zero shape and no global rotation or translation, as the motion stage poses.
 The joints' rotations and forward kinematics ([B, 5, 3, 3]-sized) run as one compiled pass (numba; as ~40 numpy
-ops of a microsecond or more each they cost more than the vertex blend); the blendshape products run in torch
-(MKL, the threads torch was given: numpy's OpenBLAS spreads a [1, 52] x [52, 13614] product over every core and
-spins on a busy machine), the blend of the joints' transforms per vertex in one compiled pass over each vertex's
-joints of non-zero weight (numba; numpy took a [V, 5] x [5, 12] product and six [V, 3] passes).
+ops of a microsecond or more each they cost more than the vertex blend). The expression blendshapes and the blend
+of the joints' transforms run in one compiled pass over the vertices (``pose_vertices``), 8 vertices at a time:
+each block adds only the blendshapes that move one of its vertices (a block-sparse copy of the basis: the ARKit
+heads' blendshapes each move a few hundred vertices, so 0.9 of the 3.2 MB dense basis is read per frame, and a
+motion node's frames find less of it in cache), then each vertex its joints of non-zero weight. Pose correctives (FLAME files) are one torch product (MKL, the threads
+torch was given) added in that pass.
 
     skin = LiveSkinner(load_head("default_older"))
     verts = skin(motion)            # motion [B, E + 12] float32 in head.layout -> vertices [B, V, 3] float32 metres
@@ -19,6 +21,8 @@ import numba
 import numpy as np
 import torch
 
+BLOCK = 8           # vertices per block of the block-sparse expression basis (3 x 8 floats: three 8-wide vectors)
+
 
 class LiveSkinner:
     """Holds float32 numpy copies of one head's skinning data (zero shape folded in). head: HeadModel."""
@@ -28,15 +32,28 @@ class LiveSkinner:
         self.parents = list(head.parents)
         V, S, E = head.n_vertices, head.n_shape, head.layout.n_expression
         f32 = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
-        self.v_template = torch.from_numpy(f32(head.v_template).reshape(1, V * 3))  # [1, V*3]
-        self.exprdirs = torch.from_numpy(f32(head._dirs[:, S:S + E]).T.copy())      # [E, V*3]
-        self.j_template = f32(head.j_template)                                       # [K, 3]
-        self.j_exprdirs = f32(head._jdirs[:, S:S + E]).T.copy()                      # [E, K*3]
-        self.posedirs = torch.from_numpy(f32(head.posedirs))                         # [P, V*3] (P = 0: none)
-        self.weights = f32(head.weights)                                             # [V, K]
+        # the expression basis in blocks of BLOCK vertices (the last one padded with zeros), each block only with
+        # the blendshapes that move one of its vertices: block i's are expr_index / expr_delta [expr_start[i]:
+        # expr_start[i + 1]] (blendshape, [3 BLOCK] offsets of its vertices' x, y, z), in blendshape order
+        n_blocks = -(-V // BLOCK)
+        rest = np.zeros((n_blocks * BLOCK, 3), np.float32)
+        rest[:V] = f32(head.v_template)
+        self.v_template = rest.reshape(n_blocks, 3 * BLOCK)                            # [n_blocks, 3 BLOCK]
+        dirs = np.zeros((n_blocks * BLOCK, 3, E), np.float32)
+        dirs[:V] = f32(head._dirs[:, S:S + E]).reshape(V, 3, E)
+        dirs = dirs.reshape(n_blocks, 3 * BLOCK, E).transpose(0, 2, 1)                 # [n_blocks, E, 3 BLOCK]
+        moves = (dirs != 0).any(2)                                                     # [n_blocks, E]
+        self.expr_start = np.concatenate([[0], np.cumsum(moves.sum(1))]).astype(np.int32)  # [n_blocks + 1]
+        self.expr_index = np.nonzero(moves)[1].astype(np.int32)                        # [n]
+        self.expr_delta = np.ascontiguousarray(dirs[moves])                            # [n, 3 BLOCK]
+        self.j_template = f32(head.j_template)                                         # [K, 3]
+        self.j_exprdirs = f32(head._jdirs[:, S:S + E]).T.copy()                        # [E, K*3]
+        self.posedirs = torch.from_numpy(f32(head.posedirs))                           # [P, V*3] (P = 0: none)
+        self.weights = f32(head.weights)                                               # [V, K]
         self.n_vertices, self.n_joints = V, len(self.parents)
         self._eye = np.eye(3, dtype=np.float32)
         self._parents = np.asarray(self.parents, np.int64)
+        self._no_pose = np.zeros((1, 0), np.float32)
 
     def __call__(self, motion: np.ndarray) -> np.ndarray:
         """motion [B, E + 12] (self.layout) -> vertices [B, V, 3] float32, metres, head frame."""
@@ -44,9 +61,8 @@ class LiveSkinner:
         lay = self.layout
         if m.ndim != 2 or m.shape[1] != lay.dim:
             raise ValueError(f"motion must be [B, {lay.dim}] ({lay.basis} layout), got {list(m.shape)}")
-        B, V, K = m.shape[0], self.n_vertices, self.n_joints
+        B, K = m.shape[0], self.n_joints
         expr = np.ascontiguousarray(m[:, lay.expression])
-        verts = torch.addmm(self.v_template, torch.from_numpy(expr), self.exprdirs)  # [B, V*3]
         joints = (expr @ self.j_exprdirs).reshape(B, K, 3) + self.j_template          # [B, K, 3]
         rotvecs = np.zeros((B, K, 3), np.float32)         # joints: global (no rotation), neck, jaw, left/right eye
         rotvecs[:, 1], rotvecs[:, 2] = m[:, lay.neck], m[:, lay.jaw]
@@ -54,44 +70,65 @@ class LiveSkinner:
         # local rotations [B, K, 3, 3] and skinning transforms [B, K, 3, 4] in one compiled pass (numpy's ~40
         # small ops on [B, 5, 3, 3] arrays cost more than the [V]-sized blend)
         rot, T = skinning_transforms(rotvecs, np.ascontiguousarray(joints, np.float32), self._parents)
+        pose = self._no_pose
         if self.posedirs.shape[0]:
             feat = np.ascontiguousarray((rot[:, 1:] - self._eye).reshape(B, -1))      # [B, 9 (K-1)]
-            verts = verts.addmm(torch.from_numpy(feat), self.posedirs)
-        return blend_transforms(verts.numpy().reshape(B, V, 3), self.weights, T)
+            pose = torch.from_numpy(feat).mm(self.posedirs).numpy()                    # [B, V*3]
+        return pose_vertices(expr, self.v_template, self.expr_start, self.expr_index, self.expr_delta, pose,
+                             self.weights, T)
 
 
 @numba.njit(cache=True, nogil=True)
-def blend_transforms(verts, weights, T):
-    """Linear blend skinning: each vertex moved by its weighted sum of the joints' transforms. verts [B, V, 3]
-    rest positions, weights [V, K], T [B, K, 3, 4] (rotation | translation) -> [B, V, 3] float32, in one pass
-    over the vertices (each vertex's blended [3, 4] transform summed over its joints of non-zero weight: most
-    vertices follow one or two of them, and adding 0 w T changes nothing)."""
-    B, V, _ = verts.shape
-    K = weights.shape[1]
+def pose_vertices(expr, v_template, expr_start, expr_index, expr_delta, pose, weights, T):
+    """Blendshapes, then linear blend skinning, in one pass over blocks of vertices. expr [B, E] blendshape weights;
+    v_template [n_blocks, 3 b] rest positions (x, y, z of b vertices per block, zeros past V); block i moves by
+    expr[expr_index[j]] * expr_delta[j] ([3 b]) for j in expr_start[i] .. expr_start[i + 1] - 1 (the blendshapes
+    that move one of its vertices, in order; one that does not move a vertex adds 0 to it); pose [B, 3 V]
+    pose-corrective offsets or [1, 0] (none); weights [V, K]; T [B, K, 3, 4] (rotation | translation) ->
+    [B, V, 3] float32: each posed rest position moved by its weighted sum of the joints' transforms (summed over
+    its joints of non-zero weight: most vertices follow one or two of them, and adding 0 w T changes nothing)."""
+    B = expr.shape[0]
+    V, K = weights.shape
+    n_blocks, width = v_template.shape
     out = np.empty((B, V, 3), np.float32)
+    rest = np.empty(width, np.float32)
+    with_pose = pose.shape[1] > 0
     for b in range(B):
         Tb = T[b]
-        for v in range(V):
-            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = np.float32(0.0)
-            for k in range(K):
-                w = weights[v, k]
-                if w != 0:
-                    a0 += w * Tb[k, 0, 0]
-                    a1 += w * Tb[k, 0, 1]
-                    a2 += w * Tb[k, 0, 2]
-                    a3 += w * Tb[k, 0, 3]
-                    b0 += w * Tb[k, 1, 0]
-                    b1 += w * Tb[k, 1, 1]
-                    b2 += w * Tb[k, 1, 2]
-                    b3 += w * Tb[k, 1, 3]
-                    c0 += w * Tb[k, 2, 0]
-                    c1 += w * Tb[k, 2, 1]
-                    c2 += w * Tb[k, 2, 2]
-                    c3 += w * Tb[k, 2, 3]
-            x, y, z = verts[b, v, 0], verts[b, v, 1], verts[b, v, 2]
-            out[b, v, 0] = a3 + a0 * x + a1 * y + a2 * z
-            out[b, v, 1] = b3 + b0 * x + b1 * y + b2 * z
-            out[b, v, 2] = c3 + c0 * x + c1 * y + c2 * z
+        eb = expr[b]
+        for blk in range(n_blocks):
+            rest[:] = v_template[blk]
+            for j in range(expr_start[blk], expr_start[blk + 1]):
+                w = eb[expr_index[j]]
+                for c in range(width):
+                    rest[c] += w * expr_delta[j, c]
+            v0 = blk * (width // 3)
+            for i in range(min(width // 3, V - v0)):
+                v = v0 + i
+                x, y, z = rest[3 * i], rest[3 * i + 1], rest[3 * i + 2]
+                if with_pose:
+                    x += pose[b, 3 * v]
+                    y += pose[b, 3 * v + 1]
+                    z += pose[b, 3 * v + 2]
+                a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = np.float32(0.0)
+                for k in range(K):
+                    w = weights[v, k]
+                    if w != 0:
+                        a0 += w * Tb[k, 0, 0]
+                        a1 += w * Tb[k, 0, 1]
+                        a2 += w * Tb[k, 0, 2]
+                        a3 += w * Tb[k, 0, 3]
+                        b0 += w * Tb[k, 1, 0]
+                        b1 += w * Tb[k, 1, 1]
+                        b2 += w * Tb[k, 1, 2]
+                        b3 += w * Tb[k, 1, 3]
+                        c0 += w * Tb[k, 2, 0]
+                        c1 += w * Tb[k, 2, 1]
+                        c2 += w * Tb[k, 2, 2]
+                        c3 += w * Tb[k, 2, 3]
+                out[b, v, 0] = a3 + a0 * x + a1 * y + a2 * z
+                out[b, v, 1] = b3 + b0 * x + b1 * y + b2 * z
+                out[b, v, 2] = c3 + c0 * x + c1 * y + c2 * z
     return out
 
 
@@ -152,7 +189,7 @@ def skinning_transforms(rotvecs, joints, parents):
 
 def compile_kernels() -> None:
     """Compile (or load from numba's on-disk cache) this module's kernels on a tiny input."""
-    verts, weights = np.zeros((1, 1, 3), np.float32), np.ones((1, 1), np.float32)
-    rot, T = skinning_transforms(np.zeros((1, 1, 3), np.float32), np.zeros((1, 1, 3), np.float32),
-                                 np.full(1, -1, np.int64))
-    blend_transforms(verts, weights, T)
+    zeros = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
+    rot, T = skinning_transforms(zeros(1, 1, 3), zeros(1, 1, 3), np.full(1, -1, np.int64))
+    start = np.zeros(2, np.int32)
+    pose_vertices(zeros(1, 1), zeros(1, 3), start, start[:0], zeros(0, 3), zeros(1, 0), zeros(1, 1), T)

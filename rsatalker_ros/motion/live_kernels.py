@@ -59,12 +59,15 @@ def layer_norm(x, w, b, eps):
 
 @numba.njit(cache=True, nogil=True)
 def gelu_(x):
-    """GELU, tanh approximation (torch's approximate="tanh"), in place on x [n, m]."""
+    """GELU, tanh approximation (torch's approximate="tanh"), in place on x [n, m]. tanh(u) as 1 - 2 / (exp(2 u)
+    + 1) in float64 (the same float32 result but at float32 rounding boundaries; +-1 at the extremes, where exp
+    gives inf or 0): libm's tanh took ~3x as long, a fifth of a live step."""
     n, m = x.shape
     for r in range(n):
         for e in range(m):
             v = x[r, e]
-            x[r, e] = 0.5 * v * (1.0 + math.tanh(_GELU_C * (v + 0.044715 * v * v * v)))
+            u = _GELU_C * (v + 0.044715 * v * v * v)
+            x[r, e] = 0.5 * v * (2.0 - 2.0 / (math.exp(2.0 * u) + 1.0))
     return x
 
 

@@ -30,9 +30,10 @@ from visualization_msgs.msg import Marker
 from rsatalker_ros.input_limits import Rejection, check_conversation
 from rsatalker_ros.msg import AudioFrame, ConversationState, FaceMesh, FaceTopology, SocialMotion
 from rsatalker_ros.ros import qos, topics
-from rsatalker_ros.ros.convert import (MeshMarker, audio_frame_from_cdr, mesh_to_msg, mono_audio_from_msg,
-                                       motion_to_flame_params, ns_to_stamp, relation_from_msg, relation_to_msg,
-                                       stamp_to_ns, topology_to_msg)
+from rsatalker_ros.ros.convert import (MeshMarker, SerializedMessage, audio_frame_from_cdr, face_mesh_fields,
+                                       mesh_to_msg, mono_audio_from_msg, motion_to_flame_params, ns_to_stamp,
+                                       relation_from_msg, relation_to_msg, social_motion_fields, stamp_to_ns,
+                                       topology_to_msg, transform_fields)
 from rsatalker_ros.ros.lifecycle_adapter import StageNode
 from rsatalker_ros.ros.spin import run
 from rsatalker_ros.ros.tf import StaticFrames, transform_msg
@@ -75,7 +76,7 @@ class MotionNode(StageNode):
         self.compute = health.LatencyCheck("compute_ms_per_frame", FRAME_MS)
         self._recoveries_reported = stage.stream.recoveries
         self.skips = health.Drops(warn_fraction=0.0)     # WARN while any frame is skipped
-        self.messages = FrameMessages()
+        self.messages = SerializedFrames()
         self.clock = self.get_clock()
         # ~100 audio chunks a second: taken serialized and read by audio_frame_from_cdr (no message object built)
         self.subscription(AudioFrame, topics.audio(cfg.participant), lambda m: self._on_audio(0, m), qos.AUDIO_IN,
@@ -151,6 +152,7 @@ class MotionNode(StageNode):
     def _publish_frames(self, frames) -> None:
         stage = self.stage
         now_mono = time.monotonic()
+        serialized = self.messages.serialized
         for f, (mesh, motion, pose) in zip(frames, self.messages(self.config, stage, frames,
                                                                  stage.speaking(now_mono))):
             if mesh is not None:         # the mesh first: the renderer waits for it, the rest is bookkeeping
@@ -159,6 +161,9 @@ class MotionNode(StageNode):
             self.pub_pose.publish(pose)
             self.rate.tick()
             self.latency.add((self.clock.now().nanoseconds - f.stamp_ns) / 1e6)
+        if serialized and not self.messages.serialized:
+            self.get_logger().warning("this rmw serializes the frame messages in a layout SerializedMessage does not "
+                                      "know: publishing message objects (more CPU per frame)")
         last = frames[-1]
         # the marker (~0.1 s of CPU each) only while someone shows it (rviz2, a bag recorder); the subscriber count
         # is asked only when a marker is due (marker_rate_hz), not on every frame
@@ -221,6 +226,62 @@ class FrameMessages:
             mesh = None if f.vertices is None else mesh_to_msg(f.vertices, cfg.participant, stage.topology_id,
                                                                 f.stamp_ns, head_frame, reuse=self.mesh)
             yield mesh, msg, pose
+
+
+class SerializedFrames:
+    """FrameMessages' messages of each frame as serialized bytes for ``Publisher.publish`` (the same bytes rclpy
+    would serialize): each kind of message is serialized once from FrameMessages and then only its per-frame
+    fields are overwritten (header stamp; role, face parameters and turn index; vertices), until something else
+    in it changes (the relationship, the placement, an id). ``serialized`` False (this rmw's bytes have another
+    layout): it yields FrameMessages' message objects from then on."""
+
+    def __init__(self):
+        self.messages = FrameMessages()
+        self.serialized = True
+        self._mesh = self._motion = self._pose = None           # (what it was built from, SerializedMessage)
+
+    def __call__(self, cfg: MotionConfig, stage: MotionStage, frames, speaking: bool):
+        if not self.serialized:
+            yield from self.messages(cfg, stage, frames, speaking)
+            return
+        head_frame = topics.head_frame(cfg.participant)
+        lay = stage.layout
+        motion_key = (cfg.participant, head_frame, stage.relation.relation, lay.basis, lay.dim)
+        pose_key = (cfg.world_frame, head_frame, tuple(stage.cfg.head_position), stage.cfg.head_yaw_deg)
+        role = SocialMotion.ROLE_SPEAKING if speaking else SocialMotion.ROLE_LISTENING
+        for f in frames:
+            mesh_key = None if f.vertices is None else (cfg.participant, head_frame, stage.topology_id,
+                                                        f.vertices.shape[0])
+            if (self._motion is None or self._motion[0] != motion_key or self._pose[0] != pose_key or
+                    (mesh_key is not None and (self._mesh is None or self._mesh[0] != mesh_key))):
+                mesh, motion, pose = next(self.messages(cfg, stage, [f], speaking))
+                built = [(motion_key, SerializedMessage(motion, *social_motion_fields(motion))),
+                         (pose_key, SerializedMessage(pose, *transform_fields(pose)))]
+                if mesh is not None:
+                    built.append((mesh_key, SerializedMessage(mesh, *face_mesh_fields(mesh))))
+                if not all(m.ok for _, m in built):
+                    self.serialized = False
+                    yield from self.messages(cfg, stage, frames[frames.index(f):], speaking)
+                    return
+                self._motion, self._pose = built[:2]
+                self._mesh = built[2] if mesh is not None else self._mesh
+            motion, pose = self._motion[1], self._pose[1]
+            m = f.motion
+            motion.stamp(f.stamp_ns)
+            motion.field("role")[0] = role
+            motion.field("expression")[:] = m[lay.expression]
+            motion.field("jaw_pose")[:] = m[lay.jaw]
+            motion.field("neck_pose")[:] = m[lay.neck]
+            motion.field("eye_pose")[:] = m[lay.eyes]
+            motion.field("turn_index")[0] = stage.turn_index
+            pose.stamp(f.stamp_ns)
+            mesh = None
+            if mesh_key is not None:
+                mesh = self._mesh[1]
+                mesh.stamp(f.stamp_ns)
+                mesh.field("vertices")[:] = f.vertices.reshape(-1)
+                mesh = mesh.bytes()
+            yield mesh, motion.bytes(), pose.bytes()
 
 
 def main(args=None):
