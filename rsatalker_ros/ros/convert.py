@@ -77,6 +77,13 @@ def audio_to_msg(samples: np.ndarray, sample_rate: int, participant_id: str, sta
     return msg
 
 
+def s16le_to_float(raw) -> np.ndarray:
+    """raw: bytes of little-endian int16 samples -> float32 [n] in -1..32767/32768 (x / 32768, exact)."""
+    x = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+    x *= np.float32(1.0 / 32768.0)                 # (in place; exact: a power of two, the numbers of / 32768.0)
+    return x
+
+
 def audio_from_msg(msg: AudioFrame, max_samples: int = 16000 * 10) -> np.ndarray:
     """-> float32 [N, C] in -1..1. Rejects unknown formats, ragged data, non-finite samples and oversized chunks."""
     if msg.sample_format not in _BYTES_PER_SAMPLE:
@@ -96,8 +103,7 @@ def audio_from_msg(msg: AudioFrame, max_samples: int = 16000 * 10) -> np.ndarray
     if n > max_samples:
         raise ValueError(f"AudioFrame holds {n} samples per channel; at most {max_samples} expected per chunk")
     if msg.sample_format == AudioFrame.FORMAT_S16LE:
-        x = np.frombuffer(raw, dtype="<i2").astype(np.float32)
-        x *= np.float32(1.0 / 32768.0)             # (in place; exact: a power of two, the numbers of / 32768.0)
+        x = s16le_to_float(raw)
     else:
         x = np.frombuffer(raw, dtype="<f4").astype(np.float32)
         if not np.all(np.isfinite(x)):
@@ -393,9 +399,7 @@ def mono_audio_from_msg(msg: AudioFrame, participant_id: str, limits,
     if msg.sample_format == AudioFrame.FORMAT_S16LE and limits.max_abs_sample >= 1.0:
         # check_audio passed: mono, a whole number of samples, 1..max_chunk_s of them (what audio_from_msg would
         # check again); S16LE is finite and within [-1, 32767/32768] by construction: nothing to check after
-        x = np.frombuffer(msg.data, dtype="<i2").astype(np.float32)
-        x *= np.float32(1.0 / 32768.0)          # (audio_from_msg's numbers)
-        return x, None
+        return s16le_to_float(msg.data), None
     try:
         x = audio_from_msg(msg, max_samples=int(limits.max_chunk_s * limits.sample_rate))[:, 0]
     except ValueError as err:
