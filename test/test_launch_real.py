@@ -22,7 +22,12 @@ from support.processes import REPO, interrupt, spawn
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 THIRD_PARTY = os.environ.get("RSATALKER_THIRD_PARTY", os.path.join(REPO, "..", "shared", "third_party"))
 
+# Ctrl-C reaches launch through the signal wakeup fd its AsyncSafeSignalManager sets; Python's default SIGINT
+# handler would also raise KeyboardInterrupt wherever the main thread is, inside asyncio's internals too, where it
+# can leave a pending task destroyed ("Task was destroyed but it is pending!") and launch's exception handler then
+# exits with code 1 (seen once in a clean-clone CI run). A no-op Python handler keeps the wakeup fd working.
 LAUNCH_SCRIPT = """
+import signal
 import sys
 from launch import LaunchDescription, LaunchService
 from launch.actions import IncludeLaunchDescription
@@ -31,6 +36,7 @@ path, args = sys.argv[1], dict(a.split(":=", 1) for a in sys.argv[2:])
 ls = LaunchService()
 ls.include_launch_description(LaunchDescription([IncludeLaunchDescription(
     PythonLaunchDescriptionSource(path), launch_arguments=args.items())]))
+signal.signal(signal.SIGINT, lambda *_: None)
 sys.exit(ls.run())
 """
 
