@@ -194,6 +194,13 @@ class MotionNode(StageNode):
         return [st]
 
 
+def placement_key(cfg: MotionConfig, stage: MotionStage) -> tuple:
+    """What the head_pose message is built from (frames and placement parameters): it is built again when this
+    changes."""
+    return (cfg.world_frame, topics.head_frame(cfg.participant), tuple(stage.cfg.head_position),
+            stage.cfg.head_yaw_deg)
+
+
 class FrameMessages:
     """The messages of each MotionFrame: (FaceMesh or None without vertices, SocialMotion, head_pose
     TransformStamped), stamped with the frame's audio-clock time. The same message objects are filled again for
@@ -214,7 +221,7 @@ class FrameMessages:
         if self._relation is None or self._relation[0] != relation:
             self._relation = (relation, relation_to_msg(relation))
             msg.relation = self._relation[1]
-        placement = (cfg.world_frame, head_frame, tuple(stage.cfg.head_position), stage.cfg.head_yaw_deg)
+        placement = placement_key(cfg, stage)
         if self._pose is None or self._pose[0] != placement:
             pos, quat = stage.head_pose()
             self._pose = (placement, transform_msg(cfg.world_frame, head_frame, pos, quat, 0))
@@ -247,9 +254,9 @@ class SerializedFrames:
         head_frame = topics.head_frame(cfg.participant)
         lay = stage.layout
         motion_key = (cfg.participant, head_frame, stage.relation.relation, lay.basis, lay.dim)
-        pose_key = (cfg.world_frame, head_frame, tuple(stage.cfg.head_position), stage.cfg.head_yaw_deg)
+        pose_key = placement_key(cfg, stage)
         role = SocialMotion.ROLE_SPEAKING if speaking else SocialMotion.ROLE_LISTENING
-        for f in frames:
+        for k, f in enumerate(frames):
             mesh_key = None if f.vertices is None else (cfg.participant, head_frame, stage.topology_id,
                                                         f.vertices.shape[0])
             if (self._motion is None or self._motion[0] != motion_key or self._pose[0] != pose_key or
@@ -261,7 +268,7 @@ class SerializedFrames:
                     built.append((mesh_key, SerializedMessage(mesh, *face_mesh_fields(mesh))))
                 if not all(m.ok for _, m in built):
                     self.serialized = False
-                    yield from self.messages(cfg, stage, frames[frames.index(f):], speaking)
+                    yield from self.messages(cfg, stage, frames[k:], speaking)
                     return
                 self._motion, self._pose = built[:2]
                 self._mesh = built[2] if mesh is not None else self._mesh

@@ -174,13 +174,13 @@ def audio_frame_from_cdr(raw: bytes) -> AudioFrameFields | None:
 
 
 # --- serialized messages published at frame rate ---------------------------------------------------------------
-def _after_string(pos: int, text: str) -> int:
-    """CDR position after a string field written at ``pos`` (4-aligned uint32 length with the NUL, bytes, NUL)."""
-    return ((pos + 3) & ~3) + 4 + len(text.encode("utf-8")) + 1
-
-
 def _align4(pos: int) -> int:
     return (pos + 3) & ~3
+
+
+def _after_string(pos: int, text: str) -> int:
+    """CDR position after a string field written at ``pos`` (4-aligned uint32 length with the NUL, bytes, NUL)."""
+    return _align4(pos) + 4 + len(text.encode("utf-8")) + 1
 
 
 class SerializedMessage:
