@@ -251,6 +251,9 @@ def run(args, allowed: list, cpus: list, group) -> None:
         cpu = {grp: (cpu_seconds(p.pid) - cpu0[grp]) / wall for grp, p in g.procs.items()}
         probe_cpu = (cpu_seconds(os.getpid()) - probe_cpu0) / wall
         throttling = format_throttling(throttle0, group.stat(), wall) if group is not None else ""
+        # the renderers' reports of the measured span (a --kill respawn and the spare's start-up come after it: a
+        # respawned renderer's counters start again from 0)
+        measured = {name: list(rows) for name, rows in diag.items()}
         summary = probe.summary()
         timings = {topic: (np.asarray(log.recv_ns, np.int64), np.asarray(log.stamp_ns, np.int64))
                    for topic, log in probe.logs.items()}
@@ -280,7 +283,7 @@ def run(args, allowed: list, cpus: list, group) -> None:
     ok = all(alive.values())
     publish = {}
     for pid in pids:
-        rows = diag.get(f"renderer_{pid}", [])
+        rows = measured.get(f"renderer_{pid}", [])
         publish[pid] = each = publish_latencies(rows)
         delta = {k: int(float(rows[-1][k])) - int(float(rows[0][k])) if len(rows) > 1 else 0
                  for k in ("frames_received", "frames_rendered", "dropped_stale", "dropped_overflow",
@@ -293,7 +296,7 @@ def run(args, allowed: list, cpus: list, group) -> None:
               f"{delta['frames_rendered']} rendered, dropped: {delta['dropped_stale']} stale, "
               f"{delta['dropped_overflow']} queue full, {delta['dropped_out_of_order']} out of order; "
               f"level {level_summary(rows)}")
-    print("\n" + format_latency_path(pids, diag, timings, audio))
+    print("\n" + format_latency_path(pids, measured, timings, audio))
     print("\nCPU use per process [cores] (what the graph itself needs, whatever else runs on the machine):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
     print(f"  (the benchmark's own subscriber: {probe_cpu:.2f} cores, {probe_where})")
@@ -329,7 +332,7 @@ def run(args, allowed: list, cpus: list, group) -> None:
     speed = f" at x{group.quota.speed:g} speed" if group is not None else ""
     print(f"| {len(cpus)}{speed} | {args.load} | " + "; ".join(
         f"{pid} {rates[pid][0]:.1f} Hz, p95 {np.percentile(publish[pid], 95) if publish[pid].size else float('nan'):.0f} ms, "
-        f"{level_summary(diag.get(f'renderer_{pid}', []))}" for pid in pids)
+        f"{level_summary(measured.get(f'renderer_{pid}', []))}" for pid in pids)
         + " | " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.2f}) | "
         f"{max(rss):.0f} MB |")
     if args.out:
