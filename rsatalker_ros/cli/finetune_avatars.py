@@ -12,11 +12,12 @@ level from its file with stage 3 (config/train_stage3.yaml) without densificatio
 Gaussian count, so render speed stays comparable. Each step renders at one of ``--scales`` of ``--size``
 (``Stage3Config.train_scales``; default ``default_scales``: the published size twice, the renderer's smaller render
 scales and ``data.size``): the rasterisers' 0.3 px low-pass is fixed in pixels, so an avatar fitted at 512 px alone
-loses 8 dB at 160 px, as one fitted at 160 px alone loses 8 dB at 512 px. Before and after, each level is evaluated on the held-out views
-(``train_avatar``'s: seed + 1000) at ``--size`` and at ``data.size``, and on the open-mouth and mouth close-up
-held-out sets of ``avatar_add_teeth --refit-mouth`` at ``data.size``. A level is written (over its file, or into
-``--out-dir``) only if its held-out PSNR at ``--size`` rises and at ``data.size`` stays at least ``--min-psnr``
-(30 dB, the held-out target of docs/eval_avatar.md); otherwise the old file stays. Metrics go to ``<work>/metrics.json``.
+loses 8 dB at 160 px, as one fitted at 160 px alone loses 8 dB at 512 px. Before and after, each level is evaluated
+on the held-out views (``train_avatar``'s: seed + 1000) at ``--size`` and at ``data.size``, and on the open-mouth
+and mouth close-up held-out sets of ``avatar_add_teeth --refit-mouth`` at ``data.size``. A level is written (over
+its file, or into ``--out-dir``) only if its held-out PSNR at ``--size`` rises and at ``data.size`` stays at least
+``--min-psnr`` (30 dB, the held-out target of docs/eval_avatar.md); otherwise the old file stays. Metrics go to
+``<work>/metrics.json``.
 """
 
 from __future__ import annotations
@@ -101,14 +102,14 @@ def finetune_head(head, avatar_name: str, cfg, data: dict, size: int, n_views: i
         return {k: evaluate(avatar, head, sets[k], background=cfg.background)[0] for k in names[1:]}
 
     out_full = (out_dir / level_path(avatar_name).name) if out_dir else level_path(avatar_name)
-    metrics = {"head": head.name, "size": size, "check_size": int(data["size"]), "iterations": iterations, "scales": list(scales),
-               "views": {k: len(v) for k, v in sets.items()}, "open_mouth_share": open_mouth_share,
-               "min_psnr_at_check_size": min_psnr, "levels": {}}
+    metrics = {"head": head.name, "size": size, "check_size": int(data["size"]), "iterations": iterations,
+               "scales": list(scales), "views": {k: len(v) for k, v in sets.items()},
+               "open_mouth_share": open_mouth_share, "min_psnr_at_check_size": min_psnr, "levels": {}}
     for level in levels or available_levels(avatar_name):
         old = load_level(avatar_name, level, faces=head.faces)
         before = scores(old)
-        run = replace(cfg, iterations=iterations, train_scales=tuple(scales), densify_from=iterations + 1, densify_until=iterations,
-                      min_gaussians=0, gaussian_budget=len(old), checkpoint_every=0)
+        run = replace(cfg, iterations=iterations, train_scales=tuple(scales), densify_from=iterations + 1,
+                      densify_until=iterations, min_gaussians=0, gaussian_budget=len(old), checkpoint_every=0)
         result = train_stage3(head, sets["train"], run, avatar=old)
         after = scores(result.avatar)
         gain = after["heldout"]["psnr"] - before["heldout"]["psnr"]

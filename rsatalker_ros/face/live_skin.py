@@ -8,8 +8,8 @@ ops of a microsecond or more each they cost more than the vertex blend). The exp
 of the joints' transforms run in one compiled pass over the vertices (``pose_vertices``), 8 vertices at a time:
 each block adds only the blendshapes that move one of its vertices (a block-sparse copy of the basis: the ARKit
 heads' blendshapes each move a few hundred vertices, so 0.9 of the 3.2 MB dense basis is read per frame, and a
-motion node's frames find less of it in cache), then each vertex its joints of non-zero weight. Pose correctives (FLAME files) are one torch product (MKL, the threads
-torch was given) added in that pass.
+motion node's frames find less of it in cache), then each vertex its joints of non-zero weight. Pose correctives
+(FLAME files) are one torch product (MKL, the threads torch was given) added in that pass.
 
     skin = LiveSkinner(load_head("default_older"))
     verts = skin(motion)            # motion [B, E + 12] float32 in head.layout -> vertices [B, V, 3] float32 metres
